@@ -1,0 +1,27 @@
+# The two commands in the README: `make run` and `make test`.
+.PHONY: setup run test lint loadtest loadtest-quick loadtest-smoke clean
+
+setup:
+	@scripts/setup.sh
+
+run: setup
+	.venv/bin/chatserver serve
+
+test:
+	@scripts/setup.sh --browser
+	.venv/bin/ruff check chatserver tests loadtests
+	.venv/bin/mypy
+	.venv/bin/pytest -q -p no:cacheprovider
+
+lint: setup
+	.venv/bin/ruff check chatserver tests loadtests
+	.venv/bin/mypy
+
+loadtest: setup
+	.venv/bin/python -m loadtests run --profile full
+
+loadtest-quick: setup
+	.venv/bin/python -m loadtests run --profile quick
+
+clean:
+	rm -rf .venv web_client/node_modules web_client/dist .pytest_cache .mypy_cache .ruff_cache

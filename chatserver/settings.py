@@ -1,0 +1,287 @@
+"""One frozen Settings, loaded once: config/default.toml, then the file named by
+CHAT_CONFIG (if any), then ``CHAT_*`` environment variables for scalar keys.
+
+Secrets never come from TOML config: they come from ``CHAT_SECRET_*`` env vars or
+the secrets file. For the embedded default the secrets file is generated on first
+run (mode 0600, under the git-ignored data dir); production config sets
+``generate_secrets = false`` so a missing secret fails loudly, naming the key.
+"""
+
+from __future__ import annotations
+
+import base64
+import dataclasses
+import os
+import secrets as _secrets
+import tomllib
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import MappingProxyType
+from typing import Any
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+DEFAULT_CONFIG_DIR = REPO_ROOT / "config"
+
+ENVIRONMENTS = ("production", "development", "test")
+PASSWORD_PROFILES = ("rfc9106_low_memory", "cheapest_for_tests")
+SECRET_NAMES = ("pepper", "session_key", "totp_key")
+SECRET_BYTES = 32
+
+
+class ConfigError(Exception):
+    """The configuration is unusable; the message names the key."""
+
+
+@dataclass(frozen=True)
+class Secrets:
+    """Server secrets; 32 random bytes each. Never logged, never in TOML."""
+
+    pepper: bytes = field(repr=False)  # salts passphrase lookups and IP HMACs
+    session_key: bytes = field(repr=False)  # keys staff session token hashing
+    totp_key: bytes = field(repr=False)  # encrypts TOTP seeds at rest
+
+
+@dataclass(frozen=True)
+class Settings:
+    environment: str = "development"
+    host: str = "127.0.0.1"
+    port: int = 8080
+    # The origin browsers use to reach us (behind the TLS proxy in production).
+    # The staff namespace and state-changing routes accept only this Origin.
+    public_origin: str = "http://localhost:8080"
+    # Header set by the trusted TLS proxy carrying the client address, or "" to
+    # use the socket peer. The address is only ever HMAC-ed for rate limits.
+    client_addr_header: str = ""
+    data_dir: str = "var"
+    database_file: str = "chatserver.sqlite3"
+    secrets_file: str = "secrets.toml"
+    generate_secrets: bool = True
+    password_profile: str = "rfc9106_low_memory"
+    log_level: str = "INFO"
+    static_dir: str = "web_client/dist"
+
+    # Conversations
+    max_members: int = 4  # youth, counsellor, liaison, second counsellor (SECURITY_DESIGN)
+    grace_secs: int = 120  # a dropped participant's place is kept this long
+    pause_max_secs: int = 600  # "someone is coming": place kept at most this long
+    backlog_max_boxes: int = 500  # undelivered boxes held per recipient, RAM only
+    max_text_chars: int = 2000
+    # Plaintext is padded to 256-byte blocks; 8 KiB holds max_text_chars of any script.
+    max_padded_plaintext_bytes: int = 8192
+    default_capacity: int = 3
+    queue_max: int = 20000
+    eta_secs_per_position: int = 180  # used until real claim intervals are observed
+    queue_push_interval_secs: float = 1.0  # coalesce queue updates to at most one a second
+    staff_queue_snapshot_max: int = 50
+
+    # Staff sessions and login
+    session_idle_secs: int = 1800
+    session_absolute_secs: int = 36000
+    login_max_failures: int = 5
+    lockout_base_secs: int = 60
+    lockout_max_secs: int = 3600
+    totp_valid_window: int = 1
+
+    # Per-connection rate limits (token buckets): events per minute and burst.
+    rate_send_per_min: int = 120
+    rate_send_burst: int = 20
+    rate_other_per_min: int = 120
+    rate_other_burst: int = 30
+    # Youth conversation starts per client address per hour (keyed by HMAC).
+    rate_starts_per_hour: int = 20
+
+    stats_flush_secs: int = 900
+    exit_url: str = "https://www.google.com/"
+
+    # Service data (texts, hours, alternatives, lists) from the [service] table.
+    service: Mapping[str, Any] = field(default_factory=lambda: MappingProxyType({}))
+    secrets: Secrets | None = field(default=None, repr=False)
+
+    @property
+    def data_path(self) -> Path:
+        p = Path(self.data_dir)
+        return p if p.is_absolute() else REPO_ROOT / p
+
+    @property
+    def database_path(self) -> Path:
+        return self.data_path / self.database_file
+
+    @property
+    def max_box_bytes(self) -> int:
+        # XChaCha20-Poly1305 adds a 16-byte tag.
+        return self.max_padded_plaintext_bytes + 16
+
+    @property
+    def max_event_bytes(self) -> int:
+        """The largest valid socket.io event: a send with max_members-1 boxes."""
+        b64 = 4 * ((self.max_box_bytes + 2) // 3)
+        per_box = b64 + 32 + 64 + 64  # nonce (b64), member id, JSON keys
+        return (self.max_members - 1) * per_box + 1024
+
+    def require_secrets(self) -> Secrets:
+        if self.secrets is None:
+            raise ConfigError("secrets were not loaded")
+        return self.secrets
+
+
+def _coerce(name: str, raw: Any, default: Any) -> Any:
+    kind = type(default)
+    try:
+        if kind is bool:
+            if isinstance(raw, bool):
+                return raw
+            text = str(raw).strip().lower()
+            if text in ("1", "true", "yes", "on"):
+                return True
+            if text in ("0", "false", "no", "off"):
+                return False
+            raise ValueError(text)
+        if kind is int:
+            if isinstance(raw, bool):
+                raise ValueError(raw)
+            return int(raw)
+        if kind is float:
+            return float(raw)
+        if kind is str:
+            if not isinstance(raw, str | int | float):
+                raise ValueError(raw)
+            return str(raw)
+    except ValueError:
+        raise ConfigError(f"config key {name!r} must be a {kind.__name__}") from None
+    raise ConfigError(f"config key {name!r} cannot be set here")
+
+
+def _read_toml(path: Path) -> dict[str, Any]:
+    try:
+        with path.open("rb") as fh:
+            return tomllib.load(fh)
+    except FileNotFoundError:
+        raise ConfigError(f"config file not found: {path}") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"config file {path} is not valid TOML: {exc}") from None
+
+
+def _freeze(value: Any) -> Any:
+    if isinstance(value, dict):
+        return MappingProxyType({k: _freeze(v) for k, v in value.items()})
+    if isinstance(value, list):
+        return tuple(_freeze(v) for v in value)
+    return value
+
+
+def load_settings(
+    config_file: str | os.PathLike[str] | None = None,
+    env: Mapping[str, str] | None = None,
+    overrides: Mapping[str, Any] | None = None,
+    config_dir: Path = DEFAULT_CONFIG_DIR,
+) -> Settings:
+    """Build the one Settings object. ``overrides`` is for tests and the CLI."""
+    env = os.environ if env is None else env
+    merged: dict[str, Any] = {}
+    service: dict[str, Any] = {}
+    files = [config_dir / "default.toml"]
+    chosen = config_file or env.get("CHAT_CONFIG")
+    if chosen:
+        files.append(Path(chosen))
+    for path in files:
+        data = _read_toml(path)
+        service.update(data.pop("service", {}))
+        if any(k.startswith("secret") for k in data):
+            raise ConfigError(f"{path}: secrets must not be in config files; use CHAT_SECRET_*")
+        merged.update(data)
+
+    defaults = {f.name: f.default for f in dataclasses.fields(Settings)}
+    scalar = {k for k, v in defaults.items() if isinstance(v, bool | int | float | str)}
+    for key in scalar:
+        env_key = "CHAT_" + key.upper()
+        if env_key in env:
+            merged[key] = env[env_key]
+    if overrides:
+        merged.update({k: v for k, v in overrides.items() if k != "service"})
+        service.update(overrides.get("service", {}))
+
+    values: dict[str, Any] = {}
+    for key, raw in merged.items():
+        if key not in scalar:
+            raise ConfigError(f"unknown config key {key!r}")
+        values[key] = _coerce(key, raw, defaults[key])
+    settings = Settings(**values, service=_freeze(service))
+    _check(settings)
+    return dataclasses.replace(settings, secrets=_load_secrets(settings, env))
+
+
+def _check(s: Settings) -> None:
+    if s.environment not in ENVIRONMENTS:
+        raise ConfigError(f"environment must be one of {ENVIRONMENTS}")
+    if s.password_profile not in PASSWORD_PROFILES:
+        raise ConfigError(f"password_profile must be one of {PASSWORD_PROFILES}")
+    if s.password_profile == "cheapest_for_tests" and s.environment != "test":
+        raise ConfigError("password_profile 'cheapest_for_tests' is refused outside tests")
+    if s.environment == "production" and s.generate_secrets:
+        raise ConfigError("generate_secrets must be false in production: provision secrets")
+    if not s.public_origin.startswith(("https://", "http://")):
+        raise ConfigError("public_origin must be an http(s) origin, e.g. https://chat.example.org")
+    if s.public_origin.endswith("/"):
+        raise ConfigError("public_origin must not end with '/'")
+    if not 2 <= s.max_members <= 4:
+        raise ConfigError("max_members must be between 2 and 4")
+    if s.max_padded_plaintext_bytes % 256:
+        raise ConfigError("max_padded_plaintext_bytes must be a multiple of 256")
+    for name in ("grace_secs", "pause_max_secs", "backlog_max_boxes", "default_capacity",
+                 "queue_max", "session_idle_secs", "session_absolute_secs",
+                 "login_max_failures", "rate_send_per_min", "rate_other_per_min"):
+        if getattr(s, name) <= 0:
+            raise ConfigError(f"{name} must be positive")
+    if s.session_idle_secs > s.session_absolute_secs:
+        raise ConfigError("session_idle_secs must not exceed session_absolute_secs")
+    if not 0 <= s.totp_valid_window <= 1:
+        raise ConfigError("totp_valid_window must be 0 or 1")
+
+
+def _decode_secret(name: str, text: str) -> bytes:
+    try:
+        raw = base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
+    except (ValueError, TypeError):
+        raise ConfigError(f"secret {name!r} is not base64") from None
+    if len(raw) != SECRET_BYTES:
+        raise ConfigError(f"secret {name!r} must be {SECRET_BYTES} bytes")
+    return raw
+
+
+def _load_secrets(s: Settings, env: Mapping[str, str]) -> Secrets:
+    found: dict[str, bytes] = {}
+    path = s.data_path / s.secrets_file
+    from_file: dict[str, Any] = {}
+    if path.exists():
+        from_file = _read_toml(path)
+    for name in SECRET_NAMES:
+        env_key = "CHAT_SECRET_" + name.upper()
+        if env_key in env:
+            found[name] = _decode_secret(name, env[env_key])
+        elif name in from_file:
+            found[name] = _decode_secret(name, str(from_file[name]))
+    missing = [n for n in SECRET_NAMES if n not in found]
+    if missing and s.generate_secrets:
+        generated = {n: _secrets.token_bytes(SECRET_BYTES) for n in missing}
+        _append_secrets_file(path, generated)
+        found.update(generated)
+        missing = []
+    if missing:
+        keys = ", ".join("CHAT_SECRET_" + n.upper() for n in missing)
+        raise ConfigError(f"missing secrets: set {keys} or provide them in {path}")
+    return Secrets(**found)
+
+
+def _append_secrets_file(path: Path, new: Mapping[str, bytes]) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    lines = [
+        f'{name} = "{base64.urlsafe_b64encode(value).decode().rstrip("=")}"\n'
+        for name, value in new.items()
+    ]
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+    with os.fdopen(fd, "a", encoding="ascii") as fh:
+        if fh.tell() == 0:
+            fh.write("# Generated on first run. Keep private; back up with the database.\n")
+        fh.writelines(lines)
+    os.chmod(path, 0o600)

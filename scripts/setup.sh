@@ -1,0 +1,48 @@
+#!/usr/bin/env bash
+# Idempotent set-up for a fresh clone: Python venv + deps, npm deps + browser
+# bundle, and (with --browser) Debian's chromium for the browser tests.
+# Everything comes from PyPI, npm and Debian; nothing from a CDN.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+want_browser=0
+for arg in "$@"; do
+  case "$arg" in
+    --browser) want_browser=1 ;;
+    *) echo "usage: scripts/setup.sh [--browser]" >&2; exit 2 ;;
+  esac
+done
+
+py=${PYTHON:-python3}
+if [ ! -x .venv/bin/python ]; then
+  echo "setup: creating .venv"
+  "$py" -m venv .venv
+fi
+stamp=.venv/.installed
+if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ]; then
+  echo "setup: installing Python dependencies"
+  .venv/bin/pip install --quiet --upgrade pip
+  .venv/bin/pip install --quiet -e '.[dev]'
+  touch "$stamp"
+fi
+
+if [ -f web_client/package.json ]; then
+  if ! command -v npm >/dev/null 2>&1; then
+    echo "setup: npm is required (apt-get install nodejs npm)" >&2; exit 1
+  fi
+  nstamp=web_client/node_modules/.installed
+  if [ ! -f "$nstamp" ] || [ web_client/package-lock.json -nt "$nstamp" ]; then
+    echo "setup: installing npm dependencies"
+    (cd web_client && npm ci --no-audit --no-fund --loglevel=error)
+    touch "$nstamp"
+  fi
+  echo "setup: building the browser bundle"
+  (cd web_client && npm run --silent build)
+fi
+
+if [ "$want_browser" = 1 ] && ! command -v chromium >/dev/null 2>&1; then
+  echo "setup: installing Debian's chromium for the browser tests"
+  if [ "$(id -u)" = 0 ]; then sudo=""; else sudo="sudo"; fi
+  $sudo apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq chromium fonts-noto-core >/dev/null
+fi
