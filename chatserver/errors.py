@@ -144,3 +144,7 @@ def all_codes() -> set[str]:
             codes.add(sub.code)
             stack.append(sub)
     return codes
+
+
+class UnknownEvent(ChatError):
+    code = "unknown_event"

@@ -57,7 +57,7 @@ class Settings:
     database_file: str = "chatserver.sqlite3"
     secrets_file: str = "secrets.toml"
     generate_secrets: bool = True
-    password_profile: str = "rfc9106_low_memory"
+    password_profile: str = "rfc9106_low_memory"  # noqa: S105  # a profile name, not a password
     log_level: str = "INFO"
     static_dir: str = "web_client/dist"
 
@@ -73,6 +73,10 @@ class Settings:
     queue_max: int = 20000
     eta_secs_per_position: int = 180  # used until real claim intervals are observed
     queue_push_interval_secs: float = 1.0  # coalesce queue updates to at most one a second
+    # Beyond the first few places, one youth hears of a new position at most this
+    # often: a claim moves everyone, and 10 000 pushes a second would cost more
+    # than the chat itself.
+    queue_position_min_interval_secs: float = 5.0
     staff_queue_snapshot_max: int = 50
 
     # Staff sessions and login
@@ -92,6 +96,11 @@ class Settings:
     rate_starts_per_hour: int = 20
 
     stats_flush_secs: int = 900
+    # python-socketio runs each event in its own task when true; false handles
+    # events inline (fewer objects per message; see docs/performance.md).
+    socketio_async_handlers: bool = True
+    ping_interval_secs: int = 25
+    ping_timeout_secs: int = 20
     exit_url: str = "https://www.google.com/"
 
     # Service data (texts, hours, alternatives, lists) from the [service] table.
@@ -216,7 +225,7 @@ def _check(s: Settings) -> None:
         raise ConfigError(f"environment must be one of {ENVIRONMENTS}")
     if s.password_profile not in PASSWORD_PROFILES:
         raise ConfigError(f"password_profile must be one of {PASSWORD_PROFILES}")
-    if s.password_profile == "cheapest_for_tests" and s.environment != "test":
+    if s.password_profile == "cheapest_for_tests" and s.environment != "test":  # noqa: S105  # a profile name
         raise ConfigError("password_profile 'cheapest_for_tests' is refused outside tests")
     if s.environment == "production" and s.generate_secrets:
         raise ConfigError("generate_secrets must be false in production: provision secrets")

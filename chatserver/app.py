@@ -1,0 +1,145 @@
+"""The composition root: ``create_app(settings)`` builds every service once and
+wires it into aiohttp and python-socketio. No module globals; every background
+task is kept in a set and cancelled on shutdown (STYLE.md habit 5).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator, Awaitable, Callable
+
+import socketio
+from aiohttp import web
+
+from chatserver import logs
+from chatserver.domain.audit import AuditLog
+from chatserver.domain.clock import Clock, SystemClock
+from chatserver.domain.conversations import STAFF_NS, YOUTH_NS, ChatService
+from chatserver.domain.events import Conn, Outcome
+from chatserver.domain.sessions import SessionStore
+from chatserver.domain.stats import StatsCounter
+from chatserver.settings import Settings
+from chatserver.storage.sqlite import SqliteStore
+from chatserver.transport import http
+from chatserver.transport.context import Context
+from chatserver.transport.ratelimit import AddressLimiter
+from chatserver.transport.staff import StaffNamespace
+from chatserver.transport.youth import YouthNamespace
+
+log = logging.getLogger(__name__)
+
+TICK_SECS = 0.5  # grace and pause deadlines are honoured to within this
+OPS_PUSH_SECS = 2.0
+HISTORY_SAMPLE_SECS = 60.0
+ADDRESS_SWEEP_SECS = 300.0
+BODY_MAX_BYTES = 64 * 1024  # no HTTP route takes more; socket.io has its own bound
+
+
+def create_app(settings: Settings, clock: Clock | None = None) -> web.Application:
+    clock = clock or SystemClock()
+    stats = StatsCounter(clock)
+    store = SqliteStore(settings.database_path)
+    ctx = Context(
+        settings=settings, clock=clock,
+        chat=ChatService(settings, clock, stats=stats),
+        store=store,
+        audit=AuditLog(store, clock),  # usable once the store opens at start-up
+        sessions=SessionStore(settings, clock),
+        stats=stats,
+        addresses=AddressLimiter(clock, settings.rate_starts_per_hour),
+    )
+    lib_logger = logs.library_logger()
+    sio = socketio.AsyncServer(
+        async_mode="aiohttp",
+        cors_allowed_origins=[settings.public_origin],
+        cookie=None,  # no engine.io cookie: youths carry nothing
+        logger=lib_logger,
+        engineio_logger=lib_logger,
+        max_http_buffer_size=settings.max_event_bytes,
+        async_handlers=settings.socketio_async_handlers,
+        ping_interval=settings.ping_interval_secs,
+        ping_timeout=settings.ping_timeout_secs,
+    )
+    ctx.sio = sio
+    sio.register_namespace(YouthNamespace(YOUTH_NS, ctx))
+    sio.register_namespace(StaffNamespace(STAFF_NS, ctx))
+
+    app = web.Application(client_max_size=BODY_MAX_BYTES, middlewares=[http.errors_as_json])
+    app[http.CONTEXT] = ctx
+    sio.attach(app)
+    http.add_routes(app)
+    app.cleanup_ctx.append(_lifecycle)
+    return app
+
+
+async def _lifecycle(app: web.Application) -> AsyncIterator[None]:
+    ctx = app[http.CONTEXT]
+    await ctx.store.open()
+    tasks: set[asyncio.Task[None]] = set()
+
+    def every(secs: float, job: Callable[[], Awaitable[None]], name: str) -> None:
+        task = asyncio.create_task(_repeat(secs, job, name), name=name)
+        tasks.add(task)
+
+    async def apply(make: Callable[[], Outcome]) -> None:
+        await ctx.apply(make())
+
+    async def push_ops() -> None:
+        if ctx.ops_watchers:
+            snapshot = ctx.chat.ops_snapshot()
+            for sid in list(ctx.ops_watchers):
+                await ctx.apply(_single("ops", snapshot, Conn(STAFF_NS, sid)))
+
+    async def sample() -> None:
+        ctx.chat.sample_history()
+
+    async def flush_stats() -> None:
+        await ctx.stats.flush(ctx.store)
+
+    async def sweep() -> None:
+        ctx.addresses.sweep()
+
+    every(TICK_SECS, lambda: apply(ctx.chat.tick), "deadlines")
+    every(ctx.settings.queue_push_interval_secs, lambda: apply(ctx.chat.queue_updates), "queue")
+    every(OPS_PUSH_SECS, push_ops, "ops")
+    every(HISTORY_SAMPLE_SECS, sample, "history")
+    every(ctx.settings.stats_flush_secs, flush_stats, "stats")
+    every(ADDRESS_SWEEP_SECS, sweep, "addresses")
+    ctx.chat.sample_history()
+    log.info("chatserver ready")
+    try:
+        yield
+    finally:
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        with contextlib.suppress(Exception):
+            await ctx.stats.flush(ctx.store)
+        await ctx.store.close()
+
+
+def _single(event: str, payload: dict[str, object], conn: Conn) -> Outcome:
+    out = Outcome()
+    out.emit(event, payload, (conn,))
+    return out
+
+
+async def _repeat(secs: float, job: Callable[[], Awaitable[None]], name: str) -> None:
+    while True:
+        await asyncio.sleep(secs)
+        try:
+            await job()
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            log.exception("background job %s failed", name)
+
+
+def run(settings: Settings) -> None:
+    logs.configure(settings.log_level)
+    app = create_app(settings)
+    # access_log=None: aiohttp's access log writes client addresses (promise 2).
+    web.run_app(app, host=settings.host, port=settings.port, access_log=None,
+                print=None, handle_signals=True)

@@ -1,0 +1,540 @@
+"""Conversations, the queue and counsellor duty: the chat's whole live state.
+
+Design: docs/design/conversations.md and docs/design/queue.md. Everything is
+in memory and synchronous: a call checks, changes state and returns an
+``Outcome`` without awaiting, so under asyncio two claims for one conversation
+can never interleave (exactly one winner). Time comes from the injected clock;
+timers are deadlines processed by ``tick``.
+"""
+
+from __future__ import annotations
+
+import heapq
+import itertools
+import statistics
+import time
+from collections import deque
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from chatserver.crypto.tokens import equal, keyed_hash, new_id, new_pseudonym, new_secret
+from chatserver.domain import relay
+from chatserver.domain.clock import Clock, to_ms
+from chatserver.domain.events import Conn, Outcome
+from chatserver.domain.model import (
+    Conversation,
+    Counsellor,
+    EndReason,
+    Member,
+    Profile,
+    Role,
+    StaffRef,
+    State,
+)
+from chatserver.errors import (
+    AlreadyClaimed,
+    AlreadyStarted,
+    AtCapacity,
+    BadResume,
+    NobodyOnDuty,
+    NotAllowed,
+    NotMember,
+    NotOnDuty,
+    QueueEmpty,
+    QueueFull,
+    UnknownConversation,
+    WrongState,
+)
+from chatserver.queue.model import GENERAL_LANE, WaitingQueue
+from chatserver.settings import Settings
+
+YOUTH_NS = "/youth"
+STAFF_NS = "/staff"
+
+# A queue position this close to the front is pushed at once; further back,
+# at most every queue_position_min_interval_secs (a claim shifts everyone).
+FRONT_OF_QUEUE = 3
+# Estimated seconds per place in the queue are smoothed over recent claims.
+ETA_SMOOTHING = 0.2
+ETA_MIN_SECS, ETA_MAX_SECS = 15.0, 1800.0
+OPS_HISTORY_SAMPLES = 360  # 6 hours of 1-minute samples
+
+
+class StatsSink(Protocol):
+    def count(self, dimension: str, value: str) -> None: ...
+
+
+@dataclass(frozen=True, slots=True)
+class StartProfile:
+    language: str | None = None
+    age_band: str | None = None
+    gender: str | None = None
+    municipality: str | None = None
+    topic: str | None = None
+    urgent: bool = False
+
+
+class ChatService:
+    def __init__(self, settings: Settings, clock: Clock, stats: StatsSink | None = None) -> None:
+        self.settings = settings
+        self.clock = clock
+        self.stats = stats
+        self._resume_key = settings.require_secrets().session_key
+        self.conversations: dict[str, Conversation] = {}
+        self.queue = WaitingQueue()
+        self.counsellors: dict[int, Counsellor] = {}
+        self._by_conn: dict[Conn, set[tuple[str, str]]] = {}
+        self._deadlines: list[tuple[float, int, str, str, str, float]] = []
+        self._deadline_counter = itertools.count()
+        self._secs_per_place = float(settings.eta_secs_per_position)
+        self._last_claim_at: float | None = None
+        self._queue_dirty = True
+        self._abandoned: dict[str, int] = {}  # UTC day -> conversations left while waiting
+        self._history: deque[tuple[int, int]] = deque(maxlen=OPS_HISTORY_SAMPLES)
+
+    # ----------------------------------------------------------------- youth
+
+    def status(self) -> dict[str, Any]:
+        svc = self.settings.service
+        return {
+            "open": self.is_open(),
+            "hours": _plain(svc.get("hours", {})),
+            "alternatives": _plain(svc.get("alternatives", ())),
+            "emergency": svc.get("emergency", "112"),
+            "profile": _plain(svc.get("profile", {})),
+        }
+
+    def is_open(self) -> bool:
+        return any(c.on_duty and c.conns for c in self.counsellors.values())
+
+    def start(self, conn: Conn, kx_pk: str, profile: StartProfile) -> Outcome:
+        if self._by_conn.get(conn):
+            raise AlreadyStarted()
+        if not self.is_open():
+            # Nothing is queued, counted or kept when nobody can answer.
+            info = self.status()
+            raise NobodyOnDuty({"hours": info["hours"], "alternatives": info["alternatives"]})
+        if len(self.queue) >= self.settings.queue_max:
+            raise QueueFull()
+        now = self.clock.now()
+        conv = Conversation(id=new_id(), pseudonym=new_pseudonym(), created_at=now,
+                            profile=Profile(profile.language, profile.age_band,
+                                            profile.topic, profile.urgent))
+        secret = new_secret()
+        youth = Member(id=new_id(), role=Role.YOUTH, alias="", kx_pk=kx_pk,
+                       resume_hash=self._hash_resume(secret), conn=conn)
+        conv.members[youth.id] = youth
+        self.conversations[conv.id] = conv
+        self._attach(conn, conv.id, youth.id)
+        self.queue.add(conv.id, now, urgent=profile.urgent)
+        self._queue_dirty = True
+        self._count_profile(profile)
+        position, eta = self._place(conv.id)
+        conv.last_pushed = (position, eta, now)
+        out = Outcome(reply={"conversation": conv.id, "member": youth.id, "resume": secret,
+                             "position": position, "eta_secs": eta})
+        out.audit("youth", "conversation_start", conv.pseudonym, urgent=profile.urgent)
+        return out
+
+    def resume(self, conn: Conn, conv_id: str, member_id: str, secret: str,
+               staff: StaffRef | None = None) -> Outcome:
+        conv = self._conversation(conv_id)
+        member = conv.members.get(member_id)
+        if member is None or not equal(member.resume_hash, self._hash_resume(secret)):
+            raise BadResume()
+        if (staff is None) != (member.staff_id is None) or (
+                staff is not None and staff.id != member.staff_id):
+            raise BadResume()  # a staff seat is resumed only by the same account
+        if member.conn is not None and member.conn != conn:
+            self._detach(member.conn, conv.id, member.id)
+        member.conn = conn
+        member.offline_since = None
+        self._attach(conn, conv.id, member.id)
+        out = Outcome(reply={"state": conv.state.value, "role": member.role.value,
+                             **self._roster(conv)})
+        if conv.state is State.WAITING or (conv.state is State.PAUSED and
+                                            conv.id in self.queue):
+            position, eta = self._place(conv.id)
+            out.reply.update(position=position, eta_secs=eta)
+        for payload in relay.pending(member):
+            out.emit("box", payload, (conn,))
+        return out
+
+    def pause(self, conn: Conn, conv_id: str, paused: bool) -> Outcome:
+        conv, member = self._membership(conn, conv_id)
+        if member.role is not Role.YOUTH:
+            raise NotAllowed()
+        now = self.clock.now()
+        if paused:
+            if conv.state not in (State.WAITING, State.ACTIVE):
+                raise WrongState()
+            conv.paused_from, conv.state, conv.paused_at = conv.state, State.PAUSED, now
+            self._schedule(now + self.settings.pause_max_secs, "pause", conv.id, "", now)
+        else:
+            if conv.state is not State.PAUSED or conv.paused_from is None:
+                raise WrongState()
+            conv.state, conv.paused_from, conv.paused_at = conv.paused_from, None, None
+        self._queue_dirty = True
+        out = Outcome(reply={"state": conv.state.value})
+        out.emit("state", {"conversation": conv.id, "state": conv.state.value},
+                 conv.online(exclude=member.id))
+        return out
+
+    def leave(self, conn: Conn, conv_id: str, reason: str) -> Outcome:
+        conv, member = self._membership(conn, conv_id)
+        if member.role is not Role.YOUTH:
+            raise NotAllowed()
+        why = EndReason.PANIC_EXIT if reason == "panic" else EndReason.YOUTH_LEFT
+        return self._end(conv, why, actor="youth")
+
+    # ------------------------------------------------------------- both roles
+
+    def send(self, conn: Conn, conv_id: str, epoch: int, seq: int,
+             boxes: Sequence[relay.BoxIn]) -> Outcome:
+        conv, member = self._membership(conn, conv_id)
+        return relay.relay(conv, member, epoch, seq, boxes, self.settings.backlog_max_boxes)
+
+    def delivered(self, conn: Conn, conv_id: str, sender_id: str, seq: int) -> Outcome:
+        conv, member = self._membership(conn, conv_id)
+        if sender_id not in conv.members or sender_id == member.id:
+            raise NotMember()
+        relay.acknowledge(member, sender_id, seq)
+        return Outcome()
+
+    def typing(self, conn: Conn, conv_id: str, active: bool) -> Outcome:
+        conv, member = self._membership(conn, conv_id)
+        if conv.state is State.ENDED:
+            raise WrongState()
+        out = Outcome()
+        out.emit("typing", {"conversation": conv.id, "from": member.id, "active": active},
+                 conv.online(exclude=member.id))
+        return out
+
+    def disconnect(self, conn: Conn) -> Outcome:
+        """A transport went away: keep every place it held for the grace period."""
+        now = self.clock.now()
+        for conv_id, member_id in self._by_conn.pop(conn, set()):
+            conv = self.conversations.get(conv_id)
+            member = conv.members.get(member_id) if conv else None
+            if conv is None or member is None or member.conn != conn:
+                continue
+            member.conn = None
+            member.offline_since = now
+            self._schedule(now + self.settings.grace_secs, "grace", conv_id, member_id, now)
+        for counsellor in self.counsellors.values():
+            if conn in counsellor.conns:
+                counsellor.conns.discard(conn)
+                if not counsellor.conns:
+                    counsellor.offline_since = now
+                    self._schedule(now + self.settings.grace_secs, "duty", "",
+                                   str(counsellor.staff.id), now)
+                self._queue_dirty = True
+        return Outcome()
+
+    # ------------------------------------------------------------------ staff
+
+    def staff_connected(self, staff: StaffRef, conn: Conn) -> Outcome:
+        c = self.counsellors.get(staff.id)
+        if c is None:
+            c = self.counsellors[staff.id] = Counsellor(staff)
+        else:
+            c.staff = staff  # alias/capacity may have changed
+        c.conns.add(conn)
+        c.offline_since = None
+        out = Outcome()
+        out.emit("duty", self._duty_payload(c), (conn,))
+        if c.on_duty:
+            out.emit("queue", self.staff_queue_snapshot(), (conn,))
+        return out
+
+    def duty(self, staff: StaffRef, on: bool) -> Outcome:
+        if staff.role != Role.COUNSELLOR.value:
+            raise NotAllowed()
+        c = self.counsellors.get(staff.id)
+        if c is None or not c.conns:
+            raise NotAllowed()
+        changed = c.on_duty != on
+        c.on_duty = on
+        self._queue_dirty = True
+        out = Outcome(reply={"on": on})
+        out.emit("duty", self._duty_payload(c), tuple(c.conns))
+        if on:
+            out.emit("queue", self.staff_queue_snapshot(), tuple(c.conns))
+        if changed:
+            out.audit(staff.username, "duty_on" if on else "duty_off")
+        return out
+
+    def claim(self, staff: StaffRef, conn: Conn, conv_id: str | None, kx_pk: str) -> Outcome:
+        if staff.role != Role.COUNSELLOR.value:
+            raise NotAllowed()
+        c = self.counsellors.get(staff.id)
+        if c is None or not c.on_duty:
+            raise NotOnDuty()
+        if c.load >= staff.capacity:
+            raise AtCapacity()
+        if conv_id is None:
+            conv_id = self._next_waiting()
+        conv = self.conversations.get(conv_id)
+        if conv is None:
+            raise UnknownConversation()
+        if conv.state is State.PAUSED and conv.id in self.queue:
+            raise WrongState()  # the youth is on the decoy screen; claim when back
+        if conv.state is not State.WAITING or conv.id not in self.queue:
+            raise AlreadyClaimed()
+
+        now = self.clock.now()
+        waited = now - conv.created_at
+        self.queue.remove(conv.id)
+        self._queue_dirty = True
+        self._observe_claim(now)
+        secret = new_secret()
+        member = Member(id=new_id(), role=Role.COUNSELLOR, alias=staff.alias, kx_pk=kx_pk,
+                        resume_hash=self._hash_resume(secret), staff_id=staff.id, conn=conn)
+        conv.members[member.id] = member
+        conv.state = State.ACTIVE
+        conv.epoch += 1
+        c.active.add(conv.id)
+        self._attach(conn, conv.id, member.id)
+        roster = self._roster(conv)
+        out = Outcome(reply={"conversation": conv.id, "member": member.id, "resume": secret,
+                             "state": conv.state.value, "pseudonym": conv.pseudonym, **roster})
+        out.emit("roster", {"conversation": conv.id, "state": conv.state.value, **roster},
+                 conv.online(exclude=member.id))
+        out.emit("duty", self._duty_payload(c), tuple(c.conns))
+        out.audit(staff.username, "claim", conv.pseudonym, waited_secs=int(waited))
+        return out
+
+    def end(self, staff: StaffRef, conn: Conn, conv_id: str) -> Outcome:
+        conv, member = self._membership(conn, conv_id)
+        if member.role is not Role.COUNSELLOR or member.staff_id != staff.id:
+            raise NotAllowed()
+        return self._end(conv, EndReason.DONE, actor=staff.username)
+
+    # ------------------------------------------------------------- periodic
+
+    def tick(self) -> Outcome:
+        """Process every deadline that has passed (grace, pause, duty)."""
+        now = self.clock.now()
+        out = Outcome()
+        while self._deadlines and self._deadlines[0][0] <= now:
+            _, _, kind, conv_id, subject, token = heapq.heappop(self._deadlines)
+            if kind == "duty":
+                self._duty_timeout(int(subject), token, out)
+                continue
+            conv = self.conversations.get(conv_id)
+            if conv is None:
+                continue
+            if kind == "pause" and conv.state is State.PAUSED and conv.paused_at == token:
+                out.merge(self._end(conv, EndReason.TIMED_OUT, actor="system"))
+            elif kind == "grace":
+                member = conv.members.get(subject)
+                if member is not None and member.offline_since == token:
+                    out.merge(self._member_timed_out(conv, member))
+        return out
+
+    def queue_updates(self) -> Outcome:
+        """Coalesced queue pushes: positions to youths whose place changed,
+        a snapshot to on-duty counsellors. Called every queue_push_interval_secs."""
+        out = Outcome()
+        if not self._queue_dirty:
+            return out
+        self._queue_dirty = False
+        now = self.clock.now()
+        min_gap = self.settings.queue_position_min_interval_secs
+        for conv_id, position in self.queue.iter_all():
+            conv = self.conversations[conv_id]
+            youth = conv.youth()
+            if youth is None or youth.conn is None:
+                continue
+            eta = self._eta(position)
+            last = conv.last_pushed
+            if last is not None and (last[0], last[1]) == (position, eta):
+                continue
+            if last is not None and position > FRONT_OF_QUEUE and now - last[2] < min_gap:
+                self._queue_dirty = True  # try again next round
+                continue
+            conv.last_pushed = (position, eta, now)
+            out.emit("queue", {"conversation": conv_id, "position": position, "eta_secs": eta},
+                     (youth.conn,))
+        watchers = [conn for c in self.counsellors.values() if c.on_duty for conn in c.conns]
+        out.emit("queue", self.staff_queue_snapshot(), watchers)
+        return out
+
+    def staff_queue_snapshot(self) -> dict[str, Any]:
+        entries: list[dict[str, Any]] = []
+        for conv_id in self.queue.iter_lane(GENERAL_LANE):
+            if len(entries) >= self.settings.staff_queue_snapshot_max:
+                break
+            conv = self.conversations[conv_id]
+            entries.append({
+                "conversation": conv.id, "pseudonym": conv.pseudonym,
+                "since": to_ms(conv.created_at), "language": conv.profile.language,
+                "age_band": conv.profile.age_band, "topic": conv.profile.topic,
+                "urgent": conv.profile.urgent, "state": conv.state.value,
+            })
+        return {"total": len(self.queue), "entries": entries}
+
+    def ops_snapshot(self) -> dict[str, Any]:
+        now = self.clock.now()
+        waits = sorted(now - (self.queue.arrived(cid) or now) for cid, _ in self.queue.iter_all())
+        states = [c.state for c in self.conversations.values()]
+        return {
+            "at": to_ms(now),
+            "queue_length": len(self.queue),
+            "longest_wait_secs": int(waits[-1]) if waits else 0,
+            "median_wait_secs": int(statistics.median(waits)) if waits else 0,
+            "active": sum(s is State.ACTIVE for s in states),
+            "paused": sum(s is State.PAUSED for s in states),
+            "abandoned_today": self._abandoned.get(_day(now), 0),
+            "counsellors": [
+                {"alias": c.staff.alias, "on_duty": c.on_duty and bool(c.conns),
+                 "load": c.load, "capacity": c.staff.capacity}
+                for c in self.counsellors.values() if c.staff.role == Role.COUNSELLOR.value
+            ],
+            "history": [{"at": at, "queue_length": n} for at, n in self._history],
+        }
+
+    def sample_history(self) -> None:
+        self._history.append((to_ms(self.clock.now()), len(self.queue)))
+
+    # -------------------------------------------------------------- internals
+
+    def _hash_resume(self, secret: str) -> bytes:
+        return keyed_hash(self._resume_key, secret, "resume")
+
+    def _conversation(self, conv_id: str) -> Conversation:
+        conv = self.conversations.get(conv_id)
+        if conv is None:
+            raise UnknownConversation()
+        return conv
+
+    def _membership(self, conn: Conn, conv_id: str) -> tuple[Conversation, Member]:
+        conv = self._conversation(conv_id)
+        for m in conv.members.values():
+            if m.conn == conn:
+                return conv, m
+        raise NotMember()
+
+    def _attach(self, conn: Conn, conv_id: str, member_id: str) -> None:
+        self._by_conn.setdefault(conn, set()).add((conv_id, member_id))
+
+    def _detach(self, conn: Conn, conv_id: str, member_id: str) -> None:
+        held = self._by_conn.get(conn)
+        if held is not None:
+            held.discard((conv_id, member_id))
+            if not held:
+                del self._by_conn[conn]
+
+    def _schedule(self, when: float, kind: str, conv_id: str, subject: str,
+                  token: float) -> None:
+        heapq.heappush(self._deadlines,
+                       (when, next(self._deadline_counter), kind, conv_id, subject, token))
+
+    def _roster(self, conv: Conversation) -> dict[str, Any]:
+        return {"epoch": conv.epoch, "members": [m.public() for m in conv.members.values()]}
+
+    def _place(self, conv_id: str) -> tuple[int, int]:
+        position = self.queue.position(conv_id)
+        return position, self._eta(position)
+
+    def _eta(self, position: int) -> int:
+        # The smoothed interval between claims already reflects how many
+        # counsellors are working, so a place costs one interval.
+        return int(position * self._secs_per_place)
+
+    def _observe_claim(self, now: float) -> None:
+        if self._last_claim_at is not None:
+            gap = min(max(now - self._last_claim_at, ETA_MIN_SECS), ETA_MAX_SECS)
+            self._secs_per_place += ETA_SMOOTHING * (gap - self._secs_per_place)
+        self._last_claim_at = now
+
+    def _next_waiting(self) -> str:
+        for conv_id in self.queue.iter_lane(GENERAL_LANE):
+            if self.conversations[conv_id].state is State.WAITING:
+                return conv_id
+        raise QueueEmpty()
+
+    def _count_profile(self, profile: StartProfile) -> None:
+        if self.stats is None:
+            return
+        self.stats.count("contacts", "youth")
+        for dim in ("gender", "age_band", "municipality", "topic"):
+            value = getattr(profile, dim)
+            self.stats.count(dim, value if value is not None else "unsaid")
+
+    def _duty_payload(self, c: Counsellor) -> dict[str, Any]:
+        return {"on": c.on_duty, "load": c.load, "capacity": c.staff.capacity}
+
+    def _end(self, conv: Conversation, reason: EndReason, actor: str) -> Outcome:
+        was_waiting = conv.id in self.queue
+        recipients = conv.online()
+        conv.state = State.ENDED
+        conv.ended_reason = reason
+        self.queue.remove(conv.id)
+        self._queue_dirty = True
+        relay.drop_all(conv)
+        for m in conv.members.values():
+            if m.conn is not None:
+                self._detach(m.conn, conv.id, m.id)
+            if m.staff_id is not None and m.staff_id in self.counsellors:
+                self.counsellors[m.staff_id].active.discard(conv.id)
+        del self.conversations[conv.id]
+        now = self.clock.now()
+        if was_waiting:
+            day = _day(now)
+            self._abandoned = {day: self._abandoned.get(day, 0) + 1}
+        out = Outcome(reply={})
+        out.emit("state", {"conversation": conv.id, "state": State.ENDED.value,
+                           "reason": reason.value}, recipients)
+        for m in conv.staff_members():
+            c = self.counsellors.get(m.staff_id) if m.staff_id is not None else None
+            if c is not None:
+                out.emit("duty", self._duty_payload(c), tuple(c.conns))
+        out.audit(actor, "conversation_end", conv.pseudonym, reason=reason.value,
+                  count=conv.message_count, waiting=was_waiting)
+        return out
+
+    def _member_timed_out(self, conv: Conversation, member: Member) -> Outcome:
+        if member.role is Role.YOUTH:
+            return self._end(conv, EndReason.TIMED_OUT, actor="system")
+        # A counsellor's page died: the youth is never dropped. The seat goes,
+        # the epoch moves on, and with no staff left the youth queues again first.
+        del conv.members[member.id]
+        if member.staff_id is not None and member.staff_id in self.counsellors:
+            self.counsellors[member.staff_id].active.discard(conv.id)
+        conv.epoch += 1
+        out = Outcome()
+        if not conv.staff_members():
+            conv.state = State.WAITING if conv.state is not State.PAUSED else State.PAUSED
+            if conv.state is State.PAUSED:
+                conv.paused_from = State.WAITING
+            self.queue.add(conv.id, conv.created_at, urgent=True)
+            self._queue_dirty = True
+        roster = self._roster(conv)
+        out.emit("roster", {"conversation": conv.id, "state": conv.state.value, **roster},
+                 conv.online())
+        out.audit("system", "staff_timed_out", conv.pseudonym)
+        return out
+
+    def _duty_timeout(self, staff_id: int, token: float, out: Outcome) -> None:
+        c = self.counsellors.get(staff_id)
+        if c is None or c.conns or c.offline_since != token:
+            return
+        if c.on_duty:
+            c.on_duty = False
+            self._queue_dirty = True
+            out.audit(c.staff.username, "duty_off", reason="disconnected")
+
+
+def _day(t: float) -> str:
+    return time.strftime("%Y-%m-%d", time.gmtime(t))
+
+
+def _plain(value: Any) -> Any:
+    """Config data (read-only mappings/tuples) as JSON-ready dicts/lists."""
+    if isinstance(value, Mapping):
+        return {k: _plain(v) for k, v in value.items()}
+    if isinstance(value, tuple | list):
+        return [_plain(v) for v in value]
+    return value

@@ -1,0 +1,132 @@
+"""Conversation, member and counsellor state, held in memory only.
+
+Design: docs/design/conversations.md. Nothing here is ever written to disk:
+ciphertext sits in per-recipient buffers until the recipient acknowledges it
+with ``delivered`` or the conversation ends.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from dataclasses import dataclass, field
+from enum import StrEnum
+from typing import Any
+
+from chatserver.domain.events import Conn
+
+
+class State(StrEnum):
+    WAITING = "waiting"
+    ACTIVE = "active"
+    PAUSED = "paused"
+    ENDED = "ended"
+
+
+class EndReason(StrEnum):
+    DONE = "done"
+    YOUTH_LEFT = "youth_left"
+    PANIC_EXIT = "panic_exit"
+    TIMED_OUT = "timed_out"
+    TRANSFERRED = "transferred"
+
+
+class Role(StrEnum):
+    YOUTH = "youth"
+    COUNSELLOR = "counsellor"
+    LIAISON = "liaison"
+
+
+STAFF_ROLES = frozenset({Role.COUNSELLOR, Role.LIAISON})
+
+
+@dataclass(frozen=True, slots=True)
+class StaffRef:
+    """Who a staff connection belongs to, as the session says."""
+
+    id: int
+    username: str
+    role: str
+    alias: str
+    capacity: int
+
+
+@dataclass(slots=True)
+class Buffered:
+    arrival: int  # per-recipient counter: the order of redelivery
+    seq: int
+    payload: dict[str, Any]
+
+
+@dataclass(slots=True)
+class Member:
+    id: str
+    role: Role
+    alias: str
+    kx_pk: str
+    resume_hash: bytes = field(repr=False)
+    staff_id: int | None = None
+    conn: Conn | None = None
+    offline_since: float | None = None
+    last_seq: int = 0  # the last seq this member sent
+    # Undelivered boxes addressed to this member, per sender, oldest first.
+    inbox: dict[str, deque[Buffered]] = field(default_factory=dict)
+    inbox_count: int = 0
+    arrivals: int = 0
+
+    def public(self) -> dict[str, Any]:
+        return {"member": self.id, "role": self.role.value, "alias": self.alias,
+                "kx_pk": self.kx_pk, "seq": self.last_seq}
+
+
+@dataclass(slots=True)
+class Profile:
+    """The optional, self-reported profile. Only these travel with the queue
+    entry; gender and municipality go to statistics and nowhere else."""
+
+    language: str | None = None
+    age_band: str | None = None
+    topic: str | None = None
+    urgent: bool = False
+
+
+@dataclass(slots=True)
+class Conversation:
+    id: str
+    pseudonym: str
+    created_at: float
+    profile: Profile
+    state: State = State.WAITING
+    epoch: int = 0
+    members: dict[str, Member] = field(default_factory=dict)
+    message_count: int = 0
+    paused_from: State | None = None
+    paused_at: float | None = None
+    ended_reason: EndReason | None = None
+    # Last queue update sent to the youth: (position, eta_secs, at).
+    last_pushed: tuple[int, int, float] | None = None
+
+    def youth(self) -> Member | None:
+        for m in self.members.values():
+            if m.role is Role.YOUTH:
+                return m
+        return None
+
+    def staff_members(self) -> list[Member]:
+        return [m for m in self.members.values() if m.role in STAFF_ROLES]
+
+    def online(self, exclude: str | None = None) -> list[Conn]:
+        return [m.conn for m in self.members.values()
+                if m.conn is not None and m.id != exclude]
+
+
+@dataclass(slots=True)
+class Counsellor:
+    staff: StaffRef
+    on_duty: bool = False
+    conns: set[Conn] = field(default_factory=set)
+    active: set[str] = field(default_factory=set)  # conversation ids
+    offline_since: float | None = None
+
+    @property
+    def load(self) -> int:
+        return len(self.active)

@@ -1,0 +1,85 @@
+"""The waiting queue: lanes of conversations ordered by (priority, arrival).
+
+Design: docs/design/queue.md. Every operation is O(log n) (a SortedList per
+lane plus a dict from conversation id to its key), so claims stay flat from
+100 to 10 000 waiting youths. Pure data structure: no I/O, no clock.
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+from sortedcontainers import SortedList
+
+# Lower sorts first. Returning youths (personal lanes, a later issue) and the
+# youth's own "urgent" choice go before normal arrivals; never derived from content.
+PRIORITY_URGENT = 0
+PRIORITY_NORMAL = 1
+
+GENERAL_LANE = "general"
+
+
+@dataclass(frozen=True, order=True, slots=True)
+class QueueKey:
+    priority: int
+    arrived: float
+    tiebreak: int  # arrival counter: equal timestamps keep insertion order
+    conversation: str
+
+
+class WaitingQueue:
+    def __init__(self) -> None:
+        self._lanes: dict[str, SortedList] = {}
+        self._where: dict[str, tuple[str, QueueKey]] = {}
+        self._counter = itertools.count()
+
+    def __len__(self) -> int:
+        return len(self._where)
+
+    def __contains__(self, conversation: str) -> bool:
+        return conversation in self._where
+
+    def add(self, conversation: str, arrived: float, *, urgent: bool = False,
+            lane: str = GENERAL_LANE) -> None:
+        if conversation in self._where:
+            raise ValueError("already queued")
+        key = QueueKey(PRIORITY_URGENT if urgent else PRIORITY_NORMAL, arrived,
+                       next(self._counter), conversation)
+        self._lanes.setdefault(lane, SortedList()).add(key)
+        self._where[conversation] = (lane, key)
+
+    def remove(self, conversation: str) -> bool:
+        found = self._where.pop(conversation, None)
+        if found is None:
+            return False
+        lane, key = found
+        self._lanes[lane].remove(key)
+        return True
+
+    def position(self, conversation: str) -> int:
+        """1-based place in its lane; 0 if not queued."""
+        found = self._where.get(conversation)
+        if found is None:
+            return 0
+        lane, key = found
+        return int(self._lanes[lane].index(key)) + 1
+
+    def arrived(self, conversation: str) -> float | None:
+        found = self._where.get(conversation)
+        return None if found is None else found[1].arrived
+
+    def iter_lane(self, lane: str = GENERAL_LANE) -> Iterator[str]:
+        """Conversations in queue order. O(1) per step."""
+        for key in self._lanes.get(lane, ()):
+            yield key.conversation
+
+    def iter_all(self) -> Iterator[tuple[str, int]]:
+        """(conversation, position) for every queued conversation, lane by lane."""
+        for keys in self._lanes.values():
+            for i, key in enumerate(keys, start=1):
+                yield key.conversation, i
+
+    def lane_length(self, lane: str = GENERAL_LANE) -> int:
+        return len(self._lanes.get(lane, ()))

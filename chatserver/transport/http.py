@@ -1,0 +1,239 @@
+"""HTTP: the pages and assets, the exit hop, health checks and staff login.
+
+Every response, errors and 404s included, gets the headers of
+SECURITY_DESIGN.md ("Headers") from one ``on_response_prepare`` hook. Only the
+login route sets a cookie.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+from pathlib import Path
+from typing import Any
+
+from aiohttp import web
+
+from chatserver.domain import auth
+from chatserver.errors import (
+    BadCredentials,
+    BadOrigin,
+    BadPayload,
+    ChatError,
+    CsrfFailed,
+    LockedOut,
+    SessionRequired,
+    TooLarge,
+)
+from chatserver.settings import REPO_ROOT
+from chatserver.transport.context import Context
+from chatserver.transport.staff import SESSION_COOKIE, session_token
+
+log = logging.getLogger(__name__)
+
+CONTEXT = web.AppKey("context", Context)
+
+CSP = ("default-src 'none'; script-src 'self' 'wasm-unsafe-eval'; connect-src 'self'; "
+       "style-src 'self'; img-src 'self' data:; font-src 'self'; base-uri 'none'; "
+       "form-action 'none'; frame-ancestors 'none'")
+SECURITY_HEADERS = {
+    "Cache-Control": "no-store, max-age=0",
+    "Referrer-Policy": "no-referrer",
+    "Content-Security-Policy": CSP,
+    "Permissions-Policy": "camera=(), microphone=(), geolocation=(), payment=(), usb=()",
+    "X-Content-Type-Options": "nosniff",
+    "Cross-Origin-Opener-Policy": "same-origin",
+    "Cross-Origin-Resource-Policy": "same-origin",
+}
+# No product name or version: a neutral constant (aiohttp would add its own).
+SERVER_HEADER = "web"
+LOGIN_BODY_MAX = 4096
+ASSET_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,127}")
+PAGES = {"/": "index.html", "/console": "console.html", "/operator": "operator.html"}
+STATUS_FOR = {BadCredentials: 401, SessionRequired: 401, LockedOut: 429, BadOrigin: 403,
+              CsrfFailed: 403, BadPayload: 400, TooLarge: 413}
+
+
+async def add_security_headers(request: web.Request, response: web.StreamResponse) -> None:
+    response.headers.update(SECURITY_HEADERS)
+    response.headers["Server"] = SERVER_HEADER
+    # Validators would let a browser revalidate (and so remember) a page.
+    response.headers.popall("ETag", None)
+    response.headers.popall("Last-Modified", None)
+    if "Set-Cookie" in response.headers and request.path != "/staff/api/login":
+        # Defence in depth for promise 3: nothing but staff login sets a cookie.
+        response.headers.popall("Set-Cookie", None)
+
+
+def json_error(exc: ChatError) -> web.Response:
+    status = STATUS_FOR.get(type(exc), 400)
+    body: dict[str, Any] = {"ok": False, "error": exc.code}
+    if exc.info:
+        body["info"] = exc.info
+    return web.json_response(body, status=status)
+
+
+@web.middleware
+async def errors_as_json(request: web.Request, handler: Any) -> web.StreamResponse:
+    try:
+        response: web.StreamResponse = await handler(request)
+        return response
+    except ChatError as exc:
+        return json_error(exc)
+    except web.HTTPException as exc:
+        if exc.status >= 400:
+            return web.json_response({"ok": False, "error": _http_code(exc.status)},
+                                     status=exc.status)
+        raise
+
+
+def _http_code(status: int) -> str:
+    return {404: "not_found", 405: "method_not_allowed", 413: "too_large"}.get(status,
+                                                                             "bad_request")
+
+
+def static_root(ctx: Context) -> Path:
+    root = Path(ctx.settings.static_dir)
+    return root if root.is_absolute() else REPO_ROOT / root
+
+
+async def page(request: web.Request) -> web.StreamResponse:
+    path = static_root(request.app[CONTEXT]) / PAGES[request.path]
+    if not path.is_file():
+        return web.Response(status=503, text="The web client is not built: run `make setup`.\n")
+    return web.FileResponse(path)
+
+
+async def asset(request: web.Request) -> web.StreamResponse:
+    name = request.match_info["name"]
+    if not ASSET_NAME.fullmatch(name):
+        raise web.HTTPNotFound()
+    path = static_root(request.app[CONTEXT]) / "assets" / name
+    if not path.is_file():
+        raise web.HTTPNotFound()
+    return web.FileResponse(path)
+
+
+async def favicon(request: web.Request) -> web.StreamResponse:
+    path = static_root(request.app[CONTEXT]) / "favicon.ico"
+    if not path.is_file():
+        raise web.HTTPNotFound()
+    return web.FileResponse(path)
+
+
+async def exit_hop(request: web.Request) -> web.StreamResponse:
+    """Quick exit lands here via location.replace(): clear what the browser may
+    hold for this origin, then go on to the neutral site (no history entry)."""
+    ctx = request.app[CONTEXT]
+    response = web.HTTPFound(location=ctx.settings.exit_url)
+    response.headers["Clear-Site-Data"] = '"cache", "storage"'
+    raise response
+
+
+async def healthz(request: web.Request) -> web.Response:
+    return web.json_response({"ok": True})
+
+
+async def readyz(request: web.Request) -> web.Response:
+    ctx = request.app[CONTEXT]
+    try:
+        await ctx.store.ping()
+    except Exception:
+        log.warning("readiness check: database did not answer")
+        return web.json_response({"ok": False, "error": "not_ready"}, status=503)
+    return web.json_response({"ok": True})
+
+
+def check_origin(request: web.Request, ctx: Context) -> None:
+    if request.headers.get("Origin") != ctx.settings.public_origin:
+        raise BadOrigin()
+
+
+async def read_json(request: web.Request, limit: int) -> dict[str, Any]:
+    if request.content_length is not None and request.content_length > limit:
+        raise TooLarge()
+    raw = await request.content.read(limit + 1)
+    if len(raw) > limit:
+        raise TooLarge()
+    try:
+        data = json.loads(raw)
+    except (ValueError, UnicodeDecodeError):
+        raise BadPayload() from None
+    if not isinstance(data, dict):
+        raise BadPayload()
+    return data
+
+
+def _short_str(data: dict[str, Any], key: str, limit: int) -> str:
+    value = data.get(key)
+    if not isinstance(value, str) or not value:
+        raise BadPayload()
+    if len(value) > limit:
+        raise TooLarge()
+    return value
+
+
+async def login(request: web.Request) -> web.Response:
+    ctx = request.app[CONTEXT]
+    check_origin(request, ctx)
+    data = await read_json(request, LOGIN_BODY_MAX)
+    if set(data) != {"username", "password", "totp"}:
+        raise BadPayload()
+    staff = await auth.login(
+        _short_str(data, "username", 64), _short_str(data, "password", 1024),
+        _short_str(data, "totp", 16), store=ctx.store, audit=ctx.audit, clock=ctx.clock,
+        settings=ctx.settings)
+    old = session_token(request.headers.get("Cookie", ""))
+    if old:
+        ctx.sessions.revoke(old)  # rotation: a login never reuses a session
+    token, csrf = ctx.sessions.create(staff)
+    response = web.json_response({"ok": True, "csrf": csrf, "role": staff.role,
+                                  "alias": staff.alias, "username": staff.username})
+    response.set_cookie(SESSION_COOKIE, token, path="/", secure=True, httponly=True,
+                        samesite="Strict")
+    return response
+
+
+async def logout(request: web.Request) -> web.Response:
+    ctx = request.app[CONTEXT]
+    check_origin(request, ctx)
+    token = session_token(request.headers.get("Cookie", ""))
+    session = ctx.sessions.get(token) if token else None
+    if token is None or session is None:
+        raise SessionRequired()
+    if not ctx.sessions.check_csrf(token, request.headers.get("X-CSRF-Token", "")):
+        raise CsrfFailed()
+    ctx.sessions.revoke(token)
+    await ctx.audit.record(session.username, "logout")
+    response = web.json_response({"ok": True})
+    response.del_cookie(SESSION_COOKIE, path="/", secure=True, httponly=True,
+                        samesite="Strict")
+    return response
+
+
+async def me(request: web.Request) -> web.Response:
+    ctx = request.app[CONTEXT]
+    token = session_token(request.headers.get("Cookie", ""))
+    session = ctx.sessions.get(token) if token else None
+    if token is None or session is None:
+        raise SessionRequired()
+    record = await ctx.store.get_staff_by_id(session.staff_id)
+    if record is None or record.disabled:
+        raise SessionRequired()
+    return web.json_response({"ok": True, "username": record.username, "role": record.role,
+                              "alias": record.alias, "csrf": session.csrf})
+
+
+def add_routes(app: web.Application) -> None:
+    app.on_response_prepare.append(add_security_headers)
+    for path in PAGES:
+        app.router.add_get(path, page)
+    app.router.add_get("/assets/{name}", asset)
+    app.router.add_get("/favicon.ico", favicon)
+    app.router.add_get("/exit", exit_hop)
+    app.router.add_get("/healthz", healthz)
+    app.router.add_get("/readyz", readyz)
+    app.router.add_post("/staff/api/login", login)
+    app.router.add_post("/staff/api/logout", logout)
+    app.router.add_get("/staff/api/me", me)

@@ -1,0 +1,94 @@
+"""The shared shape of a socket.io namespace: one dispatch table, rate limits,
+and error mapping in one place. Handlers are thin: validate, call one domain
+function, return its reply (STYLE.md habit 1).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable, Callable
+from typing import Any, ClassVar
+
+import socketio
+
+from chatserver.domain.events import Conn, Outcome
+from chatserver.errors import BadOrigin, ChatError, RateLimited, UnknownEvent
+from chatserver.transport.context import ConnState, Context
+from chatserver.transport.errors import error_reply, internal_reply
+
+log = logging.getLogger(__name__)
+
+Handler = Callable[[str, ConnState, Any], Awaitable[Outcome]]
+
+# An audit entry for rate-limit trips at most once a minute per connection:
+# a flood must not become a flood of audit rows.
+RATE_TRIP_AUDIT_INTERVAL_SECS = 60.0
+
+
+class Namespace(socketio.AsyncNamespace):  # type: ignore[misc]  # socketio is untyped
+    # event name -> (bucket name, handler method name)
+    EVENTS: ClassVar[dict[str, tuple[str, str]]] = {}
+
+    def __init__(self, namespace: str, ctx: Context) -> None:
+        super().__init__(namespace)
+        self.ctx = ctx
+
+    def conn(self, sid: str) -> Conn:
+        return Conn(self.namespace, sid)
+
+    def check_origin(self, environ: dict[str, Any]) -> None:
+        # Cross-site WebSocket hijacking: only our own pages may connect.
+        if environ.get("HTTP_ORIGIN") != self.ctx.settings.public_origin:
+            raise BadOrigin()
+
+    async def trigger_event(self, event: str, *args: Any) -> Any:
+        if event in ("connect", "disconnect"):
+            return await super().trigger_event(event, *args)
+        sid = args[0]
+        data = args[1] if len(args) > 1 else None
+        return await self.dispatch(sid, event, data)
+
+    async def dispatch(self, sid: str, event: str, data: Any) -> dict[str, Any]:
+        state = self.ctx.conns.get(sid)
+        entry = self.EVENTS.get(event)
+        try:
+            if state is None:
+                raise UnknownEvent()
+            if entry is None:
+                raise UnknownEvent()
+            bucket_name, method = entry
+            await self.rate_limit(sid, state, bucket_name)
+            await self.before(sid, state)
+            outcome: Outcome = await getattr(self, method)(sid, state, data)
+        except ChatError as exc:
+            return error_reply(exc)
+        except Exception:
+            log.exception("handler for %s failed", event if entry else "unknown event")
+            return internal_reply()
+        await self.ctx.apply(outcome)
+        return {"ok": True, **outcome.reply}
+
+    async def before(self, sid: str, state: ConnState) -> None:
+        """Per-event checks of a namespace (staff: the session is still valid)."""
+
+    async def rate_limit(self, sid: str, state: ConnState, bucket_name: str) -> None:
+        now = self.ctx.clock.now()
+        wait = state.buckets[bucket_name].take(now)
+        if wait <= 0:
+            return
+        if now - state.rate_trip_logged_at >= RATE_TRIP_AUDIT_INTERVAL_SECS:
+            state.rate_trip_logged_at = now
+            actor = state.staff.username if state.staff else "youth"
+            await self.ctx.apply(_audit_only(actor, "rate_limited", bucket_name))
+        raise RateLimited({"retry_after_secs": max(1, round(wait))})
+
+    async def on_disconnect(self, sid: str, *reason: Any) -> None:
+        self.ctx.conns.pop(sid, None)
+        self.ctx.ops_watchers.discard(sid)
+        await self.ctx.apply(self.ctx.chat.disconnect(self.conn(sid)))
+
+
+def _audit_only(actor: str, action: str, bucket: str) -> Outcome:
+    out = Outcome()
+    out.audit(actor, action, bucket=bucket)
+    return out

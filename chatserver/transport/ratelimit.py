@@ -1,0 +1,72 @@
+"""Token buckets per connection, and per client address for youth starts.
+
+Client addresses are never kept: they are HMAC-ed at connect under an
+in-memory key that rotates daily (DESIGN.md promise 2), and buckets older than
+an hour are forgotten.
+"""
+
+from __future__ import annotations
+
+import secrets
+from dataclasses import dataclass
+
+from chatserver.crypto.tokens import keyed_hash
+from chatserver.domain.clock import Clock
+
+ADDRESS_KEY_LIFETIME_SECS = 24 * 3600
+ADDRESS_WINDOW_SECS = 3600
+
+
+@dataclass(slots=True)
+class TokenBucket:
+    rate_per_sec: float
+    burst: float
+    tokens: float
+    updated: float
+
+    @classmethod
+    def per_minute(cls, per_min: int, burst: int, now: float) -> TokenBucket:
+        return cls(per_min / 60.0, float(burst), float(burst), now)
+
+    def take(self, now: float, cost: float = 1.0) -> float:
+        """0.0 if allowed, else seconds until it would be."""
+        self.tokens = min(self.burst, self.tokens + (now - self.updated) * self.rate_per_sec)
+        self.updated = now
+        if self.tokens >= cost:
+            self.tokens -= cost
+            return 0.0
+        return (cost - self.tokens) / self.rate_per_sec
+
+
+class AddressLimiter:
+    """Counts events per HMAC(rotating key, address) in a sliding hour."""
+
+    def __init__(self, clock: Clock, per_hour: int) -> None:
+        self._clock = clock
+        self._per_hour = per_hour
+        self._key = secrets.token_bytes(32)
+        self._key_born = clock.now()
+        self._hits: dict[bytes, list[float]] = {}
+
+    def key_for(self, address: str) -> bytes:
+        now = self._clock.now()
+        if now - self._key_born > ADDRESS_KEY_LIFETIME_SECS:
+            self._key, self._key_born = secrets.token_bytes(32), now
+            self._hits.clear()
+        return keyed_hash(self._key, address, "client-addr")
+
+    def hit(self, key: bytes) -> float:
+        """Record one event; 0.0 if allowed, else seconds to wait."""
+        now = self._clock.now()
+        hits = [t for t in self._hits.get(key, ()) if now - t < ADDRESS_WINDOW_SECS]
+        if len(hits) >= self._per_hour:
+            self._hits[key] = hits
+            return ADDRESS_WINDOW_SECS - (now - hits[0])
+        hits.append(now)
+        self._hits[key] = hits
+        return 0.0
+
+    def sweep(self) -> None:
+        now = self._clock.now()
+        self._hits = {k: v for k, v in self._hits.items()
+                      if v and now - v[-1] < ADDRESS_WINDOW_SECS}

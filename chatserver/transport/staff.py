@@ -1,0 +1,122 @@
+"""The staff namespace ``/staff``: counsellors, operators (docs/protocol.md).
+
+A connection needs a valid session cookie and our own ``Origin``; the session is
+checked again before every event, so logout or expiry takes effect at once.
+"""
+
+from __future__ import annotations
+
+from http.cookies import CookieError, SimpleCookie
+from typing import Any, ClassVar
+
+from socketio.exceptions import ConnectionRefusedError as Refused
+
+from chatserver.domain.events import Outcome
+from chatserver.domain.model import StaffRef
+from chatserver.errors import ChatError, NotAllowed, SessionRequired
+from chatserver.transport import schemas
+from chatserver.transport.context import ConnState
+from chatserver.transport.namespaces import Namespace
+
+SESSION_COOKIE = "__Host-session"
+OPS_ROLES = frozenset({"operator", "admin"})
+
+
+class StaffNamespace(Namespace):
+    EVENTS: ClassVar[dict[str, tuple[str, str]]] = {
+        "duty": ("other", "duty"),
+        "claim": ("other", "claim"),
+        "take_next": ("other", "take_next"),
+        "end": ("other", "end"),
+        "resume": ("other", "resume"),
+        "send": ("send", "send"),
+        "delivered": ("other", "delivered"),
+        "typing": ("other", "typing"),
+        "ops_watch": ("other", "ops_watch"),
+    }
+
+    async def on_connect(self, sid: str, environ: dict[str, Any], auth: Any = None) -> None:
+        try:
+            self.check_origin(environ)
+            token = session_token(environ.get("HTTP_COOKIE", ""))
+            staff = await self.ctx_staff(token)
+        except ChatError as exc:
+            raise Refused(exc.code) from None
+        state = ConnState(buckets=self.ctx.new_buckets(), staff=staff, session_token=token)
+        self.ctx.conns[sid] = state
+        if staff.role == "counsellor":
+            await self.ctx.apply(self.ctx.chat.staff_connected(staff, self.conn(sid)))
+
+    async def ctx_staff(self, token: str | None) -> StaffRef:
+        if not token:
+            raise SessionRequired()
+        session = self.ctx.sessions.get(token)
+        if session is None:
+            raise SessionRequired()
+        record = await self.ctx.store.get_staff_by_id(session.staff_id)
+        if record is None or record.disabled:
+            raise SessionRequired()
+        return StaffRef(id=record.id, username=record.username, role=record.role,
+                        alias=record.alias, capacity=record.capacity)
+
+    async def before(self, sid: str, state: ConnState) -> None:
+        if state.session_token is None or self.ctx.sessions.get(state.session_token) is None:
+            await self.disconnect(sid)
+            raise SessionRequired()
+
+    def staff(self, state: ConnState) -> StaffRef:
+        if state.staff is None:  # connect always sets it; a guard for the type checker
+            raise SessionRequired()
+        return state.staff
+
+    async def duty(self, sid: str, state: ConnState, data: Any) -> Outcome:
+        return self.ctx.chat.duty(self.staff(state), schemas.on_flag(data))
+
+    async def claim(self, sid: str, state: ConnState, data: Any) -> Outcome:
+        conv, kx_pk = schemas.claim(data)
+        return self.ctx.chat.claim(self.staff(state), self.conn(sid), conv, kx_pk)
+
+    async def take_next(self, sid: str, state: ConnState, data: Any) -> Outcome:
+        kx_pk = schemas.take_next(data)
+        return self.ctx.chat.claim(self.staff(state), self.conn(sid), None, kx_pk)
+
+    async def end(self, sid: str, state: ConnState, data: Any) -> Outcome:
+        conv = schemas.conversation_only(data)
+        return self.ctx.chat.end(self.staff(state), self.conn(sid), conv)
+
+    async def resume(self, sid: str, state: ConnState, data: Any) -> Outcome:
+        conv, member, secret = schemas.resume(data)
+        return self.ctx.chat.resume(self.conn(sid), conv, member, secret, staff=self.staff(state))
+
+    async def send(self, sid: str, state: ConnState, data: Any) -> Outcome:
+        conv, epoch, seq, boxes = schemas.send(data, self.ctx.settings)
+        return self.ctx.chat.send(self.conn(sid), conv, epoch, seq, boxes)
+
+    async def delivered(self, sid: str, state: ConnState, data: Any) -> Outcome:
+        conv, sender, seq = schemas.delivered(data)
+        return self.ctx.chat.delivered(self.conn(sid), conv, sender, seq)
+
+    async def typing(self, sid: str, state: ConnState, data: Any) -> Outcome:
+        conv, active = schemas.typing(data)
+        return self.ctx.chat.typing(self.conn(sid), conv, active)
+
+    async def ops_watch(self, sid: str, state: ConnState, data: Any) -> Outcome:
+        on = schemas.on_flag(data)
+        if self.staff(state).role not in OPS_ROLES:
+            raise NotAllowed()
+        out = Outcome()
+        if on:
+            self.ctx.ops_watchers.add(sid)
+            out.emit("ops", self.ctx.chat.ops_snapshot(), (self.conn(sid),))
+        else:
+            self.ctx.ops_watchers.discard(sid)
+        return out
+
+
+def session_token(cookie_header: str) -> str | None:
+    try:
+        jar = SimpleCookie(cookie_header)
+    except CookieError:
+        return None
+    morsel = jar.get(SESSION_COOKIE)
+    return morsel.value if morsel is not None and morsel.value else None

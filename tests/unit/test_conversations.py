@@ -1,0 +1,334 @@
+"""Domain tests for the conversation service: memory only, a fake clock."""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+
+from chatserver import errors
+from chatserver.crypto.tokens import b64e
+from chatserver.domain.clock import FakeClock
+from chatserver.domain.conversations import STAFF_NS, YOUTH_NS, ChatService, StartProfile
+from chatserver.domain.events import Conn, Outcome
+from chatserver.domain.model import StaffRef, State
+from chatserver.domain.relay import BoxIn
+from chatserver.settings import Settings
+
+
+class Sink:
+    def __init__(self) -> None:
+        self.counts: dict[tuple[str, str], int] = {}
+
+    def count(self, dimension: str, value: str) -> None:
+        self.counts[(dimension, value)] = self.counts.get((dimension, value), 0) + 1
+
+
+def pk() -> str:
+    return b64e(os.urandom(32))
+
+
+def ct() -> str:
+    return b64e(os.urandom(256 + 16))
+
+
+def nonce() -> str:
+    return b64e(os.urandom(24))
+
+
+def staff(n: int, capacity: int = 3) -> StaffRef:
+    return StaffRef(id=n, username=f"user{n}", role="counsellor", alias=f"Alias {n}",
+                    capacity=capacity)
+
+
+class World:
+    def __init__(self, settings: Settings) -> None:
+        self.clock = FakeClock()
+        self.sink = Sink()
+        self.chat = ChatService(settings, self.clock, stats=self.sink)
+        self.settings = settings
+
+    def counsellor(self, n: int, capacity: int = 3, on: bool = True) -> tuple[StaffRef, Conn]:
+        ref, conn = staff(n, capacity), Conn(STAFF_NS, f"s{n}")
+        self.chat.staff_connected(ref, conn)
+        if on:
+            self.chat.duty(ref, True)
+        return ref, conn
+
+    def youth(self, n: int, **profile: object) -> tuple[Conn, dict[str, object]]:
+        conn = Conn(YOUTH_NS, f"y{n}")
+        out = self.chat.start(conn, pk(), StartProfile(**profile))  # type: ignore[arg-type]
+        return conn, out.reply
+
+    def pair(self) -> tuple[Conn, dict[str, object], StaffRef, Conn, dict[str, object]]:
+        ref, sconn = self.counsellor(1)
+        yconn, y = self.youth(1)
+        c = self.chat.claim(ref, sconn, str(y["conversation"]), pk()).reply
+        return yconn, y, ref, sconn, c
+
+
+@pytest.fixture
+def world(settings: Settings) -> World:
+    return World(settings)
+
+
+def events(out: Outcome, name: str) -> list[tuple[Conn, dict[str, object]]]:
+    return [(to, e.payload) for e in out.emits if e.event == name for to in e.to]
+
+
+def test_closed_when_nobody_on_duty_and_nothing_is_kept(world: World) -> None:
+    world.counsellor(1, on=False)
+    with pytest.raises(errors.NobodyOnDuty) as exc:
+        world.youth(1, gender="girl")
+    assert exc.value.info["alternatives"] and "sv" in exc.value.info["hours"]
+    assert len(world.chat.queue) == 0 and not world.chat.conversations
+    assert world.sink.counts == {}
+
+
+def test_start_queues_counts_profile_and_positions(world: World) -> None:
+    world.counsellor(1)
+    _, a = world.youth(1, gender="girl", age_band="16-17")
+    _, b = world.youth(2)
+    assert (a["position"], b["position"]) == (1, 2)
+    assert b["eta_secs"] > a["eta_secs"] > 0  # type: ignore[operator]
+    assert world.sink.counts[("gender", "girl")] == 1
+    assert world.sink.counts[("gender", "unsaid")] == 1
+    assert world.sink.counts[("contacts", "youth")] == 2
+
+
+def test_urgent_goes_first(world: World) -> None:
+    world.counsellor(1)
+    world.youth(1)
+    _, urgent = world.youth(2, urgent=True)
+    assert urgent["position"] == 1
+
+
+def test_one_connection_one_conversation(world: World) -> None:
+    world.counsellor(1)
+    conn, _ = world.youth(1)
+    with pytest.raises(errors.AlreadyStarted):
+        world.chat.start(conn, pk(), StartProfile())
+
+
+def test_exactly_one_claim_wins(world: World) -> None:
+    _, y = (world.counsellor(99), world.youth(1))[1]
+    claimers = [world.counsellor(n) for n in range(1, 21)]
+    winners, losers = 0, 0
+    for ref, conn in claimers:
+        try:
+            world.chat.claim(ref, conn, str(y["conversation"]), pk())
+            winners += 1
+        except errors.AlreadyClaimed:
+            losers += 1
+    assert (winners, losers) == (1, 19)
+
+
+def test_claim_needs_duty_and_capacity(world: World) -> None:
+    ref, conn = world.counsellor(1, capacity=1)
+    _, y1 = world.youth(1)
+    _, y2 = world.youth(2)
+    world.chat.claim(ref, conn, str(y1["conversation"]), pk())
+    with pytest.raises(errors.AtCapacity):
+        world.chat.claim(ref, conn, str(y2["conversation"]), pk())
+    off, off_conn = world.counsellor(2, on=False)
+    with pytest.raises(errors.NotOnDuty):
+        world.chat.claim(off, off_conn, str(y2["conversation"]), pk())
+    assert world.chat.queue.position(str(y2["conversation"])) == 1
+
+
+def test_take_next_and_empty_queue(world: World) -> None:
+    ref, conn = world.counsellor(1)
+    _, y = world.youth(1)
+    reply = world.chat.claim(ref, conn, None, pk()).reply
+    assert reply["conversation"] == y["conversation"] and reply["epoch"] == 1
+    with pytest.raises(errors.QueueEmpty):
+        world.chat.claim(ref, conn, None, pk())
+
+
+def test_claim_sends_roster_to_youth(world: World) -> None:
+    ref, sconn = world.counsellor(1)
+    yconn, y = world.youth(1)
+    out = world.chat.claim(ref, sconn, str(y["conversation"]), pk())
+    rosters = events(out, "roster")
+    assert [to for to, _ in rosters] == [yconn]
+    members = rosters[0][1]["members"]
+    assert {m["role"] for m in members} == {"youth", "counsellor"}  # type: ignore[attr-defined]
+    aliases = {m["alias"] for m in members}  # type: ignore[attr-defined]
+    assert "Alias 1" in aliases and "user1" not in aliases  # the alias, never the account
+
+
+def test_relay_rules(world: World) -> None:
+    yconn, y, _, sconn, c = world.pair()
+    conv, cm = str(y["conversation"]), str(c["member"])
+    box = [BoxIn(cm, nonce(), ct())]
+    with pytest.raises(errors.StaleEpoch):
+        world.chat.send(yconn, conv, 0, 1, box)
+    with pytest.raises(errors.OutOfOrder):
+        world.chat.send(yconn, conv, 1, 2, box)
+    with pytest.raises(errors.UnknownRecipient):
+        world.chat.send(yconn, conv, 1, 1, [BoxIn(str(y["member"]), nonce(), ct())])
+    with pytest.raises(errors.UnknownRecipient):
+        world.chat.send(yconn, conv, 1, 1, box + box)
+    out = world.chat.send(yconn, conv, 1, 1, box)
+    boxes = events(out, "box")
+    assert [to for to, _ in boxes] == [sconn] and boxes[0][1]["from"] == y["member"]
+    with pytest.raises(errors.Replayed):
+        world.chat.send(yconn, conv, 1, 1, box)
+    with pytest.raises(errors.NotMember):
+        world.chat.send(Conn(YOUTH_NS, "intruder"), conv, 1, 2, box)
+
+
+def test_alone_in_queue_cannot_send(world: World) -> None:
+    world.counsellor(1)
+    yconn, y = world.youth(1)
+    with pytest.raises(errors.WrongState):
+        world.chat.send(yconn, str(y["conversation"]), 0, 1, [])
+
+
+def test_backlog_is_bounded(settings: Settings) -> None:
+    import dataclasses
+
+    world = World(dataclasses.replace(settings, backlog_max_boxes=3))
+    yconn, y, _, _, c = world.pair()
+    conv, cm = str(y["conversation"]), str(c["member"])
+    for seq in range(1, 4):
+        world.chat.send(yconn, conv, 1, seq, [BoxIn(cm, nonce(), ct())])
+    with pytest.raises(errors.BacklogFull):
+        world.chat.send(yconn, conv, 1, 4, [BoxIn(cm, nonce(), ct())])
+    world.chat.delivered(Conn(STAFF_NS, "s1"), conv, str(y["member"]), 2)
+    world.chat.send(yconn, conv, 1, 4, [BoxIn(cm, nonce(), ct())])
+
+
+def test_resume_redelivers_unacked_in_order_once(world: World) -> None:
+    yconn, y, _, sconn, c = world.pair()
+    conv = str(y["conversation"])
+    world.chat.disconnect(yconn)
+    for seq in range(1, 11):
+        out = world.chat.send(sconn, conv, 1, seq, [BoxIn(str(y["member"]), nonce(), ct())])
+        assert events(out, "box") == []  # the youth is offline: buffered only
+    new = Conn(YOUTH_NS, "y1-again")
+    out = world.chat.resume(new, conv, str(y["member"]), str(y["resume"]))
+    seqs = [p["seq"] for _, p in events(out, "box")]
+    assert seqs == list(range(1, 11))
+    world.chat.delivered(new, conv, str(c["member"]), 10)
+    again = world.chat.resume(Conn(YOUTH_NS, "y1-third"), conv, str(y["member"]), str(y["resume"]))
+    assert events(again, "box") == []
+
+
+def test_resume_refuses_wrong_secret_and_other_staff(world: World) -> None:
+    _, y, _, _, c = world.pair()
+    conv = str(y["conversation"])
+    with pytest.raises(errors.BadResume):
+        world.chat.resume(Conn(YOUTH_NS, "x"), conv, str(y["member"]), b64e(os.urandom(32)))
+    with pytest.raises(errors.BadResume):  # a youth connection cannot take a staff seat
+        world.chat.resume(Conn(YOUTH_NS, "x"), conv, str(c["member"]), str(c["resume"]))
+    with pytest.raises(errors.BadResume):
+        world.chat.resume(Conn(STAFF_NS, "x"), conv, str(c["member"]), str(c["resume"]),
+                          staff=staff(2))
+
+
+def test_grace_expiry_ends_with_timed_out(world: World) -> None:
+    yconn, y, _, sconn, c = world.pair()
+    conv = str(y["conversation"])
+    world.chat.send(sconn, conv, 1, 1, [BoxIn(str(y["member"]), nonce(), ct())])
+    world.chat.disconnect(yconn)
+    world.clock.advance(world.settings.grace_secs - 1)
+    assert world.chat.tick().emits == []
+    world.clock.advance(2)
+    out = world.chat.tick()
+    ended = events(out, "state")
+    assert ended == [(sconn, {"conversation": conv, "state": "ended", "reason": "timed_out"})]
+    assert conv not in world.chat.conversations
+    assert any(a.action == "conversation_end" and a.detail["count"] == 1 for a in out.audits)
+    with pytest.raises(errors.UnknownConversation):
+        world.chat.resume(Conn(YOUTH_NS, "late"), conv, str(y["member"]), str(y["resume"]))
+
+
+def test_reconnect_within_grace_cancels_timeout(world: World) -> None:
+    yconn, y, _, _, _ = world.pair()
+    conv = str(y["conversation"])
+    world.chat.disconnect(yconn)
+    world.clock.advance(1)
+    world.chat.resume(Conn(YOUTH_NS, "back"), conv, str(y["member"]), str(y["resume"]))
+    world.clock.advance(world.settings.grace_secs * 2)
+    world.chat.tick()
+    assert world.chat.conversations[conv].state is State.ACTIVE
+
+
+def test_pause_blocks_youth_sends_and_expires(world: World) -> None:
+    yconn, y, _, sconn, c = world.pair()
+    conv = str(y["conversation"])
+    out = world.chat.pause(yconn, conv, True)
+    assert events(out, "state") == [(sconn, {"conversation": conv, "state": "paused"})]
+    with pytest.raises(errors.WrongState):
+        world.chat.send(yconn, conv, 1, 1, [BoxIn(str(c["member"]), nonce(), ct())])
+    world.chat.send(sconn, conv, 1, 1, [BoxIn(str(y["member"]), nonce(), ct())])
+    world.chat.pause(yconn, conv, False)
+    world.chat.send(yconn, conv, 1, 1, [BoxIn(str(c["member"]), nonce(), ct())])
+    world.chat.pause(yconn, conv, True)
+    world.clock.advance(world.settings.pause_max_secs + 1)
+    out = world.chat.tick()
+    assert events(out, "state")[0][1]["reason"] == "timed_out"
+
+
+def test_waiting_youth_pause_keeps_place_and_is_skipped_by_take_next(world: World) -> None:
+    ref, sconn = world.counsellor(1)
+    y1conn, y1 = world.youth(1)
+    _, y2 = world.youth(2)
+    world.chat.pause(y1conn, str(y1["conversation"]), True)
+    assert world.chat.queue.position(str(y1["conversation"])) == 1
+    with pytest.raises(errors.WrongState):
+        world.chat.claim(ref, sconn, str(y1["conversation"]), pk())
+    reply = world.chat.claim(ref, sconn, None, pk()).reply
+    assert reply["conversation"] == y2["conversation"]
+
+
+def test_panic_exit_reason_and_abandoned_count(world: World) -> None:
+    yconn, y, _, sconn, _ = world.pair()
+    out = world.chat.leave(yconn, str(y["conversation"]), "panic")
+    assert (sconn, {"conversation": y["conversation"], "state": "ended",
+                    "reason": "panic_exit"}) in events(out, "state")
+    world.counsellor(2)
+    wconn, _w = world.youth(5)
+    world.chat.leave(wconn, str(_w["conversation"]), "done")
+    assert world.chat.ops_snapshot()["abandoned_today"] == 1
+
+
+def test_counsellor_timeout_requeues_youth_first(world: World) -> None:
+    yconn, y, _, sconn, _ = world.pair()
+    world.counsellor(2)
+    world.youth(2)
+    conv = str(y["conversation"])
+    world.chat.disconnect(sconn)
+    world.clock.advance(world.settings.grace_secs + 1)
+    out = world.chat.tick()
+    assert world.chat.conversations[conv].state is State.WAITING
+    assert world.chat.queue.position(conv) == 1
+    roster = events(out, "roster")
+    assert roster[0][0] == yconn and roster[0][1]["epoch"] == 2
+
+
+def test_queue_updates_push_changed_positions(world: World) -> None:
+    ref, sconn = world.counsellor(1)
+    c1, y1 = world.youth(1)
+    c2, y2 = world.youth(2)
+    world.chat.queue_updates()
+    world.chat.claim(ref, sconn, str(y1["conversation"]), pk())
+    out = world.chat.queue_updates()
+    pushes = events(out, "queue")
+    youth_push = [p for to, p in pushes if to == c2]
+    assert youth_push and youth_push[0]["position"] == 1
+    staff_push = [p for to, p in pushes if to == sconn]
+    assert staff_push and staff_push[0]["total"] == 1
+    assert world.chat.queue_updates().emits == []  # nothing changed since
+
+
+def test_duty_goes_off_after_staff_disconnect_grace(world: World) -> None:
+    ref, sconn = world.counsellor(1)
+    assert world.chat.is_open()
+    world.chat.disconnect(sconn)
+    assert not world.chat.is_open()
+    world.clock.advance(world.settings.grace_secs + 1)
+    out = world.chat.tick()
+    assert [a.action for a in out.audits] == ["duty_off"]
+    assert world.chat.counsellors[1].on_duty is False
