@@ -15,6 +15,7 @@ from aiohttp import web
 
 from chatserver import logs
 from chatserver.domain.audit import AuditLog
+from chatserver.domain.auth import LoginGuard
 from chatserver.domain.clock import Clock, SystemClock
 from chatserver.domain.conversations import STAFF_NS, YOUTH_NS, ChatService
 from chatserver.domain.events import Conn, Outcome
@@ -40,13 +41,11 @@ BODY_MAX_BYTES = 64 * 1024  # no HTTP route takes more; socket.io has its own bo
 def create_app(settings: Settings, clock: Clock | None = None) -> web.Application:
     clock = clock or SystemClock()
     stats = StatsCounter(clock)
-    store = SqliteStore(settings.database_path)
     ctx = Context(
         settings=settings, clock=clock,
         chat=ChatService(settings, clock, stats=stats),
-        store=store,
-        audit=AuditLog(store, clock),  # usable once the store opens at start-up
-        sessions=SessionStore(settings, clock),
+        sessions=SessionStore.from_settings(settings, clock),
+        login_guard=LoginGuard(settings.password_profile),
         stats=stats,
         addresses=AddressLimiter(clock, settings.rate_starts_per_hour),
     )
@@ -76,7 +75,8 @@ def create_app(settings: Settings, clock: Clock | None = None) -> web.Applicatio
 
 async def _lifecycle(app: web.Application) -> AsyncIterator[None]:
     ctx = app[http.CONTEXT]
-    await ctx.store.open()
+    ctx.store = await SqliteStore.open(ctx.settings.database_path)
+    ctx.audit = AuditLog(ctx.store, ctx.clock)
     tasks: set[asyncio.Task[None]] = set()
 
     def every(secs: float, job: Callable[[], Awaitable[None]], name: str) -> None:
@@ -100,6 +100,7 @@ async def _lifecycle(app: web.Application) -> AsyncIterator[None]:
 
     async def sweep() -> None:
         ctx.addresses.sweep()
+        ctx.sessions.purge_expired()
 
     every(TICK_SECS, lambda: apply(ctx.chat.tick), "deadlines")
     every(ctx.settings.queue_push_interval_secs, lambda: apply(ctx.chat.queue_updates), "queue")

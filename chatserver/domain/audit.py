@@ -34,6 +34,10 @@ ALLOWED_DETAIL_KEYS = frozenset(
         "epoch",
         "failures",
         "setting",  # the name of a changed config key (never its value)
+        "urgent",  # the youth's own urgency choice at start
+        "waited_secs",  # queue wait before a claim
+        "waiting",  # the conversation ended while still in the queue
+        "bucket",  # which rate-limit bucket tripped
     }
 )
 MAX_DETAIL_STR_CHARS = 64

@@ -18,6 +18,7 @@ if TYPE_CHECKING:
     import socketio
 
     from chatserver.domain.audit import AuditLog
+    from chatserver.domain.auth import LoginGuard
     from chatserver.domain.clock import Clock
     from chatserver.domain.sessions import SessionStore
     from chatserver.domain.stats import StatsCounter
@@ -42,14 +43,17 @@ class Context:
     settings: Settings
     clock: Clock
     chat: ChatService
-    store: SqliteStore
-    audit: AuditLog
     sessions: SessionStore
+    login_guard: LoginGuard
     stats: StatsCounter
     addresses: AddressLimiter
     sio: socketio.AsyncServer | None = None
     conns: dict[str, ConnState] = field(default_factory=dict)
     ops_watchers: set[str] = field(default_factory=set)
+    # Opened at start-up by the app's lifecycle; using them earlier is a bug
+    # that fails loudly (AttributeError), never silently.
+    store: SqliteStore = field(init=False)
+    audit: AuditLog = field(init=False)
 
     async def apply(self, outcome: Outcome) -> None:
         """Record audit entries, then send events to their named recipients."""

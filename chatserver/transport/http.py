@@ -22,6 +22,7 @@ from chatserver.errors import (
     BadPayload,
     ChatError,
     CsrfFailed,
+    RateLimited,
     LockedOut,
     SessionRequired,
     TooLarge,
@@ -52,7 +53,7 @@ LOGIN_BODY_MAX = 4096
 ASSET_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,127}")
 PAGES = {"/": "index.html", "/console": "console.html", "/operator": "operator.html"}
 STATUS_FOR = {BadCredentials: 401, SessionRequired: 401, LockedOut: 429, BadOrigin: 403,
-              CsrfFailed: 403, BadPayload: 400, TooLarge: 413}
+              CsrfFailed: 403, BadPayload: 400, TooLarge: 413, RateLimited: 429}
 
 
 async def add_security_headers(request: web.Request, response: web.StreamResponse) -> None:
@@ -183,11 +184,10 @@ async def login(request: web.Request) -> web.Response:
     staff = await auth.login(
         _short_str(data, "username", 64), _short_str(data, "password", 1024),
         _short_str(data, "totp", 16), store=ctx.store, audit=ctx.audit, clock=ctx.clock,
-        settings=ctx.settings)
-    old = session_token(request.headers.get("Cookie", ""))
-    if old:
-        ctx.sessions.revoke(old)  # rotation: a login never reuses a session
-    token, csrf = ctx.sessions.create(staff)
+        settings=ctx.settings, guard=ctx.login_guard)
+    # Rotation: a login never reuses a session; one presented is revoked.
+    token, csrf = ctx.sessions.create(
+        staff, replacing=session_token(request.headers.get("Cookie", "")))
     response = web.json_response({"ok": True, "csrf": csrf, "role": staff.role,
                                   "alias": staff.alias, "username": staff.username})
     response.set_cookie(SESSION_COOKIE, token, path="/", secure=True, httponly=True,
@@ -202,8 +202,7 @@ async def logout(request: web.Request) -> web.Response:
     session = ctx.sessions.get(token) if token else None
     if token is None or session is None:
         raise SessionRequired()
-    if not ctx.sessions.check_csrf(token, request.headers.get("X-CSRF-Token", "")):
-        raise CsrfFailed()
+    ctx.sessions.check_csrf(session, request.headers.get("X-CSRF-Token"))
     ctx.sessions.revoke(token)
     await ctx.audit.record(session.username, "logout")
     response = web.json_response({"ok": True})
@@ -218,7 +217,7 @@ async def me(request: web.Request) -> web.Response:
     session = ctx.sessions.get(token) if token else None
     if token is None or session is None:
         raise SessionRequired()
-    record = await ctx.store.get_staff_by_id(session.staff_id)
+    record = await ctx.store.get_by_id(session.staff_id)
     if record is None or record.disabled:
         raise SessionRequired()
     return web.json_response({"ok": True, "username": record.username, "role": record.role,

@@ -53,7 +53,7 @@ class StaffNamespace(Namespace):
         session = self.ctx.sessions.get(token)
         if session is None:
             raise SessionRequired()
-        record = await self.ctx.store.get_staff_by_id(session.staff_id)
+        record = await self.ctx.store.get_by_id(session.staff_id)
         if record is None or record.disabled:
             raise SessionRequired()
         return StaffRef(id=record.id, username=record.username, role=record.role,

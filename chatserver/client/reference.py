@@ -1,0 +1,608 @@
+"""The Python reference client: docs/protocol.md, executable.
+
+One :class:`ReferenceClient` holds one Socket.IO connection to ``/youth`` or
+``/staff`` and any number of conversations on it (a youth has one, a counsellor
+up to its capacity). It does what the browser pages do: a fresh ``crypto_kx``
+key pair per conversation, one box per other roster member, ``seq`` kept per
+sender, replay and gap rules, cumulative ``delivered`` acks, re-encryption on
+``stale_epoch``, and ``resume`` after a dropped transport. Tests and the load
+generator drive it; it is also meant to be read as documentation.
+
+Ordering. python-socketio runs each incoming event in its own task, and the
+server may emit events before or after the ack of the call that caused them
+(e.g. re-sent boxes around a ``resume`` ack). So every event handler changes
+state synchronously before its first ``await``, events for a conversation not
+yet registered are held briefly (``_orphans``), and boxes for an epoch whose
+roster has not arrived yet wait for it (``Conversation.pending``).
+
+Nothing here logs; reprs hide plaintext, resume secrets and keys.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+from urllib.parse import urlsplit
+
+import aiohttp
+import socketio
+
+from chatserver.crypto import e2e
+from chatserver.crypto.tokens import b64d, b64e
+
+EVENTS = ("queue", "roster", "box", "typing", "state", "duty", "ops")
+ROSTER_EPOCHS_KEPT = 16  # late boxes of a few older epochs must still open
+PENDING_MAX = 64  # boxes held per conversation while waiting for their roster
+ORPHANS_MAX = 64  # events held for conversations whose call ack is still in flight
+STALE_EPOCH_RETRIES = 3
+SESSION_COOKIE = "__Host-session"
+
+
+class CallFailed(Exception):
+    """The server answered ``{"ok": false, "error": code, "info"?}``."""
+
+    def __init__(self, code: str, info: Mapping[str, Any] | None = None) -> None:
+        super().__init__(code)
+        self.code = code
+        self.info = dict(info or {})
+
+
+@dataclass(frozen=True, slots=True)
+class Received:
+    """One decrypted message, with the metadata the server also saw."""
+
+    conversation: str
+    sender: str  # member id ("from" on the wire)
+    role: str
+    seq: int
+    epoch: int
+    body: dict[str, Any] = field(repr=False)  # the plaintext object; never in a repr
+
+    @property
+    def text(self) -> str:
+        return str(self.body.get("text", ""))
+
+
+@dataclass(frozen=True, slots=True)
+class Gap:
+    """``seq`` values from ``sender`` that never arrived (inclusive)."""
+
+    conversation: str
+    sender: str
+    first: int
+    last: int
+
+
+@dataclass(frozen=True, slots=True)
+class RosterEntry:
+    member: str
+    role: str
+    alias: str
+    kx_pk: bytes
+    seq: int
+
+
+@dataclass(frozen=True, slots=True)
+class RosterView:
+    """One epoch of a roster exactly as this client was told it."""
+
+    epoch: int
+    members: Mapping[str, RosterEntry]
+    hash: bytes
+
+
+@dataclass(eq=False)
+class Conversation:
+    """What this client knows about one conversation it is a member of."""
+
+    id: str
+    member: str
+    resume_secret: str = field(repr=False)
+    keys: e2e.KxKeyPair
+    state: str
+    role: str
+    epoch: int = 0
+    rosters: dict[int, RosterView] = field(default_factory=dict, repr=False)
+    receive: e2e.ReceiveState = field(default_factory=e2e.ReceiveState, repr=False)
+    sent_seq: int = 0  # our last seq the server accepted
+    position: int | None = None
+    eta_secs: int | None = None
+    ended_reason: str | None = None
+    typing: dict[str, bool] = field(default_factory=dict)
+    pending: list[dict[str, Any]] = field(default_factory=list, repr=False)
+    ack_due: dict[str, int] = field(default_factory=dict, repr=False)
+    sessions: dict[bytes, e2e.SessionKeys] = field(default_factory=dict, repr=False)
+    send_lock: asyncio.Lock = field(default_factory=asyncio.Lock, repr=False)
+    ack_lock: asyncio.Lock = field(default_factory=asyncio.Lock, repr=False)
+
+    @property
+    def roster(self) -> RosterView:
+        return self.rosters[self.epoch]
+
+    def session(self, peer_pk: bytes) -> e2e.SessionKeys:
+        if peer_pk not in self.sessions:
+            self.sessions[peer_pk] = e2e.session_keys(self.keys, peer_pk)
+        return self.sessions[peer_pk]
+
+    def wipe(self) -> None:
+        self.keys.wipe()
+        self.sessions.clear()
+        self.pending.clear()
+
+
+@dataclass(frozen=True, slots=True)
+class StaffLogin:
+    """Result of ``POST /staff/api/login``: the cookie header and CSRF token."""
+
+    cookie: str = field(repr=False)
+    csrf: str = field(repr=False)
+    role: str
+    alias: str
+
+
+async def staff_login(base_url: str, username: str, password: str, totp: str,
+                      origin: str | None = None) -> StaffLogin:
+    """Log in over HTTP and return what ``connect(..., "/staff", headers=...)`` needs.
+
+    The ``__Host-`` cookie is ``Secure``, so a cookie jar would not send it over
+    plain http in tests; we read it from the response and pass it as a header.
+    """
+    headers = {"Origin": origin or _origin(base_url)}
+    body = {"username": username, "password": password, "totp": totp}
+    async with aiohttp.ClientSession() as http, http.post(
+            base_url.rstrip("/") + "/staff/api/login", json=body, headers=headers) as resp:
+        reply = await resp.json()
+        if not reply.get("ok"):
+            raise CallFailed(str(reply.get("error", "internal")), reply.get("info"))
+        morsel = resp.cookies.get(SESSION_COOKIE)
+        if morsel is None:
+            raise CallFailed("session_required")
+        return StaffLogin(cookie=f"{SESSION_COOKIE}={morsel.value}", csrf=reply["csrf"],
+                          role=reply.get("role", ""), alias=reply.get("alias", ""))
+
+
+def _origin(url: str) -> str:
+    parts = urlsplit(url)
+    return f"{parts.scheme}://{parts.netloc}"
+
+
+class ReferenceClient:
+    """A youth or staff participant speaking docs/protocol.md."""
+
+    def __init__(self, *, call_timeout: float = 10.0,
+                 clock: Callable[[], float] = time.time) -> None:
+        self.call_timeout = call_timeout
+        self._clock = clock
+        self._sio: socketio.AsyncClient | None = None
+        self.namespace = ""
+        self.conversations: dict[str, Conversation] = {}
+        self.inbox: asyncio.Queue[Received] = asyncio.Queue()
+        self.gaps: list[Gap] = []
+        self.undecryptable = 0  # boxes shown as "could not be verified"
+        self.replays = 0
+        self.bad_rosters = 0
+        self.queue: dict[str, Any] = {}  # last `queue` payload
+        self.duty_state: dict[str, Any] = {}  # last `duty` payload (staff)
+        self.ops: dict[str, Any] = {}  # last `ops` payload (operators)
+        self._orphans: list[tuple[str, dict[str, Any]]] = []
+        self._waiters: list[tuple[Callable[[], bool], asyncio.Future[None]]] = []
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._connect_error: Any = None
+
+    # ------------------------------------------------------------ connection
+
+    @property
+    def connected(self) -> bool:
+        return self._sio is not None and self._sio.connected
+
+    async def connect(self, url: str, namespace: str,
+                      headers: Mapping[str, str] | None = None) -> None:
+        """Open a WebSocket to ``url`` (the server's base URL) on ``/youth`` or
+        ``/staff``. ``Origin`` defaults to the URL's origin; staff pass
+        ``{"Cookie": login.cookie}``. A refusal raises ``CallFailed(code)``."""
+        # A fresh AsyncClient per transport: automatic reconnection is off because
+        # a new transport must ``resume`` explicitly (it proves the resume secret).
+        if self.connected:
+            raise RuntimeError("already connected; disconnect() first")
+        sio = socketio.AsyncClient(reconnection=False, logger=False, engineio_logger=False)
+        for event in EVENTS:
+            sio.on(event, self._handler(event), namespace=namespace)
+        sio.on("connect_error", self._on_connect_error, namespace=namespace)
+        self.namespace, self._sio, self._connect_error = namespace, sio, None
+        all_headers = {"Origin": _origin(url), **(headers or {})}
+        try:
+            await sio.connect(url, headers=all_headers, transports=["websocket"],
+                              namespaces=[namespace], wait_timeout=self.call_timeout)
+        except socketio.exceptions.ConnectionError as exc:
+            self._sio = None
+            raise CallFailed(_refusal_code(self._connect_error)) from exc
+
+    async def disconnect(self) -> None:
+        """Drop the transport but keep every conversation, for ``resume``."""
+        sio, self._sio = self._sio, None
+        if sio is not None:
+            await sio.disconnect()
+
+    async def close(self) -> None:
+        """Disconnect, stop background work and wipe every key."""
+        await self.disconnect()
+        for task in list(self._tasks):
+            task.cancel()
+        for conv in self.conversations.values():
+            conv.wipe()
+
+    def _on_connect_error(self, data: Any) -> None:
+        self._connect_error = data
+
+    # ------------------------------------------------------------------ calls
+
+    async def call(self, event: str, data: Mapping[str, Any] | None = None, *,
+                   check: bool = True) -> dict[str, Any]:
+        """One call: emit with an ack and return the reply object. With ``check``
+        a failure reply raises :class:`CallFailed`; a missing ack raises TimeoutError."""
+        if self._sio is None:
+            raise CallFailed("not_connected")
+        try:
+            reply = await self._sio.call(event, dict(data or {}), namespace=self.namespace,
+                                         timeout=self.call_timeout)
+        except socketio.exceptions.TimeoutError:
+            raise TimeoutError(f"no ack for {event!r}") from None
+        if not isinstance(reply, dict):
+            raise CallFailed("internal")
+        if check and not reply.get("ok"):
+            raise CallFailed(str(reply.get("error", "internal")), reply.get("info"))
+        return reply
+
+    async def status(self) -> dict[str, Any]:
+        return await self.call("status", {})
+
+    async def start(self, profile: Mapping[str, Any] | None = None) -> dict[str, Any]:
+        """Youth: join the queue with a fresh key pair for this conversation."""
+        keys = e2e.KxKeyPair.generate()
+        payload: dict[str, Any] = {"kx_pk": b64e(keys.public_key)}
+        if profile is not None:
+            payload["profile"] = dict(profile)
+        try:
+            reply = await self.call("start", payload)
+        except BaseException:
+            keys.wipe()
+            raise
+        conv = Conversation(id=reply["conversation"], member=reply["member"],
+                            resume_secret=reply["resume"], keys=keys, state="waiting",
+                            role="youth", position=reply.get("position"),
+                            eta_secs=reply.get("eta_secs"))
+        # Epoch 0 is the youth alone; the server sends no roster for it.
+        own = {"member": conv.member, "role": "youth", "alias": "",
+               "kx_pk": b64e(keys.public_key), "seq": 0}
+        self._register(conv, 0, [own])
+        return reply
+
+    async def claim(self, conversation: str) -> dict[str, Any]:
+        """Counsellor: take one waiting conversation from the queue."""
+        return await self._join("claim", {"conversation": conversation})
+
+    async def take_next(self) -> dict[str, Any]:
+        """Counsellor: take whoever has waited longest (urgent first)."""
+        return await self._join("take_next", {})
+
+    async def _join(self, event: str, payload: dict[str, Any]) -> dict[str, Any]:
+        keys = e2e.KxKeyPair.generate()
+        try:
+            reply = await self.call(event, {**payload, "kx_pk": b64e(keys.public_key)})
+        except BaseException:
+            keys.wipe()
+            raise
+        conv = Conversation(id=reply["conversation"], member=reply["member"],
+                            resume_secret=reply["resume"], keys=keys, state=reply["state"],
+                            role="counsellor")
+        self._register(conv, reply["epoch"], reply["members"])
+        return reply
+
+    async def duty(self, on: bool) -> dict[str, Any]:
+        return await self.call("duty", {"on": on})
+
+    async def resume(self, conversation: str) -> dict[str, Any]:
+        """After ``connect`` on a new transport: reclaim our seat. The reply's
+        roster also tells us our own last accepted ``seq`` (an ack lost in the
+        drop would otherwise make the next send ``replayed``)."""
+        conv = self.conversations[conversation]
+        reply = await self.call("resume", {"conversation": conv.id, "member": conv.member,
+                                           "resume": conv.resume_secret})
+        conv.state, conv.role = reply["state"], reply["role"]
+        conv.position, conv.eta_secs = reply.get("position"), reply.get("eta_secs")
+        self._apply_roster(conv, reply["epoch"], reply["members"])
+        own = conv.roster.members.get(conv.member)
+        if own is not None:
+            conv.sent_seq = max(conv.sent_seq, own.seq)
+        self._notify()
+        return reply
+
+    async def send_text(self, conversation: str, text: str) -> int:
+        """Encrypt ``text`` once per other member and send it; returns the seq."""
+        conv = self.conversations[conversation]
+        if conv.state == "ended":
+            raise CallFailed("wrong_state")  # and the keys are already wiped
+        body = {"type": "msg", "text": text, "sent_at": int(self._clock() * 1000)}
+        async with conv.send_lock:  # one seq at a time, in order
+            seq = conv.sent_seq + 1
+            for _ in range(STALE_EPOCH_RETRIES):
+                view = conv.roster
+                reply = await self.call("send", {
+                    "conversation": conv.id, "epoch": view.epoch, "seq": seq,
+                    "boxes": self._seal_for_all(conv, view, seq, body)}, check=False)
+                if reply.get("ok"):
+                    conv.sent_seq = seq
+                    return seq
+                if reply.get("error") != "stale_epoch":
+                    raise CallFailed(str(reply.get("error", "internal")), reply.get("info"))
+                # The roster changed under us: wait for it, re-encrypt, same seq.
+                await self._wait_newer_epoch(conv, view.epoch)
+            raise CallFailed("stale_epoch")
+
+    async def _wait_newer_epoch(self, conv: Conversation, epoch: int) -> None:
+        try:
+            await self.wait_for(lambda: conv.epoch > epoch)
+        except TimeoutError:
+            raise CallFailed("stale_epoch") from None
+
+    def _seal_for_all(self, conv: Conversation, view: RosterView, seq: int,
+                      body: Mapping[str, Any]) -> list[dict[str, str]]:
+        own_pk = conv.keys.public_key
+        boxes = []
+        for other in view.members.values():
+            if other.member == conv.member:
+                continue
+            ad = e2e.associated_data(bytes.fromhex(conv.id), view.epoch, view.hash,
+                                     own_pk, other.kx_pk, seq)
+            nonce, ct = e2e.seal_box(conv.session(other.kx_pk).tx, ad, body)
+            boxes.append({"to": other.member, "nonce": b64e(nonce), "ct": b64e(ct)})
+        return boxes
+
+    async def send_typing(self, conversation: str, active: bool) -> dict[str, Any]:
+        return await self.call("typing", {"conversation": conversation, "active": active})
+
+    async def pause(self, paused: bool, conversation: str | None = None) -> dict[str, Any]:
+        conv = self._only(conversation)
+        reply = await self.call("pause", {"conversation": conv.id, "paused": paused})
+        conv.state = reply["state"]
+        return reply
+
+    async def leave(self, reason: str = "done", conversation: str | None = None
+                    ) -> dict[str, Any]:
+        """Youth: end the conversation (``done``, or ``panic`` for the quick exit)."""
+        conv = self._only(conversation)
+        reply = await self.call("leave", {"conversation": conv.id, "reason": reason})
+        self._ended(conv, "panic_exit" if reason == "panic" else "youth_left")
+        return reply
+
+    async def end(self, conversation: str) -> dict[str, Any]:
+        """Counsellor: end the conversation for everyone."""
+        reply = await self.call("end", {"conversation": conversation})
+        self._ended(self.conversations[conversation], "done")
+        return reply
+
+    def _only(self, conversation: str | None) -> Conversation:
+        if conversation is not None:
+            return self.conversations[conversation]
+        if len(self.conversations) != 1:
+            raise ValueError("name the conversation")
+        return next(iter(self.conversations.values()))
+
+    # ---------------------------------------------------------------- waiting
+
+    async def next_message(self, wait_secs: float | None = None) -> Received:
+        """The next decrypted message; TimeoutError after ``wait_secs``."""
+        return await asyncio.wait_for(self.inbox.get(), wait_secs or self.call_timeout)
+
+    async def wait_for(self, predicate: Callable[[], bool], wait_secs: float | None = None
+                       ) -> None:
+        """Wait until ``predicate()`` holds; it is re-checked after every event."""
+        if predicate():
+            return
+        fut: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        entry = (predicate, fut)
+        self._waiters.append(entry)
+        try:
+            await asyncio.wait_for(fut, wait_secs or self.call_timeout)
+        finally:
+            with contextlib.suppress(ValueError):
+                self._waiters.remove(entry)
+
+    def _notify(self) -> None:
+        for predicate, fut in list(self._waiters):
+            if not fut.done() and predicate():
+                fut.set_result(None)
+
+    # ----------------------------------------------------------------- events
+
+    def _handler(self, event: str) -> Callable[[Any], Any]:
+        method: Callable[[dict[str, Any]], None] = getattr(self, "_on_" + event)
+
+        def handle(data: Any) -> None:
+            # Synchronous on purpose: state changes in arrival order (module doc).
+            if isinstance(data, dict):
+                method(data)
+                self._notify()
+        return handle
+
+    def _conv_for(self, event: str, data: dict[str, Any]) -> Conversation | None:
+        conv = self.conversations.get(str(data.get("conversation")))
+        if conv is None and len(self._orphans) < ORPHANS_MAX:
+            self._orphans.append((event, data))
+        return conv
+
+    def _on_queue(self, data: dict[str, Any]) -> None:
+        self.queue = data
+        conv = self.conversations.get(str(data.get("conversation")))
+        if conv is not None:  # the youth's own place; staff get a snapshot
+            conv.position, conv.eta_secs = data.get("position"), data.get("eta_secs")
+
+    def _on_duty(self, data: dict[str, Any]) -> None:
+        self.duty_state = data
+
+    def _on_ops(self, data: dict[str, Any]) -> None:
+        self.ops = data
+
+    def _on_typing(self, data: dict[str, Any]) -> None:
+        conv = self._conv_for("typing", data)
+        if conv is not None:
+            conv.typing[str(data.get("from"))] = bool(data.get("active"))
+
+    def _on_state(self, data: dict[str, Any]) -> None:
+        conv = self._conv_for("state", data)
+        if conv is None:
+            return
+        if data.get("state") == "ended":
+            self._ended(conv, data.get("reason"))
+        else:
+            conv.state = str(data.get("state"))
+
+    def _on_roster(self, data: dict[str, Any]) -> None:
+        conv = self._conv_for("roster", data)
+        if conv is not None:
+            conv.state = str(data.get("state", conv.state))
+            self._apply_roster(conv, data.get("epoch"), data.get("members"))
+
+    def _on_box(self, data: dict[str, Any]) -> None:
+        conv = self._conv_for("box", data)
+        if conv is not None:
+            self._receive(conv, data)
+
+    # -------------------------------------------------------- roster and boxes
+
+    def _register(self, conv: Conversation, epoch: int, members: Any) -> None:
+        self.conversations[conv.id] = conv
+        self._apply_roster(conv, epoch, members)
+        held = [(e, d) for e, d in self._orphans if d.get("conversation") == conv.id]
+        self._orphans = [(e, d) for e, d in self._orphans if d.get("conversation") != conv.id]
+        for event, data in held:
+            getattr(self, "_on_" + event)(data)
+        self._notify()
+
+    def _apply_roster(self, conv: Conversation, epoch: Any, members: Any) -> None:
+        try:
+            view = _parse_roster(conv.id, epoch, members)
+        except (KeyError, TypeError, ValueError):
+            self.bad_rosters += 1
+            return
+        own = view.members.get(conv.member)
+        if own is None or own.kx_pk != conv.keys.public_key:
+            self.bad_rosters += 1  # not our roster, or our key was substituted
+            return
+        known = conv.rosters.get(view.epoch)
+        if known is not None:
+            if known.hash != view.hash:
+                self.bad_rosters += 1  # two different rosters for one epoch: keep the first
+            return
+        conv.rosters[view.epoch] = view
+        for old in sorted(conv.rosters)[:-ROSTER_EPOCHS_KEPT]:
+            del conv.rosters[old]
+        conv.epoch = max(conv.epoch, view.epoch)
+        for entry in view.members.values():
+            if entry.member != conv.member:
+                conv.receive.learn(entry.member, entry.seq)
+        waiting, conv.pending = conv.pending, []
+        for box in waiting:
+            self._receive(conv, box)
+
+    def _receive(self, conv: Conversation, box: dict[str, Any]) -> None:
+        try:
+            sender, epoch, seq = str(box["from"]), _uint(box["epoch"]), _uint(box["seq"])
+            nonce, ct = b64d(box["nonce"]), b64d(box["ct"])
+        except (KeyError, TypeError, ValueError):
+            self.undecryptable += 1
+            return
+        view = conv.rosters.get(epoch)
+        if view is None and epoch > conv.epoch and len(conv.pending) < PENDING_MAX:
+            conv.pending.append(box)  # its roster is still on the way
+            return
+        entry = view.members.get(sender) if view is not None else None
+        if view is None or entry is None or sender == conv.member or box.get("to") != conv.member:
+            self.undecryptable += 1
+            return
+        verdict = conv.receive.check(sender, seq)
+        if verdict.kind == "replay":
+            # Seen before (e.g. re-sent after resume because our ack was lost):
+            # drop it, and repeat the cumulative ack so the server forgets it.
+            self.replays += 1
+            if conv.receive.last(sender):
+                self._ack(conv, sender, conv.receive.last(sender))
+            return
+        try:
+            ad = e2e.associated_data(bytes.fromhex(conv.id), epoch, view.hash, entry.kx_pk,
+                                     conv.keys.public_key, seq)
+            body = e2e.open_box(conv.session(entry.kx_pk).rx, ad, nonce, ct)
+        except (e2e.E2EError, ValueError):
+            # Never shown as text. The counter does not move: the seq of a box
+            # that failed to authenticate is not trustworthy.
+            self.undecryptable += 1
+            return
+        conv.receive.accept(sender, seq)
+        if verdict.missing is not None:
+            self.gaps.append(Gap(conv.id, sender, *verdict.missing))
+        self.inbox.put_nowait(Received(conv.id, sender, entry.role, seq, epoch, body))
+        self._ack(conv, sender, seq)
+
+    def _ack(self, conv: Conversation, sender: str, seq: int) -> None:
+        conv.ack_due[sender] = max(conv.ack_due.get(sender, 0), seq)
+        task = asyncio.get_running_loop().create_task(self._flush_acks(conv))
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _flush_acks(self, conv: Conversation) -> None:
+        # The lock keeps each sender's acks in increasing order on the wire.
+        async with conv.ack_lock:
+            due, conv.ack_due = conv.ack_due, {}
+            for sender, seq in due.items():
+                if self._sio is None:
+                    return  # resent after resume, then acked again
+                # Fire and forget: `delivered` is cumulative and idempotent.
+                with contextlib.suppress(socketio.exceptions.SocketIOError):
+                    await self._sio.emit("delivered", {"conversation": conv.id,
+                                                       "from": sender, "seq": seq},
+                                         namespace=self.namespace)
+
+    def _ended(self, conv: Conversation, reason: Any) -> None:
+        conv.state, conv.ended_reason = "ended", None if reason is None else str(reason)
+        conv.wipe()  # as the browser does: no key outlives the conversation
+
+
+def _parse_roster(conversation: str, epoch: Any, members: Any) -> RosterView:
+    if not isinstance(epoch, int) or not isinstance(members, list):
+        raise TypeError("roster")
+    entries = {}
+    for m in members:
+        entry = RosterEntry(member=_hex_id(m["member"]), role=str(m["role"]),
+                            alias=str(m.get("alias", "")), kx_pk=b64d(m["kx_pk"]),
+                            seq=_uint(m["seq"]))
+        entries[entry.member] = entry
+    if len(entries) != len(members):
+        raise ValueError("duplicate member")
+    digest = e2e.roster_hash(
+        bytes.fromhex(_hex_id(conversation)), epoch,
+        [e2e.Member(bytes.fromhex(e.member), e.role, e.kx_pk) for e in entries.values()])
+    return RosterView(epoch=epoch, members=entries, hash=digest)
+
+
+def _hex_id(value: Any) -> str:
+    if not isinstance(value, str) or len(value) != 32 or value != value.lower():
+        raise ValueError("id")
+    bytes.fromhex(value)
+    return value
+
+
+def _uint(value: Any) -> int:
+    if not isinstance(value, int) or isinstance(value, bool) or value < 0:
+        raise ValueError("uint")
+    return value
+
+
+def _refusal_code(data: Any) -> str:
+    """The code from a refused namespace connect (``{"message": code}`` or a string)."""
+    if isinstance(data, dict):
+        data = data.get("message")
+    return data if isinstance(data, str) and data else "connect_failed"

@@ -1,0 +1,140 @@
+"""Staff sessions, in memory. Design: docs/design/staff-auth.md.
+
+The browser holds a random 32-byte token in the ``__Host-session`` cookie. The
+server keeps only ``keyed_hash(session_key, token, "session")``, so a memory
+dump or a debugger shows no usable token. Sessions end on logout, after
+``session_idle_secs`` without use, after ``session_absolute_secs`` in all, and
+when the process restarts (staff log in again; nothing else is lost).
+
+Each session has a CSRF token that the page sends in ``X-CSRF-Token`` on
+state-changing HTTP routes; it is compared in constant time.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+
+from chatserver.crypto.tokens import equal, keyed_hash, new_secret
+from chatserver.domain.clock import Clock
+from chatserver.errors import CsrfFailed
+from chatserver.settings import Settings
+from chatserver.storage.base import StaffRecord
+
+_PURPOSE = "session"
+# Tokens are 43 base64url characters; anything much longer is not ours and is
+# refused before hashing.
+MAX_TOKEN_CHARS = 128
+
+
+@dataclass(frozen=True, slots=True)
+class Session:
+    staff_id: int
+    username: str
+    role: str
+    alias: str
+    capacity: int
+    csrf: str = field(repr=False)
+    created_at: float  # Unix seconds
+    last_seen: float
+
+
+class SessionStore:
+    def __init__(self, *, key: bytes, clock: Clock, idle_secs: int, absolute_secs: int) -> None:
+        if len(key) < 32:
+            raise ValueError("session key must be at least 32 bytes")
+        self._key = key
+        self._clock = clock
+        self._idle_secs = idle_secs
+        self._absolute_secs = absolute_secs
+        self._by_hash: dict[bytes, Session] = {}
+
+    def __repr__(self) -> str:
+        return f"SessionStore(sessions={len(self._by_hash)})"
+
+    @classmethod
+    def from_settings(cls, settings: Settings, clock: Clock) -> SessionStore:
+        return cls(
+            key=settings.require_secrets().session_key,
+            clock=clock,
+            idle_secs=settings.session_idle_secs,
+            absolute_secs=settings.session_absolute_secs,
+        )
+
+    def __len__(self) -> int:
+        return len(self._by_hash)
+
+    def _hash(self, token: str | None) -> bytes | None:
+        if not isinstance(token, str) or not token or len(token) > MAX_TOKEN_CHARS:
+            return None
+        return keyed_hash(self._key, token, _PURPOSE)
+
+    def create(self, staff: StaffRecord, *, replacing: str | None = None) -> tuple[str, str]:
+        """A new session for ``staff``: returns ``(token, csrf)``.
+
+        Always a fresh token (no session fixation); the session the browser
+        presented at login, if any, is revoked.
+        """
+        if replacing is not None:
+            self.revoke(replacing)
+        token = new_secret()
+        csrf = new_secret()
+        now = self._clock.now()
+        digest = keyed_hash(self._key, token, _PURPOSE)
+        self._by_hash[digest] = Session(
+            staff_id=staff.id,
+            username=staff.username,
+            role=staff.role,
+            alias=staff.alias,
+            capacity=staff.capacity,
+            csrf=csrf,
+            created_at=now,
+            last_seen=now,
+        )
+        return token, csrf
+
+    def _expired(self, s: Session, now: float) -> bool:
+        return now - s.last_seen >= self._idle_secs or now - s.created_at >= self._absolute_secs
+
+    def get(self, token: str | None) -> Session | None:
+        """The live session for ``token`` (and mark it used), or None."""
+        digest = self._hash(token)
+        if digest is None:
+            return None
+        session = self._by_hash.get(digest)
+        if session is None:
+            return None
+        now = self._clock.now()
+        if self._expired(session, now):
+            del self._by_hash[digest]
+            return None
+        session = dataclasses.replace(session, last_seen=now)
+        self._by_hash[digest] = session
+        return session
+
+    def revoke(self, token: str | None) -> bool:
+        digest = self._hash(token)
+        return digest is not None and self._by_hash.pop(digest, None) is not None
+
+    def revoke_staff(self, staff_id: int) -> int:
+        """End every session of one staff member (disabled account, role change)."""
+        doomed = [d for d, s in self._by_hash.items() if s.staff_id == staff_id]
+        for d in doomed:
+            del self._by_hash[d]
+        return len(doomed)
+
+    def purge_expired(self) -> int:
+        """Drop expired sessions (the app calls this periodically to bound memory)."""
+        now = self._clock.now()
+        doomed = [d for d, s in self._by_hash.items() if self._expired(s, now)]
+        for d in doomed:
+            del self._by_hash[d]
+        return len(doomed)
+
+    @staticmethod
+    def check_csrf(session: Session, presented: str | None) -> None:
+        """Raise ``CsrfFailed`` unless ``presented`` is the session's CSRF token."""
+        if not isinstance(presented, str) or len(presented) > MAX_TOKEN_CHARS:
+            raise CsrfFailed()
+        if not equal(presented.encode("utf-8"), session.csrf.encode("ascii")):
+            raise CsrfFailed()

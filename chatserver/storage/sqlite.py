@@ -1,0 +1,399 @@
+"""SQLite (aiosqlite) backend for staff accounts, the audit log and statistics.
+
+The embedded default's durable store. Settings at open:
+
+- ``secure_delete=ON``: deleted rows are overwritten, not left in free pages.
+- ``journal_mode=DELETE``: the rollback journal is removed after each
+  transaction, so no ``-wal`` file lingers next to the database.
+- ``foreign_keys=ON``; a busy timeout so the CLI and the server can share the
+  file.
+
+One connection per store. SQLite transactions are per connection, so every
+write goes through ``_write()``: an ``asyncio.Lock`` (one transaction at a
+time from this process) around ``BEGIN IMMEDIATE`` (one writer across
+processes, e.g. the server and ``chatserver staff add``).
+
+Migrations are the numbered ``migrations/NNNN_name.sql`` files, applied in
+order at open, each in its own transaction, and recorded in
+``schema_migrations``. Design: docs/design/staff-auth.md, docs/design/audit.md.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import re
+import sqlite3
+import time
+from collections.abc import AsyncIterator, Generator, Mapping
+from contextlib import asynccontextmanager
+from importlib import resources
+from pathlib import Path
+from types import TracebackType
+from typing import Any
+
+import aiosqlite
+
+from chatserver.errors import AccountExists
+from chatserver.storage.base import AuditEntry, NewStaff, NextEntry, StaffRecord
+
+# How long a statement waits for another process's write lock before failing.
+BUSY_TIMEOUT_SECS = 5.0
+_MIGRATION_NAME = re.compile(r"^(\d{4})_[a-z0-9_]+\.sql$")
+
+_STAFF_COLUMNS = (
+    "id, username, password_hash, totp_seed_sealed, totp_last_timecode, role, alias,"
+    " capacity, disabled, failed_logins, locked_until, created_at"
+)
+_AUDIT_COLUMNS = "seq, at, actor, action, conversation, detail, prev_hash, hash"
+
+
+def _staff(row: sqlite3.Row) -> StaffRecord:
+    return StaffRecord(
+        id=row["id"],
+        username=row["username"],
+        password_hash=row["password_hash"],
+        totp_seed_sealed=bytes(row["totp_seed_sealed"]),
+        totp_last_timecode=row["totp_last_timecode"],
+        role=row["role"],
+        alias=row["alias"],
+        capacity=row["capacity"],
+        disabled=bool(row["disabled"]),
+        failed_logins=row["failed_logins"],
+        locked_until=row["locked_until"],
+        created_at=row["created_at"],
+    )
+
+
+def _audit(row: sqlite3.Row) -> AuditEntry:
+    return AuditEntry(
+        seq=row["seq"],
+        at=row["at"],
+        actor=row["actor"],
+        action=row["action"],
+        conversation=row["conversation"],
+        detail=row["detail"],
+        prev_hash=row["prev_hash"],
+        hash=row["hash"],
+    )
+
+
+def migrations() -> list[tuple[int, str, str]]:
+    """(version, file name, SQL) of every packaged migration, in order."""
+    found: list[tuple[int, str, str]] = []
+    folder = resources.files("chatserver.storage").joinpath("migrations")
+    for item in folder.iterdir():
+        match = _MIGRATION_NAME.match(item.name)
+        if match:
+            found.append((int(match.group(1)), item.name, item.read_text(encoding="utf-8")))
+    found.sort()
+    versions = [v for v, _, _ in found]
+    if len(set(versions)) != len(versions):
+        raise RuntimeError("two migrations share a version number")
+    return found
+
+
+def _statements(script: str) -> list[str]:
+    """Split a migration into statements (trigger bodies stay whole).
+
+    ``executescript`` would commit any open transaction first, so migrations
+    are run statement by statement inside our own transaction instead.
+    """
+    out: list[str] = []
+    pending = ""
+    for line in script.splitlines(keepends=True):
+        if not pending and (not line.strip() or line.lstrip().startswith("--")):
+            continue
+        pending += line
+        if sqlite3.complete_statement(pending):
+            out.append(pending.strip())
+            pending = ""
+    if pending.strip():
+        raise RuntimeError("migration ends inside a statement")
+    return out
+
+
+def _utc_now_iso() -> str:
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+
+
+class _Opening:
+    """``await SqliteStore.open(p)`` or ``async with SqliteStore.open(p) as store``."""
+
+    def __init__(self, path: str | os.PathLike[str]) -> None:
+        self._path = path
+        self._store: SqliteStore | None = None
+
+    def __await__(self) -> Generator[Any, None, SqliteStore]:
+        return SqliteStore._connect(self._path).__await__()
+
+    async def __aenter__(self) -> SqliteStore:
+        self._store = await SqliteStore._connect(self._path)
+        return self._store
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        if self._store is not None:
+            await self._store.close()
+
+
+class SqliteStore:
+    """Implements ``StaffStore``, ``AuditStore``, ``StatsStore`` and ``Pingable``."""
+
+    def __init__(self, db: aiosqlite.Connection) -> None:
+        # Use SqliteStore.open(path); this takes an already configured connection.
+        self._db = db
+        self._lock = asyncio.Lock()
+
+    @classmethod
+    def open(cls, path: str | os.PathLike[str]) -> _Opening:
+        return _Opening(path)
+
+    @classmethod
+    async def _connect(cls, path: str | os.PathLike[str]) -> SqliteStore:
+        if str(path) != ":memory:":
+            _create_private(Path(path))
+        db = await aiosqlite.connect(str(path), isolation_level=None, timeout=BUSY_TIMEOUT_SECS)
+        try:
+            db.row_factory = sqlite3.Row
+            await db.execute("PRAGMA secure_delete = ON")
+            await db.execute("PRAGMA foreign_keys = ON")
+            await db.execute("PRAGMA journal_mode = DELETE")
+            store = cls(db)
+            await store._migrate()
+        except BaseException:
+            await db.close()
+            raise
+        return store
+
+    async def close(self) -> None:
+        await self._db.close()
+
+    async def __aenter__(self) -> SqliteStore:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.close()
+
+    @asynccontextmanager
+    async def _write(self) -> AsyncIterator[aiosqlite.Connection]:
+        async with self._lock:
+            await self._db.execute("BEGIN IMMEDIATE")
+            try:
+                yield self._db
+            except BaseException:
+                if self._db.in_transaction:
+                    await self._db.execute("ROLLBACK")
+                raise
+            await self._db.execute("COMMIT")
+
+    async def _migrate(self) -> None:
+        await self._db.execute(
+            "CREATE TABLE IF NOT EXISTS schema_migrations ("
+            " version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at TEXT NOT NULL"
+            ") STRICT"
+        )
+        for version, name, sql in migrations():
+            async with self._write() as db:
+                # Checked inside the write transaction: another process may
+                # have applied it while we waited for the lock.
+                cur = await db.execute(
+                    "SELECT 1 FROM schema_migrations WHERE version = ?", (version,)
+                )
+                if await cur.fetchone() is not None:
+                    continue
+                for statement in _statements(sql):
+                    await db.execute(statement)
+                await db.execute(
+                    "INSERT INTO schema_migrations (version, name, applied_at) VALUES (?, ?, ?)",
+                    (version, name, _utc_now_iso()),
+                )
+
+    async def schema_versions(self) -> list[int]:
+        rows = await self._db.execute_fetchall(
+            "SELECT version FROM schema_migrations ORDER BY version"
+        )
+        return [row[0] for row in rows]
+
+    async def ping(self) -> bool:
+        try:
+            cur = await self._db.execute("SELECT 1")
+            return await cur.fetchone() is not None
+        except (sqlite3.Error, ValueError):
+            # ValueError: aiosqlite's "no active connection" after close.
+            return False
+
+    # -- staff -------------------------------------------------------------
+
+    async def add_staff(self, new: NewStaff) -> StaffRecord:
+        try:
+            async with self._write() as db:
+                cur = await db.execute(
+                    "INSERT INTO staff (username, password_hash, totp_seed_sealed, role, alias,"
+                    " capacity, created_at) VALUES (?, ?, ?, ?, ?, ?, ?) RETURNING id",
+                    (
+                        new.username,
+                        new.password_hash,
+                        new.totp_seed_sealed,
+                        new.role,
+                        new.alias,
+                        new.capacity,
+                        new.created_at,
+                    ),
+                )
+                row = await cur.fetchone()
+                await cur.close()
+        except sqlite3.IntegrityError as exc:
+            if "staff.username" in str(exc):
+                raise AccountExists() from None
+            raise
+        record = await self.get_by_id(row[0]) if row is not None else None
+        if record is None:  # INSERT ... RETURNING always yields the row
+            raise RuntimeError("the new account was not found")
+        return record
+
+    async def get_by_username(self, username: str) -> StaffRecord | None:
+        cur = await self._db.execute(
+            f"SELECT {_STAFF_COLUMNS} FROM staff WHERE username = ?",  # noqa: S608 - constant column list
+            (username,),
+        )
+        row = await cur.fetchone()
+        return _staff(row) if row is not None else None
+
+    async def get_by_id(self, staff_id: int) -> StaffRecord | None:
+        cur = await self._db.execute(
+            f"SELECT {_STAFF_COLUMNS} FROM staff WHERE id = ?",  # noqa: S608 - constant column list
+            (staff_id,),
+        )
+        row = await cur.fetchone()
+        return _staff(row) if row is not None else None
+
+    async def list_staff(self) -> list[StaffRecord]:
+        rows = await self._db.execute_fetchall(
+            f"SELECT {_STAFF_COLUMNS} FROM staff ORDER BY username"  # noqa: S608 - constant column list
+        )
+        return [_staff(row) for row in rows]
+
+    async def set_disabled(self, staff_id: int, disabled: bool) -> None:
+        async with self._write() as db:
+            await db.execute(
+                "UPDATE staff SET disabled = ? WHERE id = ?", (int(disabled), staff_id)
+            )
+
+    async def set_password_hash(self, staff_id: int, password_hash: str) -> None:
+        async with self._write() as db:
+            await db.execute(
+                "UPDATE staff SET password_hash = ? WHERE id = ?", (password_hash, staff_id)
+            )
+
+    async def record_login_failure(self, staff_id: int) -> int:
+        async with self._write() as db:
+            cur = await db.execute(
+                "UPDATE staff SET failed_logins = failed_logins + 1 WHERE id = ?"
+                " RETURNING failed_logins",
+                (staff_id,),
+            )
+            row = await cur.fetchone()
+            await cur.close()
+        return int(row[0]) if row is not None else 0
+
+    async def reset_failures(self, staff_id: int) -> None:
+        async with self._write() as db:
+            await db.execute(
+                "UPDATE staff SET failed_logins = 0, locked_until = NULL WHERE id = ?",
+                (staff_id,),
+            )
+
+    async def set_locked_until(self, staff_id: int, until: float | None) -> None:
+        async with self._write() as db:
+            await db.execute("UPDATE staff SET locked_until = ? WHERE id = ?", (until, staff_id))
+
+    async def accept_totp_timecode(self, staff_id: int, timecode: int) -> bool:
+        # One statement, so two concurrent logins with the same code cannot
+        # both pass: the second finds the column already at ``timecode``.
+        async with self._write() as db:
+            cur = await db.execute(
+                "UPDATE staff SET totp_last_timecode = ? WHERE id = ?"
+                " AND (totp_last_timecode IS NULL OR totp_last_timecode < ?)",
+                (timecode, staff_id, timecode),
+            )
+            return cur.rowcount == 1
+
+    # -- audit -------------------------------------------------------------
+
+    async def append_audit(self, next_entry: NextEntry) -> AuditEntry:
+        async with self._write() as db:
+            cur = await db.execute(
+                f"SELECT {_AUDIT_COLUMNS} FROM audit ORDER BY seq DESC LIMIT 1"  # noqa: S608 - constant column list
+            )
+            row = await cur.fetchone()
+            entry = next_entry(_audit(row) if row is not None else None)
+            await db.execute(
+                "INSERT INTO audit (seq, at, actor, action, conversation, detail, prev_hash, hash)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                (
+                    entry.seq,
+                    entry.at,
+                    entry.actor,
+                    entry.action,
+                    entry.conversation,
+                    entry.detail,
+                    entry.prev_hash,
+                    entry.hash,
+                ),
+            )
+        return entry
+
+    async def iter_audit(self) -> AsyncIterator[AuditEntry]:
+        async with self._db.execute(
+            f"SELECT {_AUDIT_COLUMNS} FROM audit ORDER BY seq"  # noqa: S608 - constant column list
+        ) as cur:
+            async for row in cur:
+                yield _audit(row)
+
+    async def audit_head(self) -> AuditEntry | None:
+        cur = await self._db.execute(
+            f"SELECT {_AUDIT_COLUMNS} FROM audit ORDER BY seq DESC LIMIT 1"  # noqa: S608 - constant column list
+        )
+        row = await cur.fetchone()
+        return _audit(row) if row is not None else None
+
+    # -- statistics --------------------------------------------------------
+
+    async def add_counts(self, month: str, counts: Mapping[tuple[str, str], int]) -> None:
+        rows = [(month, dim, value, n) for (dim, value), n in counts.items() if n > 0]
+        if not rows:
+            return
+        async with self._write() as db:
+            await db.executemany(
+                "INSERT INTO stats (month, dimension, value, count) VALUES (?, ?, ?, ?)"
+                " ON CONFLICT (month, dimension, value) DO UPDATE"
+                " SET count = count + excluded.count",
+                rows,
+            )
+
+    async def get_counts(self, month: str) -> dict[tuple[str, str], int]:
+        rows = await self._db.execute_fetchall(
+            "SELECT dimension, value, count FROM stats WHERE month = ?", (month,)
+        )
+        return {(row[0], row[1]): row[2] for row in rows}
+
+
+def _create_private(path: Path) -> None:
+    """Create the database file readable by its owner only, before SQLite opens it.
+
+    SQLite gives its journal the database file's permissions, so this covers
+    both.
+    """
+    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT, 0o600)
+    os.close(fd)
