@@ -78,6 +78,10 @@ def configure(level: str) -> None:
         if not any(isinstance(f, TemplateOnly) for f in lib.filters):
             lib.addFilter(TemplateOnly())
     logging.getLogger("aiohttp.access").disabled = True  # it writes client addresses
+    # The socket.io/engine.io logger is template-only, so even DEBUG is safe;
+    # at INFO it would log a line per packet, so below DEBUG it stays at WARNING.
+    lib_level = logging.DEBUG if root.level <= logging.DEBUG else logging.WARNING
+    library_logger().setLevel(lib_level)
 
 
 def library_logger() -> logging.Logger:

@@ -178,6 +178,7 @@ class ReferenceClient:
         self.call_timeout = call_timeout
         self._clock = clock
         self._sio: socketio.AsyncClient | None = None
+        self._http: aiohttp.ClientSession | None = None
         self.namespace = ""
         self.conversations: dict[str, Conversation] = {}
         self.inbox: asyncio.Queue[Received] = asyncio.Queue()
@@ -208,24 +209,31 @@ class ReferenceClient:
         # a new transport must ``resume`` explicitly (it proves the resume secret).
         if self.connected:
             raise RuntimeError("already connected; disconnect() first")
-        sio = socketio.AsyncClient(reconnection=False, logger=False, engineio_logger=False)
+        # Our own HTTP session, so a refused connect does not leak it; no SIGINT
+        # handler, since tests and the load generator own the process.
+        http = aiohttp.ClientSession()
+        sio = socketio.AsyncClient(reconnection=False, logger=False, engineio_logger=False,
+                                   handle_sigint=False, http_session=http)
         for event in EVENTS:
             sio.on(event, self._handler(event), namespace=namespace)
         sio.on("connect_error", self._on_connect_error, namespace=namespace)
-        self.namespace, self._sio, self._connect_error = namespace, sio, None
+        self.namespace, self._sio, self._http, self._connect_error = namespace, sio, http, None
         all_headers = {"Origin": _origin(url), **(headers or {})}
         try:
             await sio.connect(url, headers=all_headers, transports=["websocket"],
                               namespaces=[namespace], wait_timeout=self.call_timeout)
         except socketio.exceptions.ConnectionError as exc:
-            self._sio = None
+            await self.disconnect()
             raise CallFailed(_refusal_code(self._connect_error)) from exc
 
     async def disconnect(self) -> None:
         """Drop the transport but keep every conversation, for ``resume``."""
         sio, self._sio = self._sio, None
+        http, self._http = self._http, None
         if sio is not None:
             await sio.disconnect()
+        if http is not None:
+            await http.close()
 
     async def close(self) -> None:
         """Disconnect, stop background work and wipe every key."""
@@ -602,7 +610,9 @@ def _uint(value: Any) -> int:
 
 
 def _refusal_code(data: Any) -> str:
-    """The code from a refused namespace connect (``{"message": code}`` or a string)."""
-    if isinstance(data, dict):
-        data = data.get("message")
-    return data if isinstance(data, str) and data else "connect_failed"
+    """The code of a refused namespace connect (``{"message": code}``). A refusal
+    below socket.io (engine.io's CORS check answers a foreign Origin with a bare
+    HTTP 400) carries no code: ``connect_failed``."""
+    if isinstance(data, dict) and isinstance(data.get("message"), str):
+        return str(data["message"])
+    return "connect_failed"

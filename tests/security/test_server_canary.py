@@ -1,0 +1,151 @@
+"""Server canary (DESIGN.md §8): a full conversation against a server process
+with every logger at DEBUG; unique canaries in the plaintext, the ciphertext and
+every secret that crosses the wire; afterwards none of them is found in the
+process's stdout/stderr, the SQLite files (with -wal/-journal), the data dir or
+the server's temp dir — nor is the client's address."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import pyotp
+
+from chatserver.client.reference import ReferenceClient, staff_login
+from chatserver.settings import REPO_ROOT
+from tests.conftest import free_port
+
+
+class RecordingClient(ReferenceClient):
+    """Keeps every value this client put on the wire, to look for it later."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.sent: list[str] = []
+
+    async def call(self, event: str, data: Any = None, *, check: bool = True) -> dict[str, Any]:
+        if data:
+            self.sent.extend(_strings(data))
+        reply = await super().call(event, data, check=check)
+        self.sent.extend(_strings(reply))
+        return reply
+
+
+def _strings(value: Any) -> list[str]:
+    if isinstance(value, str):
+        return [value]
+    if isinstance(value, dict):
+        return [s for v in value.values() for s in _strings(v)]
+    if isinstance(value, list):
+        return [s for v in value for s in _strings(v)]
+    return []
+
+
+async def _wait_ready(url: str, proc: subprocess.Popen[bytes]) -> None:
+    deadline = time.monotonic() + 30
+    async with aiohttp.ClientSession() as http:
+        while time.monotonic() < deadline:
+            assert proc.poll() is None, "server exited during start-up"
+            try:
+                async with http.get(url + "/readyz") as resp:
+                    if resp.status == 200:
+                        return
+            except aiohttp.ClientError:
+                pass
+            await asyncio.sleep(0.1)
+    raise AssertionError("server did not become ready")
+
+
+def _add_staff(env: dict[str, str], name: str, password: str) -> str:
+    out = subprocess.run(
+        [sys.executable, "-m", "chatserver", "staff", "add", name, "--role", "counsellor",
+         "--alias", "Sana", "--password-stdin"],
+        input=(password + "\n").encode(), env=env, capture_output=True, check=True,
+        cwd=REPO_ROOT)
+    text = out.stdout.decode()
+    uri = next(w for w in text.split() if w.startswith("otpauth://"))
+    return pyotp.parse_uri(uri).secret  # type: ignore[no-any-return]
+
+
+async def test_no_canary_anywhere_after_a_full_conversation(tmp_path: Path) -> None:
+    data_dir, tmp_dir = tmp_path / "var", tmp_path / "tmp"
+    tmp_dir.mkdir()
+    port = free_port()
+    url = f"http://localhost:{port}"
+    env = {**os.environ, "CHAT_CONFIG": str(REPO_ROOT / "config" / "test.toml"),
+           "CHAT_DATA_DIR": str(data_dir), "CHAT_PORT": str(port),
+           "CHAT_PUBLIC_ORIGIN": url, "CHAT_LOG_LEVEL": "DEBUG", "TMPDIR": str(tmp_dir),
+           "PYTHONASYNCIODEBUG": "1"}
+    password = "canary-password-5d1e8b2f"  # noqa: S105  # a canary, not a secret
+    seed = _add_staff(env, "mira", password)
+    log_path = tmp_path / "server.log"
+    with log_path.open("wb") as log:
+        proc = subprocess.Popen([sys.executable, "-m", "chatserver", "serve"], env=env,
+                                stdout=log, stderr=subprocess.STDOUT, cwd=REPO_ROOT)
+    secrets_seen: list[str] = [password, seed]
+    try:
+        await _wait_ready(url, proc)
+        code = pyotp.TOTP(seed).now()
+        login = await staff_login(url, "mira", password, code)
+        secrets_seen += [code, login.cookie.split("=", 1)[1], login.csrf]
+
+        counsellor, youth = RecordingClient(), RecordingClient()
+        await counsellor.connect(url, "/staff", headers={"Cookie": login.cookie})
+        await counsellor.duty(True)
+        await youth.connect(url, "/youth")
+        conv = (await youth.start({"gender": "girl", "municipality": "Botkyrka"}))["conversation"]
+        await counsellor.claim(conv)
+        await youth.wait_for(lambda: youth.conversations[conv].epoch == 1, 5)
+
+        plain = ["CANARY-plain-youth-a81f3c", "CANARY-plain-counsellor-77be20",
+                 "CANARY-ÅÄÖ-عربي-e3c9"]
+        await youth.send_text(conv, plain[0])
+        await youth.send_text(conv, plain[2])
+        await counsellor.next_message(5)
+        await counsellor.next_message(5)
+        await counsellor.send_text(conv, plain[1])
+        await youth.next_message(5)
+        await youth.send_typing(conv, True)
+        # A dropped transport and a resume, so the resume secret crosses too.
+        await youth.disconnect()
+        await counsellor.send_text(conv, plain[1] + "-again")
+        await youth.connect(url, "/youth")
+        await youth.resume(conv)
+        await youth.next_message(5)
+        await counsellor.end(conv)
+        await youth.close()
+        await counsellor.close()
+    finally:
+        proc.send_signal(signal.SIGINT)
+        try:
+            proc.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            raise
+
+    wire = youth.sent + counsellor.sent
+    ciphertexts = [s for s in wire if len(s) > 300]  # every ct is ≥ 363 base64 chars
+    resumes = [c.resume_secret for c in youth.conversations.values()]
+    assert len(ciphertexts) == 4 and resumes  # four sends, one box each
+    canaries = plain + ciphertexts + resumes + secrets_seen + ["127.0.0.1"]
+    canaries += [c[:40] for c in ciphertexts]  # a prefix, in case something truncates
+
+    files = [log_path, *data_dir.rglob("*"), *tmp_dir.rglob("*")]
+    files = [f for f in files if f.is_file()]
+    assert any(f.name.startswith("chatserver.sqlite3") for f in files)
+    log_text = log_path.read_bytes()
+    assert b"DEBUG" in log_text or b"INFO" in log_text, "the server logged nothing at all?"
+    for f in files:
+        blob = f.read_bytes()
+        for canary in canaries:
+            for encoded in {canary.encode("utf-8"), canary.encode("utf-16-le")}:
+                assert encoded not in blob, f"canary found in {f.name}"
+    # The database keeps no WAL/journal next to it after shutdown.
+    assert not [f for f in files if f.name.endswith(("-wal", "-journal", "-shm"))]
