@@ -83,12 +83,14 @@ async def test_no_canary_anywhere_after_a_full_conversation(tmp_path: Path) -> N
            "CHAT_DATA_DIR": str(data_dir), "CHAT_PORT": str(port),
            "CHAT_PUBLIC_ORIGIN": url, "CHAT_LOG_LEVEL": "DEBUG", "TMPDIR": str(tmp_dir),
            "PYTHONASYNCIODEBUG": "1"}
-    password = "canary-password-5d1e8b2f"  # noqa: S105  # a canary, not a secret
+    password = "canary-password-5d1e8b2f"  # a canary, not a secret
     seed = _add_staff(env, "mira", password)
     log_path = tmp_path / "server.log"
     with log_path.open("wb") as log:
-        proc = subprocess.Popen([sys.executable, "-m", "chatserver", "serve"], env=env,
-                                stdout=log, stderr=subprocess.STDOUT, cwd=REPO_ROOT)
+        # Popen returns at once: the server runs beside the test's event loop.
+        proc = subprocess.Popen(  # noqa: ASYNC220
+            [sys.executable, "-m", "chatserver", "serve"], env=env,
+            stdout=log, stderr=subprocess.STDOUT, cwd=REPO_ROOT)
     secrets_seen: list[str] = [password, seed]
     try:
         await _wait_ready(url, proc)
