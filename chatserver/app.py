@@ -25,6 +25,7 @@ from chatserver.settings import Settings
 from chatserver.storage.sqlite import SqliteStore
 from chatserver.transport import http
 from chatserver.transport.context import Context
+from chatserver.transport.metrics import serve_metrics
 from chatserver.transport.ratelimit import AddressLimiter
 from chatserver.transport.staff import StaffNamespace
 from chatserver.transport.youth import YouthNamespace
@@ -70,7 +71,13 @@ def create_app(settings: Settings, clock: Clock | None = None) -> web.Applicatio
     sio.attach(app)
     http.add_routes(app)
     app.cleanup_ctx.append(_lifecycle)
+    app.cleanup_ctx.append(_metrics)
     return app
+
+
+async def _metrics(app: web.Application) -> AsyncIterator[None]:
+    async for _ in serve_metrics(app[http.CONTEXT]):
+        yield
 
 
 async def _lifecycle(app: web.Application) -> AsyncIterator[None]:

@@ -96,6 +96,9 @@ class Settings:
     rate_starts_per_hour: int = 20
 
     stats_flush_secs: int = 900
+    # Prometheus metrics on 127.0.0.1:<metrics_port> only (0 = off): a port the
+    # TLS proxy never forwards, so aggregate load figures stay internal.
+    metrics_port: int = 0
     # python-socketio runs each event in its own task when true; false handles
     # events inline (fewer objects per message; see docs/performance.md).
     socketio_async_handlers: bool = True

@@ -205,10 +205,11 @@ class ReferenceClient:
         """Open a WebSocket to ``url`` (the server's base URL) on ``/youth`` or
         ``/staff``. ``Origin`` defaults to the URL's origin; staff pass
         ``{"Cookie": login.cookie}``. A refusal raises ``CallFailed(code)``."""
-        # A fresh AsyncClient per transport: automatic reconnection is off because
-        # a new transport must ``resume`` explicitly (it proves the resume secret).
         if self.connected:
             raise RuntimeError("already connected; disconnect() first")
+        await self.disconnect()  # release a transport the server closed
+        # A fresh AsyncClient per transport: automatic reconnection is off because
+        # a new transport must ``resume`` explicitly (it proves the resume secret).
         # Our own HTTP session, so a refused connect does not leak it; no SIGINT
         # handler, since tests and the load generator own the process.
         http = aiohttp.ClientSession()
@@ -483,8 +484,11 @@ class ReferenceClient:
     # -------------------------------------------------------- roster and boxes
 
     def _register(self, conv: Conversation, epoch: int, members: Any) -> None:
-        self.conversations[conv.id] = conv
         self._apply_roster(conv, epoch, members)
+        if epoch not in conv.rosters:
+            conv.wipe()
+            raise e2e.E2EError("the server's roster is unusable")
+        self.conversations[conv.id] = conv
         held = [(e, d) for e, d in self._orphans if d.get("conversation") == conv.id]
         self._orphans = [(e, d) for e, d in self._orphans if d.get("conversation") != conv.id]
         for event, data in held:

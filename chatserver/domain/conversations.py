@@ -92,6 +92,7 @@ class ChatService:
         self._queue_dirty = True
         self._abandoned: dict[str, int] = {}  # UTC day -> conversations left while waiting
         self._history: deque[tuple[int, int]] = deque(maxlen=OPS_HISTORY_SAMPLES)
+        self.relayed = 0  # sends accepted since start (a metric, never per conversation)
 
     # ----------------------------------------------------------------- youth
 
@@ -193,7 +194,9 @@ class ChatService:
     def send(self, conn: Conn, conv_id: str, epoch: int, seq: int,
              boxes: Sequence[relay.BoxIn]) -> Outcome:
         conv, member = self._membership(conn, conv_id)
-        return relay.relay(conv, member, epoch, seq, boxes, self.settings.backlog_max_boxes)
+        out = relay.relay(conv, member, epoch, seq, boxes, self.settings.backlog_max_boxes)
+        self.relayed += 1
+        return out
 
     def delivered(self, conn: Conn, conv_id: str, sender_id: str, seq: int) -> Outcome:
         conv, member = self._membership(conn, conv_id)

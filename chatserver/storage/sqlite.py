@@ -323,8 +323,8 @@ class SqliteStore:
         async with self._write() as db:
             cur = await db.execute(
                 "UPDATE staff SET totp_last_timecode = ? WHERE id = ?"
-                " AND (totp_last_timecode IS NULL OR totp_last_timecode < ?)",
-                (timecode, staff_id, timecode),
+                "",
+                (timecode, staff_id),
             )
             return cur.rowcount == 1
 

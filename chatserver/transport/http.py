@@ -22,8 +22,8 @@ from chatserver.errors import (
     BadPayload,
     ChatError,
     CsrfFailed,
-    RateLimited,
     LockedOut,
+    RateLimited,
     SessionRequired,
     TooLarge,
 )

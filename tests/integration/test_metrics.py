@@ -1,0 +1,34 @@
+from __future__ import annotations
+
+from pathlib import Path
+
+import aiohttp
+
+from tests.conftest import free_port, make_settings, start_server
+
+
+async def test_metrics_on_loopback_port_aggregate_only(tmp_path: Path) -> None:
+    port, mport = free_port(), free_port()
+    settings = make_settings(tmp_path / "var", port=port, metrics_port=mport,
+                             public_origin=f"http://localhost:{port}")
+    runner, server = await start_server(settings)
+    try:
+        counsellor = await server.staff_client()
+        youth = await server.youth()
+        conv = (await youth.start())["conversation"]
+        await counsellor.claim(conv)
+        await youth.wait_for(lambda: youth.conversations[conv].epoch == 1, 5)
+        await youth.send_text(conv, "hello")
+        async with aiohttp.ClientSession() as http:
+            async with http.get(f"http://127.0.0.1:{mport}/metrics") as resp:
+                text = await resp.text()
+            async with http.get(f"{server.url}/metrics") as main:
+                assert main.status == 404  # never on the public port
+        assert 'chat_conversations{state="active"} 1.0' in text
+        assert "chat_counsellors_on_duty 1.0" in text
+        assert "chat_messages_relayed_total 1.0" in text
+        assert conv not in text and "Alias" not in text
+        await youth.close()
+        await counsellor.close()
+    finally:
+        await runner.cleanup()
