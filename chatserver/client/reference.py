@@ -324,9 +324,9 @@ class ReferenceClient:
         conv.state, conv.role = reply["state"], reply["role"]
         conv.position, conv.eta_secs = reply.get("position"), reply.get("eta_secs")
         self._apply_roster(conv, reply["epoch"], reply["members"])
-        own = conv.roster.members.get(conv.member)
-        if own is not None:
-            conv.sent_seq = max(conv.sent_seq, own.seq)
+        for m in reply["members"]:
+            if m.get("member") == conv.member and isinstance(m.get("seq"), int):
+                conv.sent_seq = max(conv.sent_seq, m["seq"])
         self._notify()
         return reply
 
@@ -397,15 +397,16 @@ class ReferenceClient:
     def _only(self, conversation: str | None) -> Conversation:
         if conversation is not None:
             return self.conversations[conversation]
-        if len(self.conversations) != 1:
+        live = [c for c in self.conversations.values() if c.state != "ended"]
+        if len(live) != 1:
             raise ValueError("name the conversation")
-        return next(iter(self.conversations.values()))
+        return live[0]
 
     # ---------------------------------------------------------------- waiting
 
     async def next_message(self, wait_secs: float | None = None) -> Received:
         """The next decrypted message; TimeoutError after ``wait_secs``."""
-        return await asyncio.wait_for(self.inbox.get(), wait_secs or self.call_timeout)
+        return await asyncio.wait_for(self.inbox.get(), self._secs(wait_secs))
 
     async def wait_for(self, predicate: Callable[[], bool], wait_secs: float | None = None
                        ) -> None:
@@ -416,10 +417,13 @@ class ReferenceClient:
         entry = (predicate, fut)
         self._waiters.append(entry)
         try:
-            await asyncio.wait_for(fut, wait_secs or self.call_timeout)
+            await asyncio.wait_for(fut, self._secs(wait_secs))
         finally:
             with contextlib.suppress(ValueError):
                 self._waiters.remove(entry)
+
+    def _secs(self, wait_secs: float | None) -> float:
+        return self.call_timeout if wait_secs is None else wait_secs
 
     def _notify(self) -> None:
         for predicate, fut in list(self._waiters):
