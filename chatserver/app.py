@@ -84,6 +84,9 @@ async def _lifecycle(app: web.Application) -> AsyncIterator[None]:
     ctx = app[http.CONTEXT]
     ctx.store = await SqliteStore.open(ctx.settings.database_path)
     ctx.audit = AuditLog(ctx.store, ctx.clock)
+    # The dummy hash for unknown usernames is made now, not on the first such
+    # login, so that login's timing reveals nothing from the very start.
+    await ctx.login_guard.warm_up()
     tasks: set[asyncio.Task[None]] = set()
 
     def every(secs: float, job: Callable[[], Awaitable[None]], name: str) -> None:

@@ -25,6 +25,7 @@ DEFAULT_CONFIG_DIR = REPO_ROOT / "config"
 
 ENVIRONMENTS = ("production", "development", "test")
 PASSWORD_PROFILES = ("rfc9106_low_memory", "cheapest_for_tests")
+GC_POLICIES = ("freeze", "default")
 SECRET_NAMES = ("pepper", "session_key", "totp_key")
 SECRET_BYTES = 32
 
@@ -104,6 +105,14 @@ class Settings:
     socketio_async_handlers: bool = True
     ping_interval_secs: int = 25
     ping_timeout_secs: int = 20
+    # Cyclic GC strategy (chatserver/gc_policy.py, docs/decisions/0002): "freeze"
+    # moves long-lived objects out of the collector's reach after start-up and
+    # every gc_freeze_interval_secs; "default" leaves CPython's collector as shipped.
+    gc_policy: str = "freeze"
+    gc_freeze_interval_secs: float = 60.0
+    # Frozen objects that later die in a reference cycle are reclaimed only by a
+    # full unfreeze-and-collect, run this often (0 = never). One pause each time.
+    gc_full_collect_interval_secs: float = 3600.0
     exit_url: str = "https://www.google.com/"
 
     # Service data (texts, hours, alternatives, lists) from the [service] table.
@@ -249,6 +258,11 @@ def _check(s: Settings) -> None:
         raise ConfigError("session_idle_secs must not exceed session_absolute_secs")
     if not 0 <= s.totp_valid_window <= 1:
         raise ConfigError("totp_valid_window must be 0 or 1")
+    if s.gc_policy not in GC_POLICIES:
+        raise ConfigError(f"gc_policy must be one of {GC_POLICIES}")
+    if s.gc_freeze_interval_secs < 0 or s.gc_full_collect_interval_secs < 0:
+        raise ConfigError("gc_freeze_interval_secs and gc_full_collect_interval_secs "
+                          "must not be negative")
 
 
 def _decode_secret(name: str, text: str) -> bytes:

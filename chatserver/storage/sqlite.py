@@ -323,8 +323,8 @@ class SqliteStore:
         async with self._write() as db:
             cur = await db.execute(
                 "UPDATE staff SET totp_last_timecode = ? WHERE id = ?"
-                "",
-                (timecode, staff_id),
+                " AND (totp_last_timecode IS NULL OR totp_last_timecode < ?)",
+                (timecode, staff_id, timecode),
             )
             return cur.rowcount == 1
 

@@ -49,14 +49,15 @@ async def _fill(db_path: Path, n: int = 5) -> list[AuditEntry]:
         return await _entries(store)
 
 
-def _tamper(db_path: Path, *statements: str) -> None:
+def _tamper(db_path: Path, *statements: str | tuple[str, tuple[object, ...]]) -> None:
     """What someone with the file can do: drop the triggers, then rewrite rows."""
     con = sqlite3.connect(db_path)
     try:
         con.execute("DROP TRIGGER audit_no_update")
         con.execute("DROP TRIGGER audit_no_delete")
-        for sql in statements:
-            con.execute(sql)
+        for statement in statements:
+            sql, params = (statement, ()) if isinstance(statement, str) else statement
+            con.execute(sql, params)
         con.commit()
     finally:
         con.close()
@@ -161,7 +162,8 @@ async def test_edited_row_with_recomputed_hash_breaks_the_next_link(db_path: Pat
     forged = AuditEntry(e.seq, e.at, "someone_else", e.action, e.conversation, e.detail,
                         e.prev_hash, "")
     new_hash = entry_hash(e.prev_hash, forged.hashed_fields())
-    _tamper(db_path, f"UPDATE audit SET actor = 'someone_else', hash = '{new_hash}' WHERE seq = 3")
+    _tamper(db_path, ("UPDATE audit SET actor = 'someone_else', hash = ? WHERE seq = 3",
+                      (new_hash,)))
     result = await _verify_file(db_path)
     assert (result.ok, result.first_bad_seq) == (False, 4)
     assert "prev_hash" in result.problem

@@ -228,7 +228,7 @@ def test_resume_refuses_wrong_secret_and_other_staff(world: World) -> None:
 
 
 def test_grace_expiry_ends_with_timed_out(world: World) -> None:
-    yconn, y, _, sconn, c = world.pair()
+    yconn, y, _, sconn, _c = world.pair()
     conv = str(y["conversation"])
     world.chat.send(sconn, conv, 1, 1, [BoxIn(str(y["member"]), nonce(), ct())])
     world.chat.disconnect(yconn)
@@ -310,8 +310,8 @@ def test_counsellor_timeout_requeues_youth_first(world: World) -> None:
 
 def test_queue_updates_push_changed_positions(world: World) -> None:
     ref, sconn = world.counsellor(1)
-    c1, y1 = world.youth(1)
-    c2, y2 = world.youth(2)
+    _c1, y1 = world.youth(1)
+    c2, _y2 = world.youth(2)
     world.chat.queue_updates()
     world.chat.claim(ref, sconn, str(y1["conversation"]), pk())
     out = world.chat.queue_updates()
@@ -324,7 +324,7 @@ def test_queue_updates_push_changed_positions(world: World) -> None:
 
 
 def test_duty_goes_off_after_staff_disconnect_grace(world: World) -> None:
-    ref, sconn = world.counsellor(1)
+    _ref, sconn = world.counsellor(1)
     assert world.chat.is_open()
     world.chat.disconnect(sconn)
     assert not world.chat.is_open()

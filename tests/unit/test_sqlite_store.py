@@ -1,0 +1,142 @@
+"""SqliteStore: migrations, file hygiene and the staff table's atomic updates."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import sqlite3
+import stat
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+
+from chatserver.errors import AccountExists
+from chatserver.storage.base import NewStaff
+from chatserver.storage.sqlite import SqliteStore, migrations
+
+
+def _new(username: str = "anna", role: str = "counsellor") -> NewStaff:
+    return NewStaff(username=username, password_hash="$argon2id$fake",
+                    totp_seed_sealed=b"\x00sealed", role=role, alias="Sara", capacity=3,
+                    created_at="2027-01-15T08:00:00.000Z")
+
+
+@pytest.fixture
+def db_path(tmp_path: Path) -> Path:
+    return tmp_path / "data" / "chat.sqlite3"
+
+
+@pytest.fixture
+async def store(db_path: Path) -> AsyncIterator[SqliteStore]:
+    async with SqliteStore.open(db_path) as s:
+        yield s
+
+
+async def test_migrations_apply_once(db_path: Path) -> None:
+    assert migrations()[0][:2] == (1, "0001_staff_audit_stats.sql")
+    async with SqliteStore.open(db_path) as s:
+        assert await s.schema_versions() == [v for v, _, _ in migrations()]
+        await s.add_staff(_new())
+    store = await SqliteStore.open(db_path)  # the awaitable form; must not re-apply
+    try:
+        assert await store.schema_versions() == [v for v, _, _ in migrations()]
+        assert (await store.get_by_username("anna")) is not None
+    finally:
+        await store.close()
+
+
+async def test_two_processes_opening_a_fresh_file_at_once(db_path: Path) -> None:
+    stores = await asyncio.gather(*(SqliteStore.open(db_path) for _ in range(3)))
+    try:
+        for s in stores:
+            assert await s.schema_versions() == [1]
+    finally:
+        for s in stores:
+            await s.close()
+
+
+async def test_pragmas_and_file_hygiene(db_path: Path) -> None:
+    async with SqliteStore.open(db_path) as s:
+        db = s._db  # the connection's own settings are what matters
+        assert (await (await db.execute("PRAGMA secure_delete")).fetchone())[0] == 1
+        assert (await (await db.execute("PRAGMA foreign_keys")).fetchone())[0] == 1
+        assert (await (await db.execute("PRAGMA journal_mode")).fetchone())[0] == "delete"
+        await s.add_staff(_new())
+        await s.add_counts("2027-01", {("topic", "other"): 1})
+    assert stat.S_IMODE(os.stat(db_path).st_mode) == 0o600
+    assert stat.S_IMODE(os.stat(db_path.parent).st_mode) == 0o700
+    # No journal or WAL left next to the database.
+    assert sorted(p.name for p in db_path.parent.iterdir()) == [db_path.name]
+
+
+async def test_ping(db_path: Path) -> None:
+    s = await SqliteStore.open(db_path)
+    assert await s.ping() is True
+    await s.close()
+    assert await s.ping() is False
+
+
+async def test_staff_round_trip_and_duplicate(store: SqliteStore) -> None:
+    added = await store.add_staff(_new())
+    assert added.id > 0 and added.username == "anna" and added.disabled is False
+    assert added.totp_seed_sealed == b"\x00sealed" and added.totp_last_timecode is None
+    assert await store.get_by_id(added.id) == added
+    with pytest.raises(AccountExists):
+        await store.add_staff(_new())
+    await store.add_staff(_new("bo", "operator"))
+    assert [s.username for s in await store.list_staff()] == ["anna", "bo"]
+    assert await store.get_by_username("nobody") is None
+    assert await store.get_by_id(999) is None
+
+
+async def test_role_is_checked_by_the_database(store: SqliteStore) -> None:
+    with pytest.raises(sqlite3.IntegrityError):
+        await store.add_staff(_new("eve", "superuser"))
+    assert await store.get_by_username("eve") is None
+
+
+async def test_failures_and_locks(store: SqliteStore) -> None:
+    staff = await store.add_staff(_new())
+    assert [await store.record_login_failure(staff.id) for _ in range(3)] == [1, 2, 3]
+    await store.set_locked_until(staff.id, 1_800_000_060.0)
+    got = await store.get_by_id(staff.id)
+    assert got is not None and (got.failed_logins, got.locked_until) == (3, 1_800_000_060.0)
+    await store.reset_failures(staff.id)
+    got = await store.get_by_id(staff.id)
+    assert got is not None and (got.failed_logins, got.locked_until) == (0, None)
+    await store.set_disabled(staff.id, True)
+    got = await store.get_by_id(staff.id)
+    assert got is not None and got.disabled is True
+
+
+async def test_accept_totp_timecode_only_moves_forward(store: SqliteStore) -> None:
+    staff = await store.add_staff(_new())
+    assert await store.accept_totp_timecode(staff.id, 100) is True
+    assert await store.accept_totp_timecode(staff.id, 100) is False
+    assert await store.accept_totp_timecode(staff.id, 99) is False
+    assert await store.accept_totp_timecode(staff.id, 101) is True
+    results = await asyncio.gather(*(store.accept_totp_timecode(staff.id, 105)
+                                     for _ in range(10)))
+    assert results.count(True) == 1
+    got = await store.get_by_id(staff.id)
+    assert got is not None and got.totp_last_timecode == 105
+
+
+async def test_accept_totp_timecode_across_connections(db_path: Path) -> None:
+    async with SqliteStore.open(db_path) as a, SqliteStore.open(db_path) as b:
+        staff = await a.add_staff(_new())
+        results = await asyncio.gather(*(s.accept_totp_timecode(staff.id, 7)
+                                         for s in (a, b, a, b)))
+    assert results.count(True) == 1
+
+
+async def test_failed_transaction_rolls_back(store: SqliteStore) -> None:
+    def explode(last: object) -> object:
+        raise RuntimeError("boom")
+
+    with pytest.raises(RuntimeError):
+        await store.append_audit(explode)  # type: ignore[arg-type]
+    # The connection is usable again and nothing was written.
+    assert await store.audit_head() is None
+    await store.add_staff(_new())
