@@ -36,6 +36,7 @@ TICK_SECS = 0.5  # grace and pause deadlines are honoured to within this
 OPS_PUSH_SECS = 2.0
 HISTORY_SAMPLE_SECS = 60.0
 ADDRESS_SWEEP_SECS = 300.0
+SESSION_CHECK_SECS = 15.0  # an expired staff session's socket closes within this
 BODY_MAX_BYTES = 64 * 1024  # no HTTP route takes more; socket.io has its own bound
 
 
@@ -49,6 +50,7 @@ def create_app(settings: Settings, clock: Clock | None = None) -> web.Applicatio
         login_guard=LoginGuard(settings.password_profile),
         stats=stats,
         addresses=AddressLimiter(clock, settings.rate_starts_per_hour),
+        login_addresses=AddressLimiter(clock, settings.rate_logins_per_hour),
     )
     lib_logger = logs.library_logger()
     sio = socketio.AsyncServer(
@@ -82,6 +84,9 @@ async def _metrics(app: web.Application) -> AsyncIterator[None]:
 
 async def _lifecycle(app: web.Application) -> AsyncIterator[None]:
     ctx = app[http.CONTEXT]
+    sio = ctx.sio
+    if sio is None:
+        raise RuntimeError("create_app attaches socket.io before start-up")
     ctx.store = await SqliteStore.open(ctx.settings.database_path)
     ctx.audit = AuditLog(ctx.store, ctx.clock)
     # The dummy hash for unknown usernames is made now, not on the first such
@@ -110,7 +115,14 @@ async def _lifecycle(app: web.Application) -> AsyncIterator[None]:
 
     async def sweep() -> None:
         ctx.addresses.sweep()
+        ctx.login_addresses.sweep()
         ctx.sessions.purge_expired()
+
+    async def close_expired_staff() -> None:
+        # A staff socket with no events would otherwise outlive its session.
+        for sid, state in list(ctx.conns.items()):
+            if state.staff is not None and not ctx.sessions.alive(state.session_token):
+                await sio.disconnect(sid, namespace=STAFF_NS)
 
     every(TICK_SECS, lambda: apply(ctx.chat.tick), "deadlines")
     every(ctx.settings.queue_push_interval_secs, lambda: apply(ctx.chat.queue_updates), "queue")
@@ -118,6 +130,8 @@ async def _lifecycle(app: web.Application) -> AsyncIterator[None]:
     every(HISTORY_SAMPLE_SECS, sample, "history")
     every(ctx.settings.stats_flush_secs, flush_stats, "stats")
     every(ADDRESS_SWEEP_SECS, sweep, "addresses")
+    every(min(SESSION_CHECK_SECS, ctx.settings.session_idle_secs / 2), close_expired_staff,
+          "sessions")
     ctx.chat.sample_history()
     log.info("chatserver ready")
     try:

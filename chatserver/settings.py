@@ -95,6 +95,9 @@ class Settings:
     rate_other_burst: int = 30
     # Youth conversation starts per client address per hour (keyed by HMAC).
     rate_starts_per_hour: int = 20
+    # Staff login attempts per client address per hour, on top of the
+    # per-account lockout (which alone would let one address try many names).
+    rate_logins_per_hour: int = 60
 
     stats_flush_secs: int = 900
     # Prometheus metrics on 127.0.0.1:<metrics_port> only (0 = off): a port the

@@ -112,6 +112,13 @@ class SessionStore:
         self._by_hash[digest] = session
         return session
 
+    def alive(self, token: str | None) -> bool:
+        """Whether ``token`` names a live session, without marking it used
+        (the periodic sweep must not keep idle sessions alive)."""
+        digest = self._hash(token)
+        session = self._by_hash.get(digest) if digest is not None else None
+        return session is not None and not self._expired(session, self._clock.now())
+
     def revoke(self, token: str | None) -> bool:
         digest = self._hash(token)
         return digest is not None and self._by_hash.pop(digest, None) is not None

@@ -47,6 +47,7 @@ class Context:
     login_guard: LoginGuard
     stats: StatsCounter
     addresses: AddressLimiter
+    login_addresses: AddressLimiter
     sio: socketio.AsyncServer | None = None
     conns: dict[str, ConnState] = field(default_factory=dict)
     ops_watchers: set[str] = field(default_factory=set)

@@ -29,6 +29,7 @@ from chatserver.errors import (
 )
 from chatserver.settings import REPO_ROOT
 from chatserver.transport.context import Context
+from chatserver.transport.ratelimit import client_address
 from chatserver.transport.staff import SESSION_COOKIE, session_token
 
 log = logging.getLogger(__name__)
@@ -178,6 +179,11 @@ def _short_str(data: dict[str, Any], key: str, limit: int) -> str:
 async def login(request: web.Request) -> web.Response:
     ctx = request.app[CONTEXT]
     check_origin(request, ctx)
+    address = client_address(request, ctx.settings.client_addr_header)
+    if address is not None:
+        wait = ctx.login_addresses.hit(ctx.login_addresses.key_for(address))
+        if wait > 0:
+            raise RateLimited({"retry_after_secs": max(1, round(wait))})
     data = await read_json(request, LOGIN_BODY_MAX)
     if set(data) != {"username", "password", "totp"}:
         raise BadPayload()

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import secrets
 from dataclasses import dataclass
+from typing import Any
 
 from chatserver.crypto.tokens import keyed_hash
 from chatserver.domain.clock import Clock
@@ -70,3 +71,14 @@ class AddressLimiter:
         now = self._clock.now()
         self._hits = {k: v for k, v in self._hits.items()
                       if v and now - v[-1] < ADDRESS_WINDOW_SECS}
+
+
+def client_address(request: Any, header: str) -> str | None:
+    """The client's address, from the TLS proxy's header when configured, else
+    the socket peer. Callers HMAC it at once; it is never logged or stored."""
+    if header:
+        value = request.headers.get(header)
+        if isinstance(value, str) and value:
+            return value.split(",")[0].strip()
+    remote = getattr(request, "remote", None)
+    return remote if isinstance(remote, str) else None

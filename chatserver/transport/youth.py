@@ -11,6 +11,7 @@ from chatserver.errors import ChatError, RateLimited
 from chatserver.transport import schemas
 from chatserver.transport.context import ConnState
 from chatserver.transport.namespaces import Namespace
+from chatserver.transport.ratelimit import client_address
 
 
 class YouthNamespace(Namespace):
@@ -31,7 +32,9 @@ class YouthNamespace(Namespace):
         except ChatError as exc:
             raise Refused(exc.code) from None
         state = ConnState(buckets=self.ctx.new_buckets())
-        address = _client_address(environ, self.ctx.settings.client_addr_header)
+        request = environ.get("aiohttp.request")
+        address = client_address(request, self.ctx.settings.client_addr_header) \
+            if request is not None else None
         if address:
             # Hashed at once; the raw address is not kept anywhere.
             state.address_key = self.ctx.addresses.key_for(address)
@@ -73,14 +76,3 @@ class YouthNamespace(Namespace):
         conv, reason = schemas.leave(data)
         return self.ctx.chat.leave(self.conn(sid), conv, reason)
 
-
-def _client_address(environ: dict[str, Any], header: str) -> str | None:
-    """The client's address, only to be HMAC-ed for rate limits. Behind the TLS
-    proxy it comes from the configured header; never logged or stored."""
-    if header:
-        value = environ.get("HTTP_" + header.upper().replace("-", "_"))
-        if isinstance(value, str) and value:
-            return value.split(",")[0].strip()
-    request = environ.get("aiohttp.request")
-    remote = getattr(request, "remote", None)
-    return remote if isinstance(remote, str) else None

@@ -89,3 +89,41 @@ async def test_oversized_frame_closes_only_that_connection(live_server: LiveServ
     assert not youth.connected
     assert other.connected and (await other.status())["open"] is True
     assert counsellor.connected
+
+
+async def test_idle_staff_socket_closes_when_its_session_expires(tmp_path: Path) -> None:
+    port = free_port()
+    settings = make_settings(tmp_path / "var", port=port, public_origin=f"http://localhost:{port}",
+                             session_idle_secs=2, session_absolute_secs=60)
+    runner, server = await start_server(settings)
+    try:
+        staff = await server.staff_client(duty=False)
+        assert staff.connected
+        for _ in range(60):  # no events: the session idles out, the server closes the socket
+            if not staff.connected:
+                break
+            await asyncio.sleep(0.1)
+        assert not staff.connected
+    finally:
+        for client in server.clients:
+            await client.close()
+        await runner.cleanup()
+
+
+async def test_logins_per_address_are_limited(tmp_path: Path) -> None:
+    from chatserver.client.reference import staff_login
+
+    port = free_port()
+    settings = make_settings(tmp_path / "var", port=port, public_origin=f"http://localhost:{port}",
+                             rate_logins_per_hour=3)
+    runner, server = await start_server(settings)
+    try:
+        codes = []
+        for i in range(4):
+            try:
+                await staff_login(server.url, f"nobody{i}", "wrong password 123", "000000")
+            except CallFailed as exc:
+                codes.append(exc.code)
+        assert codes == ["bad_credentials"] * 3 + ["rate_limited"]
+    finally:
+        await runner.cleanup()
