@@ -7,7 +7,7 @@ import base64
 
 import pytest
 
-from chatserver.client.reference import CallFailed, ReferenceClient
+from chatserver.client.reference import CallFailed
 from chatserver.domain.relay import BoxIn
 from tests.conftest import LiveServer
 
