@@ -23,6 +23,7 @@ Handler = Callable[[str, ConnState, Any], Awaitable[Outcome]]
 # An audit entry for rate-limit trips at most once a minute per connection:
 # a flood must not become a flood of audit rows.
 RATE_TRIP_AUDIT_INTERVAL_SECS = 60.0
+LIFECYCLE = frozenset({"connect", "disconnect"})
 
 
 class Namespace(socketio.AsyncNamespace):  # type: ignore[misc]  # socketio is untyped
@@ -41,10 +42,16 @@ class Namespace(socketio.AsyncNamespace):  # type: ignore[misc]  # socketio is u
         if environ.get("HTTP_ORIGIN") != self.ctx.settings.public_origin:
             raise BadOrigin()
 
-    async def trigger_event(self, event: str, *args: Any) -> Any:
-        if event in ("connect", "disconnect"):
-            return await super().trigger_event(event, *args)
+    async def trigger_event(self, event: Any, *args: Any) -> Any:
         sid = args[0]
+        if not isinstance(event, str):
+            return error_reply(UnknownEvent())
+        if event in LIFECYCLE and not self.server.manager.is_connected(sid, self.namespace):
+            # The server's own connect/disconnect: it runs while the sid is
+            # pending (not yet, or no longer, connected). A *client* can also
+            # emit an event named "connect"; that arrives while connected and
+            # must never reach the lifecycle handlers (it would reset limits).
+            return await super().trigger_event(event, *args)
         data = args[1] if len(args) > 1 else None
         return await self.dispatch(sid, event, data)
 

@@ -60,7 +60,14 @@ class StaffNamespace(Namespace):
                         alias=record.alias, capacity=record.capacity)
 
     async def before(self, sid: str, state: ConnState) -> None:
-        if state.session_token is None or self.ctx.sessions.get(state.session_token) is None:
+        session = self.ctx.sessions.get(state.session_token)
+        # The account is read again on every event: a disable (from the CLI, in
+        # another process) must stop an open console at once, not at reconnect.
+        # One primary-key read; staff events are a small share of the traffic.
+        record = await self.ctx.store.get_by_id(session.staff_id) if session else None
+        if session is None or record is None or record.disabled:
+            if session is not None:
+                self.ctx.sessions.revoke_staff(session.staff_id)
             await self.disconnect(sid)
             raise SessionRequired()
 
