@@ -52,6 +52,7 @@ SECURITY_HEADERS = {
 SERVER_HEADER = "web"
 LOGIN_BODY_MAX = 4096
 ASSET_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,127}")
+COOKIE_PATHS = frozenset({"/staff/api/login", "/staff/api/logout"})
 PAGES = {"/": "index.html", "/console": "console.html", "/operator": "operator.html"}
 STATUS_FOR = {BadCredentials: 401, SessionRequired: 401, LockedOut: 429, BadOrigin: 403,
               CsrfFailed: 403, BadPayload: 400, TooLarge: 413, RateLimited: 429}
@@ -63,8 +64,8 @@ async def add_security_headers(request: web.Request, response: web.StreamRespons
     # Validators would let a browser revalidate (and so remember) a page.
     response.headers.popall("ETag", None)
     response.headers.popall("Last-Modified", None)
-    if "Set-Cookie" in response.headers and request.path != "/staff/api/login":
-        # Defence in depth for promise 3: nothing but staff login sets a cookie.
+    if "Set-Cookie" in response.headers and request.path not in COOKIE_PATHS:
+        # Defence in depth for promise 3: only staff login/logout touch a cookie.
         response.headers.popall("Set-Cookie", None)
 
 

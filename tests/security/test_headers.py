@@ -1,0 +1,216 @@
+"""Security headers on every HTTP response (SECURITY_DESIGN.md "Headers").
+
+A real server on a real port, asked over real HTTP. Three static set-ups, so the
+suite passes whether or not the web client is built and still checks every
+branch: the repository's own ``web_client/dist`` (built or not), a small fake
+build (pages and assets answer 200 through ``FileResponse``, which would add
+``ETag``/``Last-Modified``), and a missing directory (pages answer 503).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import aiohttp
+import pytest
+from multidict import CIMultiDictProxy
+
+from tests.conftest import LiveServer, free_port, make_settings, start_server
+
+CSP = ("default-src 'none'; script-src 'self' 'wasm-unsafe-eval'; connect-src 'self'; "
+       "style-src 'self'; img-src 'self' data:; font-src 'self'; base-uri 'none'; "
+       "form-action 'none'; frame-ancestors 'none'")
+EXPECTED = {
+    "Cache-Control": "no-store, max-age=0",
+    "Referrer-Policy": "no-referrer",
+    "Content-Security-Policy": CSP,
+    "Permissions-Policy": "camera=(), microphone=(), geolocation=(), payment=(), usb=()",
+    "X-Content-Type-Options": "nosniff",
+    "Cross-Origin-Opener-Policy": "same-origin",
+    "Cross-Origin-Resource-Policy": "same-origin",
+}
+# A neutral exit URL that is not the default, so the test sees the configured one.
+EXIT_URL = "https://example.org/weather?city=uppsala"
+FAKE_ASSET = "app-3f9a.js"
+REPO_DIST = Path(__file__).resolve().parents[2] / "web_client" / "dist"
+
+
+@dataclass(frozen=True)
+class Site:
+    server: LiveServer
+    kind: str  # "repo", "built" or "missing"
+    static: Path
+
+    @property
+    def pages_built(self) -> bool:
+        return (self.static / "index.html").is_file()
+
+    def existing_asset(self) -> str | None:
+        assets = self.static / "assets"
+        if not assets.is_dir():
+            return None
+        names = sorted(p.name for p in assets.iterdir()
+                       if p.is_file() and re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._-]*", p.name))
+        return names[0] if names else None
+
+
+def _fake_build(root: Path) -> Path:
+    (root / "assets").mkdir(parents=True)
+    for page in ("index.html", "console.html", "operator.html"):
+        (root / page).write_text("<!doctype html><title>x</title>\n", encoding="utf-8")
+    (root / "assets" / FAKE_ASSET).write_text("console.log(1);\n", encoding="utf-8")
+    (root / "favicon.ico").write_bytes(b"\x00\x00\x01\x00")
+    return root
+
+
+@pytest.fixture(params=["repo", "built", "missing"])
+async def site(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Site]:
+    kind = request.param
+    static = {"repo": REPO_DIST, "built": tmp_path / "dist", "missing": tmp_path / "nothing"}[kind]
+    if kind == "built":
+        _fake_build(static)
+    port = free_port()
+    settings = make_settings(tmp_path / "var", port=port, public_origin=f"http://localhost:{port}",
+                             static_dir=str(static), exit_url=EXIT_URL)
+    runner, server = await start_server(settings)
+    try:
+        yield Site(server, kind, static)
+    finally:
+        await runner.cleanup()
+
+
+def assert_security_headers(what: str, headers: CIMultiDictProxy[str],
+                            *, cookie_allowed: bool = False) -> None:
+    for name, value in EXPECTED.items():
+        assert headers.getall(name, []) == [value], f"{what}: {name} = {headers.getall(name, [])}"
+    if not cookie_allowed:
+        assert "Set-Cookie" not in headers, f"{what} sets a cookie"
+    assert "ETag" not in headers, f"{what} has an ETag"
+    assert "Last-Modified" not in headers, f"{what} has Last-Modified"
+    assert "X-Powered-By" not in headers
+    for server in headers.getall("Server", []):
+        assert not re.search(r"\d", server), f"{what}: Server header {server!r} has a version"
+        assert not re.search(r"aiohttp|python|socket|engine", server, re.I), (
+            f"{what}: Server header {server!r} names the product")
+
+
+async def _request(http: aiohttp.ClientSession, method: str, url: str,
+                   **kwargs: object) -> tuple[int, CIMultiDictProxy[str], bytes]:
+    async with http.request(method, url, allow_redirects=False, **kwargs) as resp:
+        return resp.status, resp.headers, await resp.read()
+
+
+async def test_every_route_carries_the_security_headers(site: Site) -> None:
+    server = site.server
+    built = site.pages_built
+    asset = site.existing_asset()
+    page_status = 200 if built else 503
+    origin = {"Origin": server.origin}
+    # (method, path, extra request kwargs, expected status)
+    routes: list[tuple[str, str, dict[str, object], int]] = [
+        ("GET", "/", {}, page_status),
+        ("HEAD", "/", {}, page_status),
+        ("GET", "/console", {}, page_status),
+        ("GET", "/operator", {}, page_status),
+        ("GET", f"/assets/{asset or 'not-built.js'}", {}, 200 if asset else 404),
+        ("GET", "/assets/missing-0000.js", {}, 404),
+        ("GET", "/assets/..%2fsecrets.toml", {}, 404),
+        ("GET", "/favicon.ico", {}, 200 if (site.static / "favicon.ico").is_file() else 404),
+        ("GET", "/exit", {}, 302),
+        ("GET", "/healthz", {}, 200),
+        ("GET", "/readyz", {}, 200),
+        ("GET", "/staff/api/me", {}, 401),
+        ("POST", "/staff/api/login",
+         {"json": {"username": "nobody", "password": "wrong password!", "totp": "123456"},
+          "headers": origin}, 401),
+        ("POST", "/staff/api/login",
+         {"json": {"username": "nobody", "password": "x", "totp": "1"}}, 403),  # no Origin
+        ("POST", "/staff/api/logout", {"headers": origin}, 401),
+        ("GET", "/no/such/page", {}, 404),
+        ("GET", "/staff/api/login", {}, 405),
+        ("POST", "/healthz", {}, 405),
+        ("GET", "/socket.io/?EIO=4&transport=polling", {"headers": origin}, 200),
+        ("GET", "/socket.io/?EIO=4&transport=polling",
+         {"headers": {"Origin": "https://evil.example"}}, 400),
+    ]
+    if built:
+        # A conditional request must not turn into a cache validation either.
+        routes.append(("GET", "/", {"headers": {"If-Modified-Since":
+                                                "Wed, 01 Jan 2098 00:00:00 GMT"}}, -1))
+    async with aiohttp.ClientSession() as http:
+        for method, path, kwargs, expected in routes:
+            what = f"{site.kind}: {method} {path}"
+            status, headers, body = await _request(http, method, server.url + path, **kwargs)
+            if expected != -1:
+                assert status == expected, f"{what} answered {status}"
+            assert_security_headers(what, headers)
+            if path.startswith("/socket.io/"):
+                # engine.io's CORS answer names only our origin, never a wildcard.
+                allowed = headers.getall("Access-Control-Allow-Origin", [])
+                assert allowed == ([server.origin] if status == 200 else [])
+                if status == 200:
+                    assert body.startswith(b"0{") and b'"sid"' in body
+            if path == "/exit":
+                assert headers["Location"] == EXIT_URL
+                assert headers["Clear-Site-Data"] == '"cache", "storage"'
+            if status in (401, 403, 404, 405) and method != "HEAD":
+                assert body.startswith(b"{"), f"{what}: error body is not JSON: {body[:80]!r}"
+
+
+async def test_fake_build_serves_files_without_validators(tmp_path: Path) -> None:
+    # The fake build proves the 200 path really goes through FileResponse (which
+    # sets ETag and Last-Modified) and that the hook strips them.
+    static = _fake_build(tmp_path / "dist")
+    port = free_port()
+    settings = make_settings(tmp_path / "var", port=port, public_origin=f"http://localhost:{port}",
+                             static_dir=str(static))
+    runner, server = await start_server(settings)
+    try:
+        async with aiohttp.ClientSession() as http:
+            status, headers, body = await _request(http, "GET", f"{server.url}/assets/{FAKE_ASSET}")
+            assert status == 200 and body == b"console.log(1);\n"
+            assert_security_headers("asset", headers)
+            status, headers, body = await _request(http, "GET", server.url + "/")
+            assert status == 200 and body.startswith(b"<!doctype html>")
+            assert_security_headers("page", headers)
+    finally:
+        await runner.cleanup()
+
+
+async def test_only_a_successful_login_sets_a_cookie(live_server: LiveServer) -> None:
+    creds = await live_server.add_staff()
+    origin = {"Origin": live_server.origin}
+    async with aiohttp.ClientSession() as http:
+        status, headers, _ = await _request(
+            http, "POST", live_server.url + "/staff/api/login", headers=origin,
+            json={"username": creds.username, "password": creds.password, "totp": creds.code()})
+        assert status == 200
+        assert_security_headers("login ok", headers, cookie_allowed=True)
+        cookies = headers.getall("Set-Cookie")
+        assert len(cookies) == 1 and cookies[0].startswith("__Host-session=")
+        token = cookies[0].split(";", 1)[0]
+        me = await http.get(live_server.url + "/staff/api/me", headers={"Cookie": token})
+        csrf = (await me.json())["csrf"]
+        assert_security_headers("me with a session", me.headers)
+        # Logout expires the cookie (and only that): the browser forgets it.
+        status, headers, _ = await _request(
+            http, "POST", live_server.url + "/staff/api/logout",
+            headers={**origin, "Cookie": token, "X-CSRF-Token": csrf})
+        assert status == 200
+        assert_security_headers("logout", headers, cookie_allowed=True)
+        expired = headers.getall("Set-Cookie")
+        assert len(expired) == 1 and expired[0].startswith('__Host-session=""')
+        assert "Max-Age=0" in expired[0] and "Secure" in expired[0]
+
+
+async def test_exit_hop_redirects_to_the_configured_neutral_site(live_server: LiveServer) -> None:
+    async with aiohttp.ClientSession() as http:
+        status, headers, _ = await _request(http, "GET", live_server.url + "/exit")
+    assert status == 302
+    assert headers["Location"] == live_server.settings.exit_url
+    assert headers["Clear-Site-Data"] == '"cache", "storage"'
+    assert_security_headers("exit", headers)
+
