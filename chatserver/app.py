@@ -14,19 +14,22 @@ import socketio
 from aiohttp import web
 
 from chatserver import logs
+from chatserver.crypto.passphrase import PassphraseKdf, words
 from chatserver.domain.audit import AuditLog
 from chatserver.domain.auth import LoginGuard
 from chatserver.domain.clock import Clock, SystemClock
-from chatserver.domain.conversations import STAFF_NS, YOUTH_NS, ChatService
+from chatserver.domain.conversations import LIAISON_NS, STAFF_NS, YOUTH_NS, ChatService
 from chatserver.domain.events import Conn, Outcome
+from chatserver.domain.referrals import load_directory
 from chatserver.domain.sessions import SessionStore
 from chatserver.domain.stats import StatsCounter
 from chatserver.settings import Settings
 from chatserver.storage.sqlite import SqliteStore
 from chatserver.transport import http
 from chatserver.transport.context import Context
+from chatserver.transport.liaison import LiaisonNamespace
 from chatserver.transport.metrics import serve_metrics
-from chatserver.transport.ratelimit import AddressLimiter
+from chatserver.transport.ratelimit import AddressLimiter, FailureBudget
 from chatserver.transport.staff import StaffNamespace
 from chatserver.transport.youth import YouthNamespace
 
@@ -36,12 +39,14 @@ TICK_SECS = 0.5  # grace and pause deadlines are honoured to within this
 OPS_PUSH_SECS = 2.0
 HISTORY_SAMPLE_SECS = 60.0
 ADDRESS_SWEEP_SECS = 300.0
+RETURN_PURGE_SECS = 3600.0  # expired return codes are deleted hourly (SECURITY_DESIGN)
 SESSION_CHECK_SECS = 15.0  # an expired staff session's socket closes within this
 BODY_MAX_BYTES = 64 * 1024  # no HTTP route takes more; socket.io has its own bound
 
 
 def create_app(settings: Settings, clock: Clock | None = None) -> web.Application:
     clock = clock or SystemClock()
+    words()  # the passphrase word list is checked at start-up, not at the first return
     stats = StatsCounter(clock)
     ctx = Context(
         settings=settings, clock=clock,
@@ -51,6 +56,11 @@ def create_app(settings: Settings, clock: Clock | None = None) -> web.Applicatio
         stats=stats,
         addresses=AddressLimiter(clock, settings.rate_starts_per_hour),
         login_addresses=AddressLimiter(clock, settings.rate_logins_per_hour),
+        kdf=PassphraseKdf(settings.passphrase_profile, settings.require_secrets().pepper),
+        return_addresses=AddressLimiter(clock, settings.rate_returns_per_hour),
+        invite_addresses=AddressLimiter(clock, settings.rate_returns_per_hour),
+        return_failures=FailureBudget(clock, settings.return_failures_per_min),
+        directory=load_directory(settings.partners_file),
     )
     lib_logger = logs.library_logger()
     sio = socketio.AsyncServer(
@@ -67,6 +77,7 @@ def create_app(settings: Settings, clock: Clock | None = None) -> web.Applicatio
     ctx.sio = sio
     sio.register_namespace(YouthNamespace(YOUTH_NS, ctx))
     sio.register_namespace(StaffNamespace(STAFF_NS, ctx))
+    sio.register_namespace(LiaisonNamespace(LIAISON_NS, ctx))
 
     app = web.Application(client_max_size=BODY_MAX_BYTES, middlewares=[http.errors_as_json])
     app[http.CONTEXT] = ctx
@@ -113,8 +124,13 @@ async def _lifecycle(app: web.Application) -> AsyncIterator[None]:
     async def flush_stats() -> None:
         await ctx.stats.flush(ctx.store)
 
+    async def purge_returns() -> None:
+        await ctx.store.purge_return_codes(ctx.clock.now())
+
     async def sweep() -> None:
         ctx.addresses.sweep()
+        ctx.return_addresses.sweep()
+        ctx.invite_addresses.sweep()
         ctx.login_addresses.sweep()
         ctx.sessions.purge_expired()
 
@@ -130,9 +146,15 @@ async def _lifecycle(app: web.Application) -> AsyncIterator[None]:
     every(HISTORY_SAMPLE_SECS, sample, "history")
     every(ctx.settings.stats_flush_secs, flush_stats, "stats")
     every(ADDRESS_SWEEP_SECS, sweep, "addresses")
+    every(RETURN_PURGE_SECS, purge_returns, "returns")
     every(min(SESSION_CHECK_SECS, ctx.settings.session_idle_secs / 2), close_expired_staff,
           "sessions")
     ctx.chat.sample_history()
+    await purge_returns()
+    unverified = len(ctx.directory.unverified())
+    if unverified:
+        log.warning("%d referral directory entries are marked verify = true: check them "
+                    "before go-live (docs/operations.md)", unverified)
     log.info("chatserver ready")
     try:
         yield

@@ -148,3 +148,23 @@ def all_codes() -> set[str]:
 
 class UnknownEvent(ChatError):
     code = "unknown_event"
+
+
+class BadPassphrase(ChatError):
+    """Unknown, used or expired return passphrase: one answer for all three."""
+
+    code = "bad_passphrase"
+
+
+class BadInvite(ChatError):
+    """Unknown, used, expired or revoked invite: one answer for all."""
+
+    code = "bad_invite"
+
+
+class UnknownPartner(ChatError):
+    code = "unknown_partner"
+
+
+class TransferPending(ChatError):
+    code = "transfer_pending"

@@ -25,6 +25,7 @@ DEFAULT_CONFIG_DIR = REPO_ROOT / "config"
 
 ENVIRONMENTS = ("production", "development", "test")
 PASSWORD_PROFILES = ("rfc9106_low_memory", "cheapest_for_tests")
+PASSPHRASE_PROFILES = ("return_v1", "cheapest_for_tests")
 GC_POLICIES = ("freeze", "default")
 SECRET_NAMES = ("pepper", "session_key", "totp_key")
 SECRET_BYTES = 32
@@ -61,6 +62,7 @@ class Settings:
     password_profile: str = "rfc9106_low_memory"  # noqa: S105  # a profile name, not a password
     log_level: str = "INFO"
     static_dir: str = "web_client/dist"
+    partners_file: str = "config/partners.toml"  # referral directory; relative to the repo root
 
     # Conversations
     max_members: int = 4  # youth, counsellor, liaison, second counsellor (SECURITY_DESIGN)
@@ -100,6 +102,17 @@ class Settings:
     rate_logins_per_hour: int = 60
 
     stats_flush_secs: int = 900
+
+    # Continuity and escalation (docs/design/returning.md, invites.md)
+    passphrase_profile: str = "return_v1"  # noqa: S105  # a profile name, not a secret
+    return_ttl_secs: int = 30 * 24 * 3600  # SECURITY_DESIGN: single use, at most 30 days
+    return_tries_per_connection: int = 3
+    rate_returns_per_hour: int = 10  # per client address (HMAC-keyed)
+    return_failures_per_min: int = 60  # global budget; beyond half, answers slow down
+    personal_wait_secs: int = 900  # waiting for one's own counsellor, then the choice again
+    invite_ttl_secs: int = 900
+    invite_tries_per_connection: int = 3
+    transfer_offer_secs: int = 120  # an unanswered transfer offer counts as declined
     # Prometheus metrics on 127.0.0.1:<metrics_port> only (0 = off): a port the
     # TLS proxy never forwards, so aggregate load figures stay internal.
     metrics_port: int = 0
@@ -242,6 +255,10 @@ def _check(s: Settings) -> None:
         raise ConfigError(f"password_profile must be one of {PASSWORD_PROFILES}")
     if s.password_profile == "cheapest_for_tests" and s.environment != "test":  # noqa: S105  # a profile name
         raise ConfigError("password_profile 'cheapest_for_tests' is refused outside tests")
+    if s.passphrase_profile not in PASSPHRASE_PROFILES:
+        raise ConfigError(f"passphrase_profile must be one of {PASSPHRASE_PROFILES}")
+    if s.passphrase_profile == "cheapest_for_tests" and s.environment != "test":  # noqa: S105
+        raise ConfigError("passphrase_profile 'cheapest_for_tests' is refused outside tests")
     if s.environment == "production" and s.generate_secrets:
         raise ConfigError("generate_secrets must be false in production: provision secrets")
     if not s.public_origin.startswith(("https://", "http://")):

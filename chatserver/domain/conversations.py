@@ -26,16 +26,21 @@ from chatserver.domain.model import (
     Conversation,
     Counsellor,
     EndReason,
+    Invite,
+    JoinRequest,
     Member,
     Profile,
     Role,
     StaffRef,
     State,
+    Transfer,
 )
 from chatserver.errors import (
     AlreadyClaimed,
     AlreadyStarted,
     AtCapacity,
+    BadInvite,
+    BadPayload,
     BadResume,
     NobodyOnDuty,
     NotAllowed,
@@ -43,6 +48,7 @@ from chatserver.errors import (
     NotOnDuty,
     QueueEmpty,
     QueueFull,
+    TransferPending,
     UnknownConversation,
     WrongState,
 )
@@ -50,7 +56,10 @@ from chatserver.queue.model import GENERAL_LANE, WaitingQueue
 from chatserver.settings import Settings
 
 YOUTH_NS = "/youth"
+LIAISON_NS = "/liaison"
+PROFESSIONAL_LANE = "professional"
 STAFF_NS = "/staff"
+ROLE_NAMESPACE = {Role.YOUTH: YOUTH_NS, Role.COUNSELLOR: STAFF_NS, Role.LIAISON: LIAISON_NS}
 
 # A queue position this close to the front is pushed at once; further back,
 # at most every queue_position_min_interval_secs (a claim shifts everyone).
@@ -59,6 +68,13 @@ FRONT_OF_QUEUE = 3
 ETA_SMOOTHING = 0.2
 ETA_MIN_SECS, ETA_MAX_SECS = 15.0, 1800.0
 OPS_HISTORY_SAMPLES = 360  # 6 hours of 1-minute samples
+# Invites outstanding per conversation: room for a police and a health liaison
+# and one retry; more would only be links lying about.
+MAX_INVITES_PER_CONVERSATION = 3
+
+
+def personal_lane(staff_id: int) -> str:
+    return f"personal:{staff_id}"
 
 
 class StatsSink(Protocol):
@@ -73,6 +89,8 @@ class StartProfile:
     municipality: str | None = None
     topic: str | None = None
     urgent: bool = False
+    professional: bool = False  # the consultation lane, for professionals
+    workplace_municipality: str | None = None  # professionals only, for statistics
 
 
 class ChatService:
@@ -93,6 +111,7 @@ class ChatService:
         self._abandoned: dict[str, int] = {}  # UTC day -> conversations left while waiting
         self._history: deque[tuple[int, int]] = deque(maxlen=OPS_HISTORY_SAMPLES)
         self.relayed = 0  # sends accepted since start (a metric, never per conversation)
+        self.invites: dict[str, Invite] = {}  # invite id -> invite (escalation.py)
 
     # ----------------------------------------------------------------- youth
 
@@ -109,7 +128,11 @@ class ChatService:
     def is_open(self) -> bool:
         return any(c.on_duty and c.conns for c in self.counsellors.values())
 
-    def start(self, conn: Conn, kx_pk: str, profile: StartProfile) -> Outcome:
+    def has_conversation(self, conn: Conn) -> bool:
+        return bool(self._by_conn.get(conn))
+
+    def start(self, conn: Conn, kx_pk: str, profile: StartProfile,
+              returning_to: int | None = None) -> Outcome:
         if self._by_conn.get(conn):
             raise AlreadyStarted()
         if not self.is_open():
@@ -121,22 +144,62 @@ class ChatService:
         now = self.clock.now()
         conv = Conversation(id=new_id(), pseudonym=new_pseudonym(), created_at=now,
                             profile=Profile(profile.language, profile.age_band,
-                                            profile.topic, profile.urgent))
+                                            profile.topic, profile.urgent,
+                                            profile.professional))
         secret = new_secret()
         youth = Member(id=new_id(), role=Role.YOUTH, alias="", kx_pk=kx_pk,
                        resume_hash=self._hash_resume(secret), conn=conn)
         conv.members[youth.id] = youth
         self.conversations[conv.id] = conv
         self._attach(conn, conv.id, youth.id)
-        self.queue.add(conv.id, now, urgent=profile.urgent)
+        returning = None
+        if returning_to is not None:
+            # A returning youth waits in their counsellor's personal lane, first
+            # in it. If that counsellor is not on duty the youth chooses: wait
+            # for them or anyone now (and learns nothing about their schedule).
+            conv.returning_to = returning_to
+            conv.lane = personal_lane(returning_to)
+            conv.personal_since = now
+            self._schedule(now + self.settings.personal_wait_secs, "personal", conv.id, "", now)
+            returning = "queued" if self._on_duty(returning_to) else "choose"
+        elif profile.professional:
+            conv.lane = PROFESSIONAL_LANE
+        self.queue.add(conv.id, now, urgent=profile.urgent or returning_to is not None,
+                       lane=conv.lane)
         self._queue_dirty = True
         self._count_profile(profile)
         position, eta = self._place(conv.id)
         conv.last_pushed = (position, eta, now)
         out = Outcome(reply={"conversation": conv.id, "member": youth.id, "resume": secret,
                              "position": position, "eta_secs": eta})
-        out.audit("youth", "conversation_start", conv.pseudonym, urgent=profile.urgent)
+        if returning is not None:
+            out.reply["returning"] = returning
+        out.audit("youth", "conversation_start", conv.pseudonym, urgent=profile.urgent,
+                  role="professional" if profile.professional else "youth")
         return out
+
+    def choose(self, conn: Conn, conv_id: str, wait: bool) -> Outcome:
+        """A returning youth's choice: keep waiting for their counsellor, or anyone."""
+        conv, member = self._membership(conn, conv_id)
+        if member.role is not Role.YOUTH or conv.returning_to is None or \
+                not conv.lane.startswith("personal:") or conv.id not in self.queue:
+            raise WrongState()
+        now = self.clock.now()
+        if wait:
+            conv.personal_since = now
+            self._schedule(now + self.settings.personal_wait_secs, "personal", conv.id, "", now)
+        else:
+            self.queue.remove(conv.id)
+            conv.lane, conv.personal_since = GENERAL_LANE, None
+            self.queue.add(conv.id, conv.created_at, urgent=conv.profile.urgent)
+        self._queue_dirty = True
+        position, eta = self._place(conv.id)
+        conv.last_pushed = (position, eta, now)
+        return Outcome(reply={"position": position, "eta_secs": eta})
+
+    def _on_duty(self, staff_id: int) -> bool:
+        c = self.counsellors.get(staff_id)
+        return c is not None and c.on_duty and bool(c.conns)
 
     def resume(self, conn: Conn, conv_id: str, member_id: str, secret: str,
                staff: StaffRef | None = None) -> Outcome:
@@ -147,6 +210,8 @@ class ChatService:
         if (staff is None) != (member.staff_id is None) or (
                 staff is not None and staff.id != member.staff_id):
             raise BadResume()  # a staff seat is resumed only by the same account
+        if conn.namespace != ROLE_NAMESPACE[member.role]:
+            raise BadResume()  # a seat is resumed only from its own kind of page
         if member.conn is not None and member.conn != conn:
             self._detach(member.conn, conv.id, member.id)
         member.conn = conn
@@ -219,6 +284,9 @@ class ChatService:
         now = self.clock.now()
         for conv_id, member_id in self._by_conn.pop(conn, set()):
             conv = self.conversations.get(conv_id)
+            if conv is not None and member_id in conv.requests:
+                del conv.requests[member_id]  # a waiting liaison went away
+                continue
             member = conv.members.get(member_id) if conv else None
             if conv is None or member is None or member.conn != conn:
                 continue
@@ -248,7 +316,7 @@ class ChatService:
         out = Outcome()
         out.emit("duty", self._duty_payload(c), (conn,))
         if c.on_duty:
-            out.emit("queue", self.staff_queue_snapshot(), (conn,))
+            out.emit("queue", self.staff_queue_snapshot(staff.id), (conn,))
         return out
 
     def duty(self, staff: StaffRef, on: bool) -> Outcome:
@@ -263,7 +331,7 @@ class ChatService:
         out = Outcome(reply={"on": on})
         out.emit("duty", self._duty_payload(c), tuple(c.conns))
         if on:
-            out.emit("queue", self.staff_queue_snapshot(), tuple(c.conns))
+            out.emit("queue", self.staff_queue_snapshot(staff.id), tuple(c.conns))
         if changed:
             out.audit(staff.username, "duty_on" if on else "duty_off")
         return out
@@ -277,10 +345,13 @@ class ChatService:
         if c.load >= staff.capacity:
             raise AtCapacity()
         if conv_id is None:
-            conv_id = self._next_waiting()
+            conv_id = self._next_waiting(staff.id)
         conv = self.conversations.get(conv_id)
         if conv is None:
             raise UnknownConversation()
+        if conv.lane.startswith("personal:") and conv.lane != personal_lane(staff.id) \
+                and conv.id in self.queue:
+            raise NotAllowed()  # waiting for their own counsellor
         if conv.state is State.PAUSED and conv.id in self.queue:
             raise WrongState()  # the youth is on the decoy screen; claim when back
         if conv.state is not State.WAITING or conv.id not in self.queue:
@@ -288,24 +359,53 @@ class ChatService:
 
         now = self.clock.now()
         waited = now - conv.created_at
+        returning = conv.lane == personal_lane(staff.id)
         self.queue.remove(conv.id)
+        conv.lane, conv.personal_since = GENERAL_LANE, None
         self._queue_dirty = True
         self._observe_claim(now)
-        secret = new_secret()
-        member = Member(id=new_id(), role=Role.COUNSELLOR, alias=staff.alias, kx_pk=kx_pk,
-                        resume_hash=self._hash_resume(secret), staff_id=staff.id, conn=conn)
-        conv.members[member.id] = member
         conv.state = State.ACTIVE
+        out = self._add_member(conv, Role.COUNSELLOR, staff.alias, kx_pk, conn, staff.id)
+        out.emit("duty", self._duty_payload(c), tuple(c.conns))
+        out.audit(staff.username, "claim", conv.pseudonym, waited_secs=int(waited),
+                  outcome="returning" if returning else "new")
+        return out
+
+    def _add_member(self, conv: Conversation, role: Role, alias: str, kx_pk: str, conn: Conn,
+                    staff_id: int | None) -> Outcome:
+        """Seat a new member: epoch +1, roster to the others, the seat in the reply."""
+        secret = new_secret()
+        member = Member(id=new_id(), role=role, alias=alias, kx_pk=kx_pk,
+                        resume_hash=self._hash_resume(secret), staff_id=staff_id, conn=conn)
+        conv.members[member.id] = member
         conv.epoch += 1
-        c.active.add(conv.id)
+        if staff_id is not None and staff_id in self.counsellors:
+            self.counsellors[staff_id].active.add(conv.id)
         self._attach(conn, conv.id, member.id)
         roster = self._roster(conv)
         out = Outcome(reply={"conversation": conv.id, "member": member.id, "resume": secret,
                              "state": conv.state.value, "pseudonym": conv.pseudonym, **roster})
         out.emit("roster", {"conversation": conv.id, "state": conv.state.value, **roster},
                  conv.online(exclude=member.id))
-        out.emit("duty", self._duty_payload(c), tuple(c.conns))
-        out.audit(staff.username, "claim", conv.pseudonym, waited_secs=int(waited))
+        return out
+
+    def _remove_member(self, conv: Conversation, member: Member, reason: EndReason) -> Outcome:
+        """Unseat a member: epoch +1, the roster to those left, ``ended`` to the one
+        who goes (their view of the conversation is over; it goes on for others)."""
+        out = Outcome()
+        if member.conn is not None:
+            out.emit("state", {"conversation": conv.id, "state": State.ENDED.value,
+                               "reason": reason.value}, (member.conn,))
+            self._detach(member.conn, conv.id, member.id)
+        del conv.members[member.id]
+        if member.staff_id is not None and member.staff_id in self.counsellors:
+            c = self.counsellors[member.staff_id]
+            c.active.discard(conv.id)
+            out.emit("duty", self._duty_payload(c), tuple(c.conns))
+        conv.epoch += 1
+        roster = self._roster(conv)
+        out.emit("roster", {"conversation": conv.id, "state": conv.state.value, **roster},
+                 conv.online())
         return out
 
     def end(self, staff: StaffRef, conn: Conn, conv_id: str) -> Outcome:
@@ -313,6 +413,251 @@ class ChatService:
         if member.role is not Role.COUNSELLOR or member.staff_id != staff.id:
             raise NotAllowed()
         return self._end(conv, EndReason.DONE, actor=staff.username)
+
+    def tag(self, staff: StaffRef, conn: Conn, conv_id: str, reasons: frozenset[str]) -> Outcome:
+        """Contact-reason tags for statistics; counted once, when the chat ends."""
+        conv, member = self._membership(conn, conv_id)
+        if member.role is not Role.COUNSELLOR:
+            raise NotAllowed()
+        conv.reasons = set(reasons)
+        out = Outcome(reply={"reasons": sorted(conv.reasons)})
+        out.audit(staff.username, "tagged", conv.pseudonym, count=len(conv.reasons))
+        return out
+
+    # ------------------------------------------- return passphrase, referrals
+
+    def return_target(self, staff: StaffRef, conn: Conn, conv_id: str) -> tuple[Conn, str]:
+        """Where a counsellor's offered return passphrase goes: to the youth's
+        page only (the counsellor never sees it). The youth must be online."""
+        conv, member = self._membership(conn, conv_id)
+        if member.role is not Role.COUNSELLOR or member.staff_id != staff.id:
+            raise NotAllowed()
+        youth = conv.youth()
+        if conv.state not in (State.ACTIVE, State.PAUSED) or youth is None or youth.conn is None:
+            raise WrongState()
+        return youth.conn, conv.pseudonym
+
+    def refer(self, staff: StaffRef, conn: Conn, conv_id: str, partner: str, kind: str
+              ) -> Outcome:
+        """Record a referral (the slussfunktion): metadata to audit and statistics."""
+        conv, member = self._membership(conn, conv_id)
+        if member.role is not Role.COUNSELLOR:
+            raise NotAllowed()
+        if self.stats is not None:
+            self.stats.count("referral", kind)
+            self.stats.count("referral_partner", partner)
+        out = Outcome()
+        out.audit(staff.username, "referral", conv.pseudonym, partner=partner, role=kind)
+        return out
+
+    # ----------------------------------------------------- transfer (warm)
+
+    def colleagues(self, staff: StaffRef) -> Outcome:
+        """On-duty counsellors one could hand a conversation to."""
+        return Outcome(reply={"colleagues": [
+            {"staff": c.staff.id, "alias": c.staff.alias, "load": c.load,
+             "capacity": c.staff.capacity}
+            for c in self.counsellors.values()
+            if c.staff.id != staff.id and c.on_duty and c.conns
+        ]})
+
+    def offer_transfer(self, staff: StaffRef, conn: Conn, conv_id: str, to_staff: int) -> Outcome:
+        conv, member = self._membership(conn, conv_id)
+        if member.role is not Role.COUNSELLOR or member.staff_id != staff.id:
+            raise NotAllowed()
+        if conv.state not in (State.ACTIVE, State.PAUSED):
+            raise WrongState()
+        if conv.transfer is not None:
+            raise TransferPending()
+        target = self.counsellors.get(to_staff)
+        if target is None or target.staff.id == staff.id or not (target.on_duty and target.conns):
+            raise NotOnDuty()
+        if target.load >= target.staff.capacity:
+            raise AtCapacity()
+        if any(m.staff_id == to_staff for m in conv.members.values()):
+            raise WrongState()
+        if len(conv.members) >= self.settings.max_members:
+            raise WrongState()  # the receiver joins before the sender leaves
+        now = self.clock.now()
+        conv.transfer = Transfer(staff.id, to_staff, now)
+        self._schedule(now + self.settings.transfer_offer_secs, "transfer", conv.id, "", now)
+        out = Outcome(reply={"offered": True})
+        out.emit("transfer_offer", {
+            "conversation": conv.id, "pseudonym": conv.pseudonym, "from_alias": staff.alias,
+            "language": conv.profile.language, "age_band": conv.profile.age_band,
+            "topic": conv.profile.topic, "state": conv.state.value,
+        }, tuple(target.conns))
+        out.audit(staff.username, "transfer_offered", conv.pseudonym, target=target.staff.username)
+        return out
+
+    def answer_transfer(self, staff: StaffRef, conn: Conn, conv_id: str, accept: bool,
+                        kx_pk: str | None) -> Outcome:
+        conv = self._conversation(conv_id)
+        offer = conv.transfer
+        if offer is None or offer.to_staff != staff.id:
+            raise WrongState()
+        if not accept:
+            return self.decline_transfer(conv, reason="declined", actor=staff.username)
+        c = self.counsellors.get(staff.id)
+        if c is None or not c.on_duty:
+            raise NotOnDuty()
+        if c.load >= staff.capacity:
+            raise AtCapacity()
+        if kx_pk is None:
+            raise BadPayload()
+        conv.transfer = None
+        # Warm: the new counsellor joins first (the youth sees them arrive)...
+        out = self._add_member(conv, Role.COUNSELLOR, staff.alias, kx_pk, conn, staff.id)
+        out.emit("duty", self._duty_payload(c), tuple(c.conns))
+        # ...then the one who handed over leaves.
+        for old in [m for m in conv.counsellors() if m.staff_id == offer.from_staff]:
+            out.merge(self._remove_member(conv, old, EndReason.TRANSFERRED))
+        out.reply.update(self._roster(conv))
+        out.audit(staff.username, "transfer_accepted", conv.pseudonym)
+        return out
+
+    def decline_transfer(self, conv: Conversation, reason: str, actor: str = "system"
+                         ) -> Outcome:
+        """Nothing changes for the youth; the offering counsellor is told."""
+        offer, conv.transfer = conv.transfer, None
+        out = Outcome(reply={})
+        if offer is None:
+            return out
+        sender = self.counsellors.get(offer.from_staff)
+        if sender is not None:
+            out.emit("transfer_declined", {"conversation": conv.id, "reason": reason},
+                     tuple(sender.conns))
+        out.audit(actor, "transfer_declined", conv.pseudonym, reason=reason)
+        return out
+
+    # --------------------------------------------------- liaison invites
+
+    def create_invite(self, staff: StaffRef, conn: Conn, conv_id: str, invite_id: str,
+                      role: str) -> Outcome:
+        conv, member = self._membership(conn, conv_id)
+        if member.role is not Role.COUNSELLOR:
+            raise NotAllowed()
+        if conv.state not in (State.ACTIVE, State.PAUSED):
+            raise WrongState()
+        pending = sum(1 for i in self.invites.values() if i.conversation == conv.id)
+        if pending >= MAX_INVITES_PER_CONVERSATION or invite_id in self.invites:
+            raise WrongState()
+        now = self.clock.now()
+        expires = now + self.settings.invite_ttl_secs
+        self.invites[invite_id] = Invite(invite_id, conv.id, role, expires, staff.id)
+        self._schedule(expires, "invite", conv.id, invite_id, now)
+        out = Outcome(reply={"expires_at": to_ms(expires)})
+        out.audit(staff.username, "invite_created", conv.pseudonym, role=role)
+        return out
+
+    def join(self, conn: Conn, invite_id: str, kx_pk: str, mac: str) -> Outcome:
+        """A liaison presents an invite. Unknown, used, expired and revoked
+        invites get one answer; a valid one is used up at once."""
+        invite = self.invites.get(invite_id)
+        if invite is None or invite.expires_at <= self.clock.now():
+            raise BadInvite()
+        conv = self.conversations.get(invite.conversation)
+        if conv is None or conv.state not in (State.ACTIVE, State.PAUSED):
+            raise BadInvite()
+        if len(conv.members) + len(conv.requests) >= self.settings.max_members:
+            raise WrongState()
+        del self.invites[invite_id]
+        request = JoinRequest(new_id(), invite.role, kx_pk, mac, conn)
+        conv.requests[request.id] = request
+        self._attach_request(conn, conv.id, request.id)
+        out = Outcome(reply={"conversation": conv.id, "request": request.id,
+                             "role": invite.role})
+        out.emit("join_request", {"conversation": conv.id, "request": request.id,
+                                  "role": invite.role, "kx_pk": kx_pk, "mac": mac},
+                 [m.conn for m in conv.counsellors() if m.conn is not None])
+        out.audit("liaison", "invite_used", conv.pseudonym, role=invite.role)
+        return out
+
+    def admit(self, staff: StaffRef, conn: Conn, conv_id: str, request_id: str,
+              accept: bool) -> Outcome:
+        """The counsellor (whose page checked the MAC) lets the request on to
+        the youth, or turns it away."""
+        conv, member = self._membership(conn, conv_id)
+        if member.role is not Role.COUNSELLOR:
+            raise NotAllowed()
+        request = conv.requests.get(request_id)
+        if request is None or request.state != "waiting":
+            raise WrongState()
+        out = Outcome(reply={})
+        if not accept:
+            del conv.requests[request_id]
+            out.emit("join_declined", {"conversation": conv.id}, (request.conn,))
+            out.audit(staff.username, "liaison_refused", conv.pseudonym, role=request.role)
+            return out
+        request.state = "consent"
+        youth = conv.youth()
+        if youth is not None and youth.conn is not None:
+            out.emit("consent_request", {"conversation": conv.id, "request": request.id,
+                                         "role": request.role, "kx_pk": request.kx_pk},
+                     (youth.conn,))
+        out.audit(staff.username, "liaison_admitted", conv.pseudonym, role=request.role)
+        return out
+
+    def consent(self, conn: Conn, conv_id: str, request_id: str, accept: bool) -> Outcome:
+        """Only the youth lets a liaison in."""
+        conv, member = self._membership(conn, conv_id)
+        if member.role is not Role.YOUTH:
+            raise NotAllowed()
+        request = conv.requests.get(request_id)
+        if request is None or request.state != "consent":
+            raise WrongState()
+        if len(conv.members) >= self.settings.max_members:
+            raise WrongState()
+        del conv.requests[request_id]
+        if not accept:
+            out = Outcome(reply={})
+            out.emit("join_declined", {"conversation": conv.id}, (request.conn,))
+            out.emit("consent_declined", {"conversation": conv.id, "request": request_id},
+                     [m.conn for m in conv.counsellors() if m.conn is not None])
+            out.audit("youth", "liaison_declined", conv.pseudonym, role=request.role)
+            return out
+        added = self._add_member(conv, Role.LIAISON, request.role, request.kx_pk,
+                                 request.conn, None)
+        # The liaison's seat (member id, resume secret, roster) goes to the liaison.
+        out = Outcome(reply={**self._roster(conv)})
+        out.emit("joined", added.reply, (request.conn,))
+        out.emits.extend(e for e in added.emits if request.conn not in e.to)
+        out.audit("youth", "liaison_joined", conv.pseudonym, role=request.role)
+        return out
+
+    def remove_member(self, conn: Conn, conv_id: str, member_id: str) -> Outcome:
+        """The youth or a counsellor removes a liaison, at any time."""
+        conv, member = self._membership(conn, conv_id)
+        if member.role not in (Role.YOUTH, Role.COUNSELLOR):
+            raise NotAllowed()
+        target = conv.members.get(member_id)
+        if target is None or target.role is not Role.LIAISON:
+            raise NotAllowed()
+        out = self._remove_member(conv, target, EndReason.REMOVED)
+        actor = "youth" if member.role is Role.YOUTH else (
+            self.counsellors[member.staff_id].staff.username
+            if member.staff_id in self.counsellors else "staff")
+        out.audit(actor, "member_removed", conv.pseudonym, role=target.alias)
+        return out
+
+    def liaison_leave(self, conn: Conn, conv_id: str) -> Outcome:
+        conv = self._conversation(conv_id)
+        for req_id, request in list(conv.requests.items()):
+            if request.conn == conn:  # left while still waiting to be let in
+                del conv.requests[req_id]
+                self._detach(conn, conv.id, req_id)
+                return Outcome()
+        conv, member = self._membership(conn, conv_id)
+        if member.role is not Role.LIAISON:
+            raise NotAllowed()
+        out = self._remove_member(conv, member, EndReason.LEFT)
+        out.audit("liaison", "liaison_left", conv.pseudonym)
+        return out
+
+    def _attach_request(self, conn: Conn, conv_id: str, request_id: str) -> None:
+        # A waiting liaison is not a member; remembering the pair lets a dropped
+        # connection withdraw the request (see disconnect).
+        self._by_conn.setdefault(conn, set()).add((conv_id, request_id))
 
     # ------------------------------------------------------------- periodic
 
@@ -330,6 +675,19 @@ class ChatService:
                 continue
             if kind == "pause" and conv.state is State.PAUSED and conv.paused_at == token:
                 out.merge(self._end(conv, EndReason.TIMED_OUT, actor="system"))
+            elif kind == "personal" and conv.personal_since == token and conv.id in self.queue:
+                # The wait for their own counsellor is over: offer the choice again.
+                youth = conv.youth()
+                if youth is not None and youth.conn is not None:
+                    out.emit("choose", {"conversation": conv.id}, (youth.conn,))
+            elif kind == "transfer" and conv.transfer is not None and \
+                    conv.transfer.offered_at == token:
+                out.merge(self.decline_transfer(conv, reason="timed_out"))
+            elif kind == "invite":
+                invite = self.invites.get(subject)
+                if invite is not None and invite.expires_at <= now:
+                    del self.invites[subject]
+                    out.audit("system", "invite_expired", conv.pseudonym, role=invite.role)
             elif kind == "grace":
                 member = conv.members.get(subject)
                 if member is not None and member.offline_since == token:
@@ -360,23 +718,39 @@ class ChatService:
             conv.last_pushed = (position, eta, now)
             out.emit("queue", {"conversation": conv_id, "position": position, "eta_secs": eta},
                      (youth.conn,))
-        watchers = [conn for c in self.counsellors.values() if c.on_duty for conn in c.conns]
-        out.emit("queue", self.staff_queue_snapshot(), watchers)
+        shared = self._snapshot_entries((GENERAL_LANE, PROFESSIONAL_LANE))
+        for c in self.counsellors.values():
+            if c.on_duty and c.conns:
+                out.emit("queue", self.staff_queue_snapshot(c.staff.id, shared), tuple(c.conns))
         return out
 
-    def staff_queue_snapshot(self) -> dict[str, Any]:
+    def staff_queue_snapshot(self, staff_id: int,
+                             shared: list[dict[str, Any]] | None = None) -> dict[str, Any]:
+        """What one counsellor sees: their own returning youths (flagged), then
+        the general and professional lanes. Nobody sees another's personal lane."""
+        own = self._snapshot_entries((personal_lane(staff_id),))
+        if shared is None:
+            shared = self._snapshot_entries((GENERAL_LANE, PROFESSIONAL_LANE))
+        visible = self.queue.lane_length(GENERAL_LANE) + \
+            self.queue.lane_length(PROFESSIONAL_LANE) + len(own)
+        return {"total": visible, "entries": own + shared}
+
+    def _snapshot_entries(self, lanes: tuple[str, ...]) -> list[dict[str, Any]]:
         entries: list[dict[str, Any]] = []
-        for conv_id in self.queue.iter_lane(GENERAL_LANE):
-            if len(entries) >= self.settings.staff_queue_snapshot_max:
-                break
-            conv = self.conversations[conv_id]
-            entries.append({
-                "conversation": conv.id, "pseudonym": conv.pseudonym,
-                "since": to_ms(conv.created_at), "language": conv.profile.language,
-                "age_band": conv.profile.age_band, "topic": conv.profile.topic,
-                "urgent": conv.profile.urgent, "state": conv.state.value,
-            })
-        return {"total": len(self.queue), "entries": entries}
+        for lane in lanes:
+            for conv_id in self.queue.iter_lane(lane):
+                if len(entries) >= self.settings.staff_queue_snapshot_max:
+                    return entries
+                conv = self.conversations[conv_id]
+                entries.append({
+                    "conversation": conv.id, "pseudonym": conv.pseudonym,
+                    "since": to_ms(conv.created_at), "language": conv.profile.language,
+                    "age_band": conv.profile.age_band, "topic": conv.profile.topic,
+                    "urgent": conv.profile.urgent, "state": conv.state.value,
+                    "lane": "personal" if lane.startswith("personal:") else lane,
+                    "returning": lane.startswith("personal:"),
+                })
+        return entries
 
     def ops_snapshot(self) -> dict[str, Any]:
         now = self.clock.now()
@@ -452,14 +826,21 @@ class ChatService:
             self._secs_per_place += ETA_SMOOTHING * (gap - self._secs_per_place)
         self._last_claim_at = now
 
-    def _next_waiting(self) -> str:
-        for conv_id in self.queue.iter_lane(GENERAL_LANE):
-            if self.conversations[conv_id].state is State.WAITING:
-                return conv_id
+    def _next_waiting(self, staff_id: int) -> str:
+        # Their own returning youths first, then everyone, then professionals.
+        for lane in (personal_lane(staff_id), GENERAL_LANE, PROFESSIONAL_LANE):
+            for conv_id in self.queue.iter_lane(lane):
+                if self.conversations[conv_id].state is State.WAITING:
+                    return conv_id
         raise QueueEmpty()
 
     def _count_profile(self, profile: StartProfile) -> None:
         if self.stats is None:
+            return
+        if profile.professional:
+            self.stats.count("contacts", "professional")
+            self.stats.count("workplace_municipality",
+                             profile.workplace_municipality or "unsaid")
             return
         self.stats.count("contacts", "youth")
         for dim in ("gender", "age_band", "municipality", "topic"):
@@ -472,6 +853,14 @@ class ChatService:
     def _end(self, conv: Conversation, reason: EndReason, actor: str) -> Outcome:
         was_waiting = conv.id in self.queue
         recipients = conv.online()
+        # Whoever was on the way in is turned away; invites die with the chat.
+        recipients_declined = [r.conn for r in conv.requests.values()]
+        conv.requests.clear()
+        for invite_id in [i for i, inv in self.invites.items() if inv.conversation == conv.id]:
+            del self.invites[invite_id]
+        if self.stats is not None:
+            for tag in conv.reasons:
+                self.stats.count("reason", tag)
         conv.state = State.ENDED
         conv.ended_reason = reason
         self.queue.remove(conv.id)
@@ -490,6 +879,7 @@ class ChatService:
         out = Outcome(reply={})
         out.emit("state", {"conversation": conv.id, "state": State.ENDED.value,
                            "reason": reason.value}, recipients)
+        out.emit("join_declined", {"conversation": conv.id}, recipients_declined)
         for m in conv.staff_members():
             c = self.counsellors.get(m.staff_id) if m.staff_id is not None else None
             if c is not None:
@@ -501,23 +891,23 @@ class ChatService:
     def _member_timed_out(self, conv: Conversation, member: Member) -> Outcome:
         if member.role is Role.YOUTH:
             return self._end(conv, EndReason.TIMED_OUT, actor="system")
-        # A counsellor's page died: the youth is never dropped. The seat goes,
-        # the epoch moves on, and with no staff left the youth queues again first.
-        del conv.members[member.id]
-        if member.staff_id is not None and member.staff_id in self.counsellors:
-            self.counsellors[member.staff_id].active.discard(conv.id)
-        conv.epoch += 1
-        out = Outcome()
-        if not conv.staff_members():
-            conv.state = State.WAITING if conv.state is not State.PAUSED else State.PAUSED
+        # A staff page died: the youth is never dropped. The seat goes and the
+        # epoch moves on; with no counsellor left, a liaison cannot stay alone
+        # with the youth, and the youth queues again, first.
+        out = self._remove_member(conv, member, EndReason.TIMED_OUT)
+        out.audit("system", "staff_timed_out", conv.pseudonym, role=member.role.value)
+        if not conv.counsellors():
+            for other in conv.staff_members():
+                out.merge(self._remove_member(conv, other, EndReason.TIMED_OUT))
+            conv.transfer = None
             if conv.state is State.PAUSED:
                 conv.paused_from = State.WAITING
+            else:
+                conv.state = State.WAITING
             self.queue.add(conv.id, conv.created_at, urgent=True)
             self._queue_dirty = True
-        roster = self._roster(conv)
-        out.emit("roster", {"conversation": conv.id, "state": conv.state.value, **roster},
-                 conv.online())
-        out.audit("system", "staff_timed_out", conv.pseudonym)
+            out.emit("state", {"conversation": conv.id, "state": conv.state.value},
+                     conv.online())
         return out
 
     def _duty_timeout(self, staff_id: int, token: float, out: Outcome) -> None:

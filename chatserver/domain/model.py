@@ -27,7 +27,9 @@ class EndReason(StrEnum):
     YOUTH_LEFT = "youth_left"
     PANIC_EXIT = "panic_exit"
     TIMED_OUT = "timed_out"
-    TRANSFERRED = "transferred"
+    TRANSFERRED = "transferred"  # for the counsellor who handed over; the chat goes on
+    REMOVED = "removed"  # for a liaison removed by the youth or the counsellor
+    LEFT = "left"  # for a liaison who left
 
 
 class Role(StrEnum):
@@ -87,6 +89,36 @@ class Profile:
     age_band: str | None = None
     topic: str | None = None
     urgent: bool = False
+    professional: bool = False
+
+
+@dataclass(slots=True)
+class Invite:
+    """A liaison invite. The server holds only the invite id (a hash of the
+    secret in the link's fragment), never the secret."""
+
+    invite_id: str
+    conversation: str
+    role: str
+    expires_at: float
+    created_by: int
+
+
+@dataclass(slots=True)
+class JoinRequest:
+    id: str
+    role: str
+    kx_pk: str
+    mac: str
+    conn: Conn
+    state: str = "waiting"  # waiting (for the counsellor) -> consent (asked of the youth)
+
+
+@dataclass(slots=True)
+class Transfer:
+    from_staff: int
+    to_staff: int
+    offered_at: float
 
 
 @dataclass(slots=True)
@@ -104,6 +136,12 @@ class Conversation:
     ended_reason: EndReason | None = None
     # Last queue update sent to the youth: (position, eta_secs, at).
     last_pushed: tuple[int, int, float] | None = None
+    lane: str = "general"
+    returning_to: int | None = None  # staff id, in memory only, from a return passphrase
+    personal_since: float | None = None
+    reasons: set[str] = field(default_factory=set)  # contact-reason tags, counted at the end
+    transfer: Transfer | None = None
+    requests: dict[str, JoinRequest] = field(default_factory=dict)
 
     def youth(self) -> Member | None:
         for m in self.members.values():
@@ -113,6 +151,9 @@ class Conversation:
 
     def staff_members(self) -> list[Member]:
         return [m for m in self.members.values() if m.role in STAFF_ROLES]
+
+    def counsellors(self) -> list[Member]:
+        return [m for m in self.members.values() if m.role is Role.COUNSELLOR]
 
     def online(self, exclude: str | None = None) -> list[Conn]:
         return [m.conn for m in self.members.values()

@@ -134,3 +134,22 @@ class Pingable(Protocol):
     async def ping(self) -> bool:
         """True if the store answers (for /readyz)."""
         ...
+
+
+@dataclass(frozen=True, slots=True)
+class ReturnRow:
+    row_id: str
+    sealed: bytes = field(repr=False)
+    expires_at: float
+
+
+class ReturnStore(Protocol):
+    """Single-use return codes. ``redeem`` must be atomic: of two concurrent
+    redemptions of one lookup key, exactly one gets the row."""
+
+    async def add_return_code(self, lookup: bytes, row_id: str, sealed: bytes,
+                              expires_at: float) -> bool: ...
+
+    async def redeem_return_code(self, lookup: bytes) -> ReturnRow | None: ...
+
+    async def purge_return_codes(self, now: float) -> int: ...

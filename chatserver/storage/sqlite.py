@@ -35,7 +35,7 @@ from typing import Any
 import aiosqlite
 
 from chatserver.errors import AccountExists
-from chatserver.storage.base import AuditEntry, NewStaff, NextEntry, StaffRecord
+from chatserver.storage.base import AuditEntry, NewStaff, NextEntry, ReturnRow, StaffRecord
 
 # How long a statement waits for another process's write lock before failing.
 BUSY_TIMEOUT_SECS = 5.0
@@ -231,6 +231,37 @@ class SqliteStore:
         except (sqlite3.Error, ValueError):
             # ValueError: aiosqlite's "no active connection" after close.
             return False
+
+    # -- return codes --------------------------------------------------------
+
+    async def add_return_code(self, lookup: bytes, row_id: str, sealed: bytes,
+                              expires_at: float) -> bool:
+        """False if the lookup key exists already (a 2^-64 collision; the caller
+        draws a new passphrase)."""
+        try:
+            async with self._write() as db:
+                await db.execute(
+                    "INSERT INTO return_codes (lookup, row_id, sealed, expires_at)"
+                    " VALUES (?, ?, ?, ?)", (lookup, row_id, sealed, expires_at))
+        except sqlite3.IntegrityError:
+            return False
+        return True
+
+    async def redeem_return_code(self, lookup: bytes) -> ReturnRow | None:
+        # One statement: the row is gone for everyone else the moment it is read.
+        async with self._write() as db:
+            cur = await db.execute(
+                "DELETE FROM return_codes WHERE lookup = ? RETURNING row_id, sealed, expires_at",
+                (lookup,))
+            row = await cur.fetchone()
+        if row is None:
+            return None
+        return ReturnRow(row_id=row[0], sealed=bytes(row[1]), expires_at=float(row[2]))
+
+    async def purge_return_codes(self, now: float) -> int:
+        async with self._write() as db:
+            cur = await db.execute("DELETE FROM return_codes WHERE expires_at <= ?", (now,))
+            return int(cur.rowcount)
 
     # -- staff -------------------------------------------------------------
 

@@ -12,14 +12,16 @@ from chatserver.domain.conversations import ChatService
 from chatserver.domain.events import Outcome
 from chatserver.domain.model import StaffRef
 from chatserver.settings import Settings
-from chatserver.transport.ratelimit import AddressLimiter, TokenBucket
+from chatserver.transport.ratelimit import AddressLimiter, FailureBudget, TokenBucket
 
 if TYPE_CHECKING:
     import socketio
 
+    from chatserver.crypto.passphrase import PassphraseKdf
     from chatserver.domain.audit import AuditLog
     from chatserver.domain.auth import LoginGuard
     from chatserver.domain.clock import Clock
+    from chatserver.domain.referrals import Directory
     from chatserver.domain.sessions import SessionStore
     from chatserver.domain.stats import StatsCounter
     from chatserver.storage.sqlite import SqliteStore
@@ -36,6 +38,8 @@ class ConnState:
     staff: StaffRef | None = None
     session_token: str | None = field(default=None, repr=False)
     rate_trip_logged_at: float = 0.0
+    return_tries: int = 0
+    invite_tries: int = 0
 
 
 @dataclass
@@ -48,6 +52,11 @@ class Context:
     stats: StatsCounter
     addresses: AddressLimiter
     login_addresses: AddressLimiter
+    kdf: PassphraseKdf
+    return_addresses: AddressLimiter
+    invite_addresses: AddressLimiter
+    return_failures: FailureBudget
+    directory: Directory
     sio: socketio.AsyncServer | None = None
     conns: dict[str, ConnState] = field(default_factory=dict)
     ops_watchers: set[str] = field(default_factory=set)

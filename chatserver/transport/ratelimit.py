@@ -8,6 +8,7 @@ an hour are forgotten.
 from __future__ import annotations
 
 import secrets
+from collections import deque
 from dataclasses import dataclass
 from typing import Any
 
@@ -82,3 +83,39 @@ def client_address(request: Any, header: str) -> str | None:
             return value.split(",")[0].strip()
     remote = getattr(request, "remote", None)
     return remote if isinstance(remote, str) else None
+
+
+class FailureBudget:
+    """A global budget of failures per minute (return passphrases): past half
+    of it every attempt is slowed a little more; at the budget, refused.
+
+    Every attempt waits the same delay, hit or miss, so the delay reveals
+    nothing about one attempt, only how hard the service is being guessed at.
+    """
+
+    WINDOW_SECS = 60.0
+    MAX_DELAY_SECS = 3.0
+
+    def __init__(self, clock: Clock, per_min: int) -> None:
+        self._clock = clock
+        self._per_min = per_min
+        self._failures: deque[float] = deque()
+
+    def _recent(self) -> int:
+        now = self._clock.now()
+        while self._failures and now - self._failures[0] >= self.WINDOW_SECS:
+            self._failures.popleft()
+        return len(self._failures)
+
+    def retry_after(self) -> float:
+        if self._recent() < self._per_min:
+            return 0.0
+        return self.WINDOW_SECS - (self._clock.now() - self._failures[0])
+
+    def delay(self) -> float:
+        half = self._per_min / 2
+        over = self._recent() - half
+        return 0.0 if over <= 0 else min(self.MAX_DELAY_SECS, over / half * self.MAX_DELAY_SECS)
+
+    def fail(self) -> None:
+        self._failures.append(self._clock.now())

@@ -26,6 +26,10 @@ TAG_BYTES = 16
 PAD_BLOCK = 256
 MAX_SEQ = 2**63 - 1  # seq is a u64 in the associated data; stay in signed range
 MAX_EPOCH = 2**32 - 1
+MAX_PASSPHRASE_CHARS = 200  # five words of the EFF list are at most ~50 characters
+INVITE_ROLES = ("police", "health", "social_services")
+MAX_TAGS = 8
+MAX_QUERY_CHARS = 64
 
 
 def obj(payload: Any, required: frozenset[str], optional: frozenset[str] = frozenset()
@@ -87,20 +91,37 @@ def choice(value: Any, allowed: tuple[str, ...] | frozenset[str]) -> str:
 
 # ------------------------------------------------------------------ events
 
-def start(payload: Any, settings: Settings) -> tuple[str, StartProfile]:
-    p = obj(payload, frozenset({"kx_pk"}), frozenset({"profile"}))
+def start(payload: Any, settings: Settings) -> tuple[str, StartProfile, str | None]:
+    p = obj(payload, frozenset({"kx_pk"}), frozenset({"profile", "passphrase"}))
     kx_pk = b64_exact(p["kx_pk"], KX_PK_BYTES)
     raw = p.get("profile") or {}
     fields = {"language": "languages", "age_band": "age_bands", "gender": "genders",
-              "municipality": "municipalities", "topic": "topics"}
-    prof = obj(raw, frozenset(), frozenset(fields) | {"urgent"})
+              "municipality": "municipalities", "topic": "topics",
+              "workplace_municipality": "municipalities"}
+    prof = obj(raw, frozenset(), frozenset(fields) | {"urgent", "professional"})
     lists = settings.service.get("profile", {})
     values: dict[str, Any] = {}
     for key, list_name in fields.items():
         if prof.get(key) is not None:
             values[key] = choice(prof[key], tuple(lists.get(list_name, ())))
     urgent = boolean(prof["urgent"]) if "urgent" in prof else False
-    return kx_pk, StartProfile(urgent=urgent, **values)
+    professional = boolean(prof["professional"]) if "professional" in prof else False
+    if "workplace_municipality" in values and not professional:
+        raise BadPayload()
+    secret = None
+    if p.get("passphrase") is not None:
+        secret = text(p["passphrase"], MAX_PASSPHRASE_CHARS)
+    return kx_pk, StartProfile(urgent=urgent, professional=professional, **values), secret
+
+
+def text(value: Any, max_chars: int) -> str:
+    if not isinstance(value, str):
+        raise BadPayload()
+    if len(value) > max_chars:
+        raise TooLarge()
+    if not value.strip():
+        raise BadPayload()
+    return value
 
 
 def resume(payload: Any) -> tuple[str, str, str]:
@@ -167,3 +188,74 @@ def on_flag(payload: Any) -> bool:
 def empty(payload: Any) -> None:
     if payload is not None and payload != {}:
         raise BadPayload()
+
+
+def choose(payload: Any) -> tuple[str, bool]:
+    p = obj(payload, frozenset({"conversation", "wait"}))
+    return conv_id(p["conversation"]), boolean(p["wait"])
+
+
+def request_answer(payload: Any, key: str) -> tuple[str, str, bool]:
+    p = obj(payload, frozenset({"conversation", "request", key}))
+    return conv_id(p["conversation"]), conv_id(p["request"]), boolean(p[key])
+
+
+def member_ref(payload: Any) -> tuple[str, str]:
+    p = obj(payload, frozenset({"conversation", "member"}))
+    return conv_id(p["conversation"]), conv_id(p["member"])
+
+
+def transfer(payload: Any) -> tuple[str, int]:
+    p = obj(payload, frozenset({"conversation", "to"}))
+    return conv_id(p["conversation"]), uint(p["to"], 2**31 - 1)
+
+
+def transfer_answer(payload: Any) -> tuple[str, bool, str | None]:
+    p = obj(payload, frozenset({"conversation", "accept"}), frozenset({"kx_pk"}))
+    accept = boolean(p["accept"])
+    kx_pk = b64_exact(p["kx_pk"], KX_PK_BYTES) if "kx_pk" in p else None
+    if accept and kx_pk is None:
+        raise BadPayload()
+    return conv_id(p["conversation"]), accept, kx_pk
+
+
+def invite_create(payload: Any) -> tuple[str, str, str]:
+    p = obj(payload, frozenset({"conversation", "invite", "role"}))
+    return conv_id(p["conversation"]), b64_exact(p["invite"], 32), choice(p["role"], INVITE_ROLES)
+
+
+def join(payload: Any) -> tuple[str, str, str]:
+    p = obj(payload, frozenset({"invite", "kx_pk", "mac"}))
+    return (b64_exact(p["invite"], 32), b64_exact(p["kx_pk"], KX_PK_BYTES),
+            b64_exact(p["mac"], 32))
+
+
+def tags(payload: Any, allowed: tuple[str, ...]) -> tuple[str, frozenset[str]]:
+    p = obj(payload, frozenset({"conversation", "reasons"}))
+    reasons = p["reasons"]
+    if not isinstance(reasons, list):
+        raise BadPayload()
+    if len(reasons) > MAX_TAGS:
+        raise TooLarge()
+    return conv_id(p["conversation"]), frozenset(choice(r, allowed) for r in reasons)
+
+
+def partners(payload: Any) -> tuple[str, str | None]:
+    p = obj(payload, frozenset({"query"}), frozenset({"kind"}))
+    query = p["query"]
+    if not isinstance(query, str):
+        raise BadPayload()
+    if len(query) > MAX_QUERY_CHARS:
+        raise TooLarge()
+    kind = p.get("kind")
+    if kind is not None and (not isinstance(kind, str) or len(kind) > 32):
+        raise BadPayload()
+    return query, kind
+
+
+def refer(payload: Any) -> tuple[str, str]:
+    p = obj(payload, frozenset({"conversation", "partner"}))
+    code = p["partner"]
+    if not isinstance(code, str) or not 2 <= len(code) <= 48:
+        raise BadPayload()
+    return conv_id(p["conversation"]), code

@@ -11,9 +11,11 @@ from typing import Any, ClassVar
 
 from socketio.exceptions import ConnectionRefusedError as Refused
 
+from chatserver.domain import returning
+from chatserver.domain.clock import to_ms
 from chatserver.domain.events import Outcome
 from chatserver.domain.model import StaffRef
-from chatserver.errors import ChatError, NotAllowed, SessionRequired
+from chatserver.errors import ChatError, NotAllowed, SessionRequired, UnknownPartner
 from chatserver.transport import schemas
 from chatserver.transport.context import ConnState
 from chatserver.transport.namespaces import Namespace
@@ -33,6 +35,16 @@ class StaffNamespace(Namespace):
         "delivered": ("other", "delivered"),
         "typing": ("other", "typing"),
         "ops_watch": ("other", "ops_watch"),
+        "offer_return": ("other", "offer_return"),
+        "colleagues": ("other", "colleagues"),
+        "transfer": ("other", "transfer"),
+        "transfer_answer": ("other", "transfer_answer"),
+        "invite_create": ("other", "invite_create"),
+        "admit": ("other", "admit"),
+        "remove_member": ("other", "remove_member"),
+        "partners": ("other", "partners"),
+        "refer": ("other", "refer"),
+        "tag": ("other", "tag"),
     }
 
     async def on_connect(self, sid: str, environ: dict[str, Any], auth: Any = None) -> None:
@@ -118,6 +130,70 @@ class StaffNamespace(Namespace):
         else:
             self.ctx.ops_watchers.discard(sid)
         return out
+
+
+    async def offer_return(self, sid: str, state: ConnState, data: Any) -> Outcome:
+        conv = schemas.conversation_only(data)
+        staff = self.staff(state)
+        self.ctx.chat.return_target(staff, self.conn(sid), conv)  # checks before hashing
+        issued = await returning.issue(staff.id, kdf=self.ctx.kdf, store=self.ctx.store,
+                                       clock=self.ctx.clock,
+                                       ttl_secs=self.ctx.settings.return_ttl_secs)
+        # Checked again: the youth may have gone while Argon2 ran.
+        youth, pseudonym = self.ctx.chat.return_target(staff, self.conn(sid), conv)
+        out = Outcome(reply={"expires_at": to_ms(issued.expires_at)})
+        out.emit("return_code", {"conversation": conv, "passphrase": issued.passphrase,
+                                 "expires_at": to_ms(issued.expires_at)}, (youth,))
+        out.audit(staff.username, "return_issued", pseudonym, row=issued.row_id)
+        return out
+
+    async def colleagues(self, sid: str, state: ConnState, data: Any) -> Outcome:
+        schemas.empty(data)
+        return self.ctx.chat.colleagues(self.staff(state))
+
+    async def transfer(self, sid: str, state: ConnState, data: Any) -> Outcome:
+        conv, to = schemas.transfer(data)
+        return self.ctx.chat.offer_transfer(self.staff(state), self.conn(sid), conv, to)
+
+    async def transfer_answer(self, sid: str, state: ConnState, data: Any) -> Outcome:
+        conv, accept, kx_pk = schemas.transfer_answer(data)
+        return self.ctx.chat.answer_transfer(self.staff(state), self.conn(sid), conv, accept,
+                                             kx_pk)
+
+    async def invite_create(self, sid: str, state: ConnState, data: Any) -> Outcome:
+        conv, invite, role = schemas.invite_create(data)
+        return self.ctx.chat.create_invite(self.staff(state), self.conn(sid), conv, invite, role)
+
+    async def admit(self, sid: str, state: ConnState, data: Any) -> Outcome:
+        conv, request, accept = schemas.request_answer(data, "accept")
+        return self.ctx.chat.admit(self.staff(state), self.conn(sid), conv, request, accept)
+
+    async def remove_member(self, sid: str, state: ConnState, data: Any) -> Outcome:
+        conv, member = schemas.member_ref(data)
+        return self.ctx.chat.remove_member(self.conn(sid), conv, member)
+
+    async def partners(self, sid: str, state: ConnState, data: Any) -> Outcome:
+        query, kind = schemas.partners(data)
+        if self.staff(state).role != "counsellor":
+            raise NotAllowed()
+        found = self.ctx.directory.search(query, kind=kind)
+        return Outcome(reply={"partners": [p.public() for p in found]})
+
+    async def refer(self, sid: str, state: ConnState, data: Any) -> Outcome:
+        conv, code = schemas.refer(data)
+        partner = self.ctx.directory.get(code)
+        if partner is None:
+            raise UnknownPartner()
+        out = self.ctx.chat.refer(self.staff(state), self.conn(sid), conv, partner.code,
+                                  partner.kind)
+        # The card goes into the chat end to end, from the counsellor's page.
+        out.reply["partner"] = partner.public()
+        return out
+
+    async def tag(self, sid: str, state: ConnState, data: Any) -> Outcome:
+        topics = tuple(self.ctx.settings.service.get("profile", {}).get("topics", ()))
+        conv, reasons = schemas.tags(data, topics)
+        return self.ctx.chat.tag(self.staff(state), self.conn(sid), conv, reasons)
 
 
 def session_token(cookie_header: str) -> str | None:

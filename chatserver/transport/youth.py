@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any, ClassVar
 
 from socketio.exceptions import ConnectionRefusedError as Refused
 
+from chatserver.domain import returning
 from chatserver.domain.events import Outcome
-from chatserver.errors import ChatError, RateLimited
+from chatserver.errors import AlreadyStarted, BadPassphrase, ChatError, RateLimited
 from chatserver.transport import schemas
 from chatserver.transport.context import ConnState
 from chatserver.transport.namespaces import Namespace
@@ -24,6 +26,9 @@ class YouthNamespace(Namespace):
         "typing": ("other", "typing"),
         "pause": ("other", "pause"),
         "leave": ("other", "leave"),
+        "choose": ("other", "choose"),
+        "consent": ("other", "consent"),
+        "remove_member": ("other", "remove_member"),
     }
 
     async def on_connect(self, sid: str, environ: dict[str, Any], auth: Any = None) -> None:
@@ -45,12 +50,54 @@ class YouthNamespace(Namespace):
         return Outcome(reply=self.ctx.chat.status())
 
     async def start(self, sid: str, state: ConnState, data: Any) -> Outcome:
-        kx_pk, profile = schemas.start(data, self.ctx.settings)
+        kx_pk, profile, secret = schemas.start(data, self.ctx.settings)
+        conn = self.conn(sid)
+        if self.ctx.chat.has_conversation(conn):
+            raise AlreadyStarted()
+        returning_to, row = None, None
+        if secret is not None:
+            if not self.ctx.chat.is_open():  # never spend a code when nobody can answer
+                return self.ctx.chat.start(conn, kx_pk, profile)  # raises NobodyOnDuty
+            redeemed = await self.redeem(state, secret)
+            returning_to, row = redeemed.staff_id, redeemed.row_id
+        elif state.address_key is not None:
+            _check_wait(self.ctx.addresses.hit(state.address_key))
+        out = self.ctx.chat.start(conn, kx_pk, profile, returning_to=returning_to)
+        if row is not None:
+            out.audit("youth", "return_redeemed", out.audits[0].conversation, row=row)
+        return out
+
+    async def redeem(self, state: ConnState, secret: str) -> returning.Redeemed:
+        """Three tries per connection, a per-address budget, a global failure
+        budget that slows everyone down before refusing; Argon2 off the loop."""
+        ctx = self.ctx
+        state.return_tries += 1
+        if state.return_tries > ctx.settings.return_tries_per_connection:
+            raise RateLimited({"retry_after_secs": 60})
         if state.address_key is not None:
-            wait = self.ctx.addresses.hit(state.address_key)
-            if wait > 0:
-                raise RateLimited({"retry_after_secs": max(1, round(wait))})
-        return self.ctx.chat.start(self.conn(sid), kx_pk, profile)
+            _check_wait(ctx.return_addresses.hit(state.address_key))
+        _check_wait(ctx.return_failures.retry_after())
+        delay = ctx.return_failures.delay()
+        if delay > 0:
+            await asyncio.sleep(delay)
+        try:
+            return await returning.redeem(secret, kdf=ctx.kdf, store=ctx.store, clock=ctx.clock)
+        except BadPassphrase:
+            ctx.return_failures.fail()
+            await ctx.audit.record("youth", "return_failed")
+            raise
+
+    async def choose(self, sid: str, state: ConnState, data: Any) -> Outcome:
+        conv, wait = schemas.choose(data)
+        return self.ctx.chat.choose(self.conn(sid), conv, wait)
+
+    async def consent(self, sid: str, state: ConnState, data: Any) -> Outcome:
+        conv, request, accept = schemas.request_answer(data, "accept")
+        return self.ctx.chat.consent(self.conn(sid), conv, request, accept)
+
+    async def remove_member(self, sid: str, state: ConnState, data: Any) -> Outcome:
+        conv, member = schemas.member_ref(data)
+        return self.ctx.chat.remove_member(self.conn(sid), conv, member)
 
     async def resume(self, sid: str, state: ConnState, data: Any) -> Outcome:
         conv, member, secret = schemas.resume(data)
@@ -76,3 +123,8 @@ class YouthNamespace(Namespace):
         conv, reason = schemas.leave(data)
         return self.ctx.chat.leave(self.conn(sid), conv, reason)
 
+
+
+def _check_wait(wait: float) -> None:
+    if wait > 0:
+        raise RateLimited({"retry_after_secs": max(1, round(wait))})

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from chatserver.errors import all_codes
 from chatserver.settings import REPO_ROOT
+from chatserver.transport.liaison import LiaisonNamespace
 from chatserver.transport.staff import StaffNamespace
 from chatserver.transport.youth import YouthNamespace
 
@@ -17,6 +18,6 @@ def test_every_error_code_is_in_the_table() -> None:
 
 
 def test_every_event_is_documented() -> None:
-    events = set(YouthNamespace.EVENTS) | set(StaffNamespace.EVENTS)
+    events = set(YouthNamespace.EVENTS) | set(StaffNamespace.EVENTS) | set(LiaisonNamespace.EVENTS)
     missing = sorted(e for e in events if f"`{e}`" not in PROTOCOL)
     assert missing == []

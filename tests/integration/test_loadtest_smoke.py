@@ -1,0 +1,60 @@
+"""CI smoke of the load harness (issue 5): a few hundred real clients for a
+few seconds against the real server (``python -m loadtests run --profile
+smoke``: the Node swarm over the socket.io wire protocol, plus the PyNaCl
+sample through the reference client), then a reconnect storm.
+
+Asserts integrity only — 0 lost, 0 duplicated, 0 out of order, 0 errors,
+every sampled message decrypted. No timing asserts: speed is measured by
+``make loadtest`` and written up in docs/performance.md, never here.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from chatserver.settings import REPO_ROOT
+
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(180)]
+
+
+@pytest.mark.skipif(shutil.which("node") is None, reason="the load generator needs node")
+def test_smoke_run_loses_nothing(tmp_path: Path) -> None:
+    out = tmp_path / "results"
+    done = subprocess.run(
+        [sys.executable, "-m", "loadtests", "run", "--profile", "smoke", "--out", str(out)],
+        cwd=REPO_ROOT, capture_output=True, text=True, timeout=170)
+    results = out / "results.json"
+    assert results.exists(), done.stderr[-3000:]
+    doc = json.loads(results.read_text())
+    assert [s["step"]["group"] for s in doc["steps"]] == ["relay", "storm"]
+    for step in doc["steps"]:
+        label = step["step"]["label"]
+        assert step.get("fatal") is None, (label, step.get("fatal"))
+        integrity = step["integrity"]
+        # Given a few hundred clients chatting (and, in the storm, every one of
+        # them dropping and resuming), then every acknowledged send arrived
+        # exactly once and in order.
+        assert integrity["sent"] > 0, label
+        assert integrity["received"] == integrity["sent"], (label, integrity)
+        assert integrity["lost"] == 0, (label, integrity)
+        assert integrity["duplicated"] == 0, (label, integrity)
+        assert integrity["out_of_order"] == 0, (label, integrity)
+        assert step["errors"] == {}, (label, step["errors"])
+        assert step["counters"]["connect_failures"] == 0, label
+        assert step["counters"]["unexpected_disconnects"] == 0, label
+        assert step["server_problems"] == [], (label, step["server_problems"])
+    storm = doc["steps"][1]["result"]
+    assert storm["whole_again"] == storm["conversations"] > 0
+    assert storm["resume_failures"] == 0
+    sample = doc["steps"][0]["e2e_sample"]
+    # Real PyNaCl boxes beside the swarm: each one decrypted to what was sent.
+    assert sample.get("failed") is None, sample
+    assert sample["verified"] == sample["sent"] > 0, sample
+    assert sample["undecryptable"] == sample["mismatched"] == sample["gaps"] == 0, sample
+    assert done.returncode == 0, done.stderr[-3000:]
