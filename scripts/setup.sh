@@ -40,6 +40,16 @@ if [ -f web_client/package.json ]; then
   (cd web_client && npm run --silent build)
 fi
 
+# The load generator (loadtests/, Node over raw WebSockets); the CI smoke uses it.
+if [ -f loadtests/package.json ]; then
+  lstamp=loadtests/node_modules/.installed
+  if [ ! -f "$lstamp" ] || [ loadtests/package-lock.json -nt "$lstamp" ]; then
+    echo "setup: installing the load generator's npm dependencies"
+    (cd loadtests && npm ci --no-audit --no-fund --loglevel=error)
+    touch "$lstamp"
+  fi
+fi
+
 if [ "$want_browser" = 1 ] && ! command -v chromium >/dev/null 2>&1; then
   echo "setup: installing Debian's chromium for the browser tests"
   if [ "$(id -u)" = 0 ]; then sudo=""; else sudo="sudo"; fi
