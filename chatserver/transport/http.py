@@ -53,7 +53,8 @@ SERVER_HEADER = "web"
 LOGIN_BODY_MAX = 4096
 ASSET_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,127}")
 COOKIE_PATHS = frozenset({"/staff/api/login", "/staff/api/logout"})
-PAGES = {"/": "index.html", "/console": "console.html", "/operator": "operator.html"}
+PAGES = {"/": "index.html", "/console": "console.html", "/operator": "operator.html",
+         "/join": "join.html"}  # /join: the liaison page; the invite secret is in the fragment
 STATUS_FOR = {BadCredentials: 401, SessionRequired: 401, LockedOut: 429, BadOrigin: 403,
               CsrfFailed: 403, BadPayload: 400, TooLarge: 413, RateLimited: 429}
 
