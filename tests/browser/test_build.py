@@ -1,0 +1,121 @@
+"""The built web client (web_client/dist), without a browser: SRI on every
+asset, neutral names, no inline script or style, nothing fetched from another
+origin, no browser storage API in the youth bundle, complete catalogs, size
+budget, and a deterministic build."""
+
+from __future__ import annotations
+
+import base64
+import gzip
+import hashlib
+import json
+import re
+import shutil
+import subprocess
+
+import pytest
+
+from tests.browser.conftest import DIST, REPO, require
+
+WEB = REPO / "web_client"
+PAGES = ("index.html", "console.html", "operator.html")
+YOUTH_GZIP_BUDGET = 250 * 1024  # the issue: aim ≤ 250 KB for the youth page, libsodium included
+# Words that would give the page away in a file name, a title or a path.
+REVEALING = re.compile(r"chat|help|hj[aä]lp|violence|v[aå]ld|heder|honou?r|stöd|support", re.I)
+
+
+@pytest.fixture(scope="module")
+def dist() -> None:
+    require((DIST / "index.html").is_file(), "web_client/dist is not built")
+
+
+def _assets(html: str) -> list[tuple[str, str]]:
+    return re.findall(r'(?:src|href)="/(assets/[^"]+)" integrity="([^"]+)"', html)
+
+
+def test_every_asset_has_matching_sri_and_a_neutral_name(dist: None) -> None:
+    for page in PAGES:
+        html = (DIST / page).read_text(encoding="utf-8")
+        assets = _assets(html)
+        assert len(assets) == 2, f"{page}: one script and one stylesheet, both with SRI"
+        for path, sri in assets:
+            data = (DIST / path).read_bytes()
+            assert sri == "sha384-" + base64.b64encode(hashlib.sha384(data).digest()).decode()
+            assert re.fullmatch(r"assets/[0-9a-f]{20}\.(js|css)", path), path
+        assert '<script type="module" src="/assets/' in html
+        # The CSP allows no inline script or style and no other origin
+        assert not re.search(r"<script(?![^>]*\bsrc=)", html), page
+        assert not re.search(r"<style|\sstyle=|\son\w+=", html, re.I), page
+        assert "http://" not in html and "https://" not in html, page
+    youth = (DIST / "index.html").read_text(encoding="utf-8")
+    title = re.search(r"<title>(.*?)</title>", youth)
+    assert title and not REVEALING.search(title.group(1))
+    for f in DIST.rglob("*"):
+        assert not REVEALING.search(f.name), f
+    assert (DIST / "favicon.ico").read_bytes()[:4] == b"\x00\x00\x01\x00"
+
+
+def test_manifest_lists_every_file_with_its_hash(dist: None) -> None:
+    manifest = json.loads((DIST / "manifest.json").read_text(encoding="utf-8"))
+    files = {str(p.relative_to(DIST)) for p in DIST.rglob("*") if p.is_file()} - {"manifest.json"}
+    assert set(manifest["files"]) == files
+    for rel, meta in manifest["files"].items():
+        assert hashlib.sha256((DIST / rel).read_bytes()).hexdigest() == meta["sha256"]
+
+
+def test_youth_bundle_uses_no_storage_and_no_html_injection(dist: None) -> None:
+    html = (DIST / "index.html").read_text(encoding="utf-8")
+    js = next(p for p, _ in _assets(html) if p.endswith(".js"))
+    code = (DIST / js).read_text(encoding="utf-8")
+    for api in ("localStorage", "sessionStorage", "indexedDB", "document.cookie",
+                "serviceWorker", "caches.open", "Notification", "window.open",
+                "innerHTML", "outerHTML", "insertAdjacentHTML", "document.write",
+                "createObjectURL", "location.href="):
+        assert api not in code, api
+    assert "location.replace" in code
+
+
+def test_youth_page_fits_the_size_budget(dist: None) -> None:
+    html = (DIST / "index.html").read_text(encoding="utf-8")
+    total = len(gzip.compress((DIST / "index.html").read_bytes(), 9))
+    for path, _ in _assets(html):
+        total += len(gzip.compress((DIST / path).read_bytes(), 9))
+    assert total <= YOUTH_GZIP_BUDGET, f"youth page is {total / 1024:.1f} KiB gzipped"
+
+
+def test_catalogs_are_complete() -> None:
+    """Swedish is the reference; English and Arabic must have every key."""
+    def keys(node: object, prefix: str = "") -> set[str]:
+        if isinstance(node, dict):
+            return set().union(*(keys(v, f"{prefix}.{k}" if prefix else k)
+                                 for k, v in node.items()))
+        return {prefix}
+
+    cats = {p.stem: json.loads(p.read_text(encoding="utf-8"))
+            for p in (WEB / "src" / "i18n").glob("*.json")}
+    assert {"sv", "en", "ar"} <= set(cats)
+    assert cats["ar"]["meta"]["dir"] == "rtl"
+    for code in ("en", "ar"):
+        missing = keys(cats["sv"]["youth"]) - keys(cats[code]["youth"])
+        assert not missing, f"{code}.json lacks youth keys: {sorted(missing)}"
+    missing = keys(cats["sv"]["staff"]) - keys(cats["en"]["staff"])
+    assert not missing, f"en.json lacks staff keys: {sorted(missing)}"
+    # Every configured profile code has a label (municipalities are proper names).
+    config = (REPO / "config" / "default.toml").read_text(encoding="utf-8")
+    for list_key in ("languages", "age_bands", "genders", "topics"):
+        m = re.search(rf"^{list_key} = \[(.*?)\]", config, re.M | re.S)
+        assert m, list_key
+        for code in re.findall(r'"([^"]+)"', m.group(1)):
+            for lang in ("sv", "en", "ar"):
+                assert code in cats[lang]["youth"]["codes"][list_key], (lang, list_key, code)
+
+
+def test_build_is_deterministic() -> None:
+    node = shutil.which("node")
+    require(node is not None and (WEB / "node_modules" / "esbuild").is_dir(),
+            "node and web_client/node_modules are needed (npm ci in web_client/)")
+    assert node is not None
+    out = subprocess.run([node, "build.mjs", "--check"], cwd=WEB, capture_output=True, text=True,
+                         timeout=120)
+    assert out.returncode == 0, out.stderr
+    assert "deterministic" in out.stdout

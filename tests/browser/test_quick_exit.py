@@ -1,0 +1,236 @@
+"""Quick exit in real Chromium: the red button and Shift×3 land on the neutral
+site within 100 ms of the press, Back does not return to the chat, the origin
+holds nothing afterwards, and the counsellor sees "left (exit)"."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from typing import Any
+
+import pytest
+import pytest_asyncio
+
+from tests.browser.conftest import PHONE, ChatServer, NeutralSite, StaffAccount, eventually
+from tests.browser.helpers import (
+    console_claim_first,
+    console_duty_on,
+    console_login,
+    console_send,
+    console_state,
+    open_youth,
+    storage_report,
+    youth_sees,
+    youth_send,
+    youth_to_queue,
+    youth_wait_chat,
+)
+
+pytestmark = [pytest.mark.browser, pytest.mark.asyncio(loop_scope="module")]
+
+EXIT_BUDGET_SECS = 0.100  # the issue: "lands on the neutral URL within 100 ms of the press"
+
+
+@dataclass
+class Chat:
+    youth_ctx: Any
+    youth: Any
+    staff: Any
+    conv: str
+
+
+@pytest_asyncio.fixture(scope="module", loop_scope="module")
+async def console(browser: Any, chat_server: ChatServer) -> AsyncIterator[Any]:
+    """One counsellor console for the module (each account signs in once)."""
+    account: StaffAccount = chat_server.add_staff(alias="Noor")
+    ctx = await browser.new_context()
+    page = await ctx.new_page()
+    await console_login(page, chat_server, account)
+    await console_duty_on(page)
+    yield page
+    await ctx.close()
+
+
+@pytest_asyncio.fixture(loop_scope="module")
+async def chat(browser: Any, chat_server: ChatServer, console: Any) -> AsyncIterator[Chat]:
+    ctx = await browser.new_context(viewport=PHONE)
+    youth = await ctx.new_page()
+    await youth_to_queue(youth, chat_server)
+    conv = await console_claim_first(console)
+    await youth_wait_chat(youth)
+    await youth_send(youth, "hej")
+    await console_send(console, conv, "hej, jag heter Noor")
+    await youth_sees(youth, "jag heter Noor")
+    yield Chat(ctx, youth, console, conv)
+    await ctx.close()
+
+
+async def watch_press(page: Any, event: str) -> list[float]:
+    """Record when the page received the activating event (wall clock, seconds).
+
+    The budget is measured from there: Playwright's own round trips to deliver
+    a synthetic key press are not part of what a person pressing a key waits
+    for. Our quick-exit listener was installed first, so it has already called
+    location.replace() by the time this one logs."""
+    seen: list[float] = []
+
+    def on_console(msg: Any) -> None:
+        if msg.text.startswith("PRESS "):
+            seen.append(float(msg.text.split()[1]) / 1000)
+
+    page.on("console", on_console)
+    await page.evaluate(
+        "(ev) => addEventListener(ev, (e) => "
+        "console.log('PRESS ' + (performance.timeOrigin + e.timeStamp)), true)",
+        event)
+    return seen
+
+
+async def _assert_left_cleanly(chat: Chat, chat_server: ChatServer, neutral: NeutralSite,
+                               presses: list[float], arrivals_before: int) -> None:
+    youth = chat.youth
+    # Landed on the neutral site, fast
+    await eventually(lambda: len(neutral.arrivals()) > arrivals_before, 5, 0.005)
+    await eventually(lambda: presses, 2)
+    landed = neutral.arrivals()[arrivals_before]
+    pressed_at = presses[-1]
+    took_ms = 1000 * (landed - pressed_at)
+    print(f"quick exit: {took_ms:.0f} ms from press to the neutral site")
+    assert landed - pressed_at <= EXIT_BUDGET_SECS, f"exit took {took_ms:.0f} ms"
+    await youth.wait_for_url(neutral.url)
+    assert await youth.title() == "Neutral"
+
+    # Back does not return to the chat
+    await youth.go_back()
+    await asyncio.sleep(0.3)
+    assert not youth.url.startswith(chat_server.url), youth.url
+
+    # No cookies, storage, IndexedDB, Cache API or service worker for the origin
+    assert await chat.youth_ctx.cookies() == []
+    await youth.goto(chat_server.url + "/favicon.ico")
+    report = await storage_report(youth)
+    assert report == {"cookie": "", "local": 0, "session": 0, "idb": 0, "sw": 0, "caches": 0}
+    state = await chat.youth_ctx.storage_state()
+    assert state["cookies"] == [] and state["origins"] == []
+
+    # The counsellor sees "left (exit)", not an ordinary end
+    await eventually(lambda: _is_panic(chat), 5)
+    label = await chat.staff.text_content(f"#tab-{chat.conv} .st")
+    assert label is not None and "left (exit)" in label
+
+
+async def _is_panic(chat: Chat) -> bool:
+    return await console_state(chat.staff, chat.conv) == "panic_exit"
+
+
+async def test_quick_exit_button(chat: Chat, chat_server: ChatServer, neutral: NeutralSite
+                                 ) -> None:
+    youth = chat.youth
+    exit_responses: list[Any] = []
+    youth.on("response", lambda r: exit_responses.append(r) if r.url.endswith("/exit") else None)
+    await youth.fill("#composer", "typed but never sent")
+    box = await youth.locator("#qx").bounding_box()
+    assert box is not None
+    before = len(neutral.arrivals())
+    presses = await watch_press(youth, "click")
+
+    await youth.mouse.click(box["x"] + box["width"] / 2, box["y"] + box["height"] / 2)
+
+    await _assert_left_cleanly(chat, chat_server, neutral, presses, before)
+    # The exit hop told the browser to clear the origin's cache and storage
+    assert exit_responses, "the exit hop was not used"
+    assert exit_responses[0].status in (302, 303, 307)
+    headers = await exit_responses[0].all_headers()
+    assert headers.get("clear-site-data") == '"cache", "storage"'
+
+
+async def test_quick_exit_shift_three_times(chat: Chat, chat_server: ChatServer,
+                                            neutral: NeutralSite) -> None:
+    youth = chat.youth
+    # Shift as a modifier never counts: capitals typed in the chat stay put
+    await youth.click("#composer")
+    await youth.keyboard.type("Hej Anna, Jag Och Du OK")
+    await asyncio.sleep(0.2)
+    assert youth.url.startswith(chat_server.url)
+    assert await youth.input_value("#composer") == "Hej Anna, Jag Och Du OK"
+    before = len(neutral.arrivals())
+    presses = await watch_press(youth, "keyup")
+
+    for _ in range(3):
+        await youth.keyboard.press("Shift")
+
+    await _assert_left_cleanly(chat, chat_server, neutral, presses, before)
+
+
+async def test_exit_is_first_in_tab_order_and_has_a_link_for_assistive_tech(
+        browser: Any, chat_server: ChatServer) -> None:
+    ctx = await browser.new_context(viewport=PHONE)
+    try:
+        page = await ctx.new_page()
+        await open_youth(page, chat_server)
+        await page.keyboard.press("Tab")
+        assert await page.evaluate("document.activeElement.id") == "qx"
+        # The secondary exit link is in the accessibility tree with a clear name
+        name = "Lämna den här sidan snabbt och gå till en annan webbplats"
+        link = page.get_by_role("link", name=name)
+        assert await link.count() == 1
+        assert await link.get_attribute("href") == "/exit"
+    finally:
+        await ctx.close()
+
+
+async def test_shift_run_broken_by_another_key_does_not_exit(
+        browser: Any, chat_server: ChatServer) -> None:
+    ctx = await browser.new_context(viewport=PHONE)
+    try:
+        page = await ctx.new_page()
+        await open_youth(page, chat_server)
+        for key in ("Shift", "Shift", "a", "Shift", "Shift+B"):
+            await page.keyboard.press(key)
+        await asyncio.sleep(0.3)
+        assert page.url.startswith(chat_server.url)
+        assert await page.get_attribute("main", "data-screen") == "safety"
+    finally:
+        await ctx.close()
+
+
+async def test_exit_wipes_the_page_before_it_leaves(chat: Chat, chat_server: ChatServer,
+                                                   neutral: NeutralSite) -> None:
+    """Look at the page at the instant location.replace() starts the navigation
+    (beforeunload fires inside that call): everything must already be gone."""
+    youth = chat.youth
+    snapshots: list[str] = []
+    youth.on("console", lambda m: snapshots.append(m.text) if m.text.startswith("SNAP ") else None)
+    await youth.evaluate(
+        """() => addEventListener('beforeunload', () => console.log('SNAP ' + JSON.stringify({
+            bodyChildren: document.body.children.length,
+            hidden: document.body.hidden,
+            inputs: document.querySelectorAll('input, textarea, select').length,
+            text: document.body.textContent,
+            title: document.title,
+        })))""")
+    await youth.fill("#composer", "half-written secret")
+    before = len(neutral.arrivals())
+    box = await youth.locator("#qx").bounding_box()
+    assert box is not None
+    await youth.mouse.click(box["x"] + 5, box["y"] + 5)
+    await eventually(lambda: len(neutral.arrivals()) > before, 5)
+    await eventually(lambda: snapshots, 3)
+    wiped = '{"bodyChildren":0,"hidden":true,"inputs":0,"text":"","title":"Anteckningar"}'
+    assert snapshots[0] == "SNAP " + wiped
+    # The server was told "panic" (best effort, not awaited) before the page went
+    await eventually(lambda: _is_panic(chat), 5)
+
+
+async def test_leaving_by_other_means_wipes_and_back_starts_fresh(
+        chat: Chat, chat_server: ChatServer, neutral: NeutralSite) -> None:
+    youth = chat.youth
+    await youth.fill("#composer", "not sent")
+    await youth.goto(neutral.url)  # any navigation away: pagehide wipes
+    await eventually(lambda: _is_panic(chat), 5)
+    await youth.go_back()
+    # no-store: the page is loaded afresh, never restored with the chat in it
+    await youth.wait_for_selector("main[data-screen=safety]")
+    assert await youth.locator("#log").count() == 0
+    assert "hej" not in (await youth.inner_text("main"))

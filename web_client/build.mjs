@@ -1,0 +1,366 @@
+// Build the three pages into dist/ (git-ignored):
+//
+//   dist/index.html, console.html, operator.html   pages with SRI on every asset
+//   dist/assets/<sha256-prefix>.js|.css            content-hashed, neutral names
+//   dist/favicon.ico                                a neutral "notes" icon
+//   dist/manifest.json                              published hashes of every file
+//
+// Deterministic: the same sources and lock file give byte-identical output
+// (no timestamps, sorted inputs, esbuild and zlib are deterministic).
+// Usage: node build.mjs [--out DIR] [--check]
+//   --check  build twice into temporary directories and fail if they differ.
+import { createHash } from "node:crypto";
+import fs from "node:fs";
+import os from "node:os";
+import path from "node:path";
+import { fileURLToPath } from "node:url";
+import zlib from "node:zlib";
+import * as esbuild from "esbuild";
+
+const ROOT = path.dirname(fileURLToPath(import.meta.url));
+const SRC = path.join(ROOT, "src");
+const I18N = path.join(SRC, "i18n");
+const DEFAULT_LANG = "sv";
+
+// The page list: HTML template, JS entry, CSS entry, catalog section.
+const PAGES = [
+  { html: "index.html", js: "youth/main.js", css: "youth.css", section: "youth", titleKey: "youth.title" },
+  { html: "console.html", js: "console/main.js", css: "staff.css", section: "staff", titleKey: "staff.console_title" },
+  { html: "operator.html", js: "operator/main.js", css: "staff.css", section: "staff", titleKey: "staff.operator_title" },
+];
+
+// Browsers on cheap phones: Android WebView/Chrome from ~2020, iOS 15 (esbuild
+// cannot lower destructuring for Safari 14, which has a destructuring bug).
+const TARGET = ["es2020", "chrome80", "firefox78", "safari15"];
+
+function parseArgs(argv) {
+  const args = { out: path.join(ROOT, "dist"), check: false };
+  for (let i = 0; i < argv.length; i++) {
+    if (argv[i] === "--out") args.out = path.resolve(argv[++i]);
+    else if (argv[i] === "--check") args.check = true;
+    else throw new Error(`unknown argument ${argv[i]}`);
+  }
+  return args;
+}
+
+// --- catalogs ------------------------------------------------------------------
+
+function loadCatalogs() {
+  const files = fs.readdirSync(I18N).filter((f) => f.endsWith(".json")).sort();
+  const catalogs = {};
+  for (const f of files) {
+    const code = f.slice(0, -5);
+    const data = JSON.parse(fs.readFileSync(path.join(I18N, f), "utf8"));
+    const meta = data.meta || {};
+    if (meta.lang !== code || typeof meta.name !== "string" || !["ltr", "rtl"].includes(meta.dir)) {
+      throw new Error(`${f}: meta must be {lang: "${code}", name, dir: "ltr"|"rtl"}`);
+    }
+    catalogs[code] = data;
+  }
+  if (!catalogs[DEFAULT_LANG]) throw new Error(`the default catalog ${DEFAULT_LANG}.json is missing`);
+  return catalogs;
+}
+
+function leafKeys(node, prefix = "") {
+  if (node === null || typeof node !== "object" || Array.isArray(node)) return [prefix];
+  return Object.keys(node).sort().flatMap((k) => leafKeys(node[k], prefix ? `${prefix}.${k}` : k));
+}
+
+/** Warn about keys a catalog lacks (they fall back to Swedish at run time). */
+function reportMissing(catalogs) {
+  const missing = {};
+  for (const section of ["youth", "staff"]) {
+    const ref = leafKeys(catalogs[DEFAULT_LANG][section]);
+    for (const [code, cat] of Object.entries(catalogs)) {
+      if (code === DEFAULT_LANG || !cat[section]) continue;
+      const have = new Set(leafKeys(cat[section]));
+      const lacking = ref.filter((k) => !have.has(k));
+      if (lacking.length) missing[`${code}.${section}`] = lacking;
+    }
+  }
+  return missing;
+}
+
+/** The module a page imports as "virtual:catalogs": only its own section. */
+function catalogModule(catalogs, section) {
+  const out = {};
+  for (const [code, cat] of Object.entries(catalogs)) {
+    // Staff pages list only languages that have a staff section.
+    if (!cat[section]) continue;
+    // Staff pages label the youth's profile codes too (queue tags).
+    const text = section === "staff" ? { staff: cat.staff, codes: (cat.youth && cat.youth.codes) || {} } : { youth: cat.youth };
+    out[code] = { meta: cat.meta, text };
+  }
+  return `export default ${JSON.stringify(out)};`;
+}
+
+function catalogPlugin(catalogs, section) {
+  return {
+    name: "catalogs",
+    setup(build) {
+      build.onResolve({ filter: /^virtual:catalogs$/ }, () => ({ path: "catalogs", namespace: "catalogs" }));
+      build.onLoad({ filter: /.*/, namespace: "catalogs" }, () => ({
+        contents: catalogModule(catalogs, section),
+        loader: "js",
+        resolveDir: I18N,
+      }));
+    },
+  };
+}
+
+// --- bundling ------------------------------------------------------------------
+
+async function bundleJs(entry, catalogs, section) {
+  const result = await esbuild.build({
+    entryPoints: [path.join(SRC, entry)],
+    bundle: true,
+    format: "esm",
+    platform: "browser",
+    target: TARGET,
+    minify: true,
+    charset: "utf8",
+    legalComments: "none", // licences are collected into assets/licenses.txt
+    sourcemap: false,
+    write: false,
+    define: { "process.env.NODE_ENV": '"production"' },
+    // libsodium probes require("crypto") only when crypto.getRandomValues is
+    // missing (never in a browser); leave it unresolved.
+    external: ["crypto"],
+    plugins: [catalogPlugin(catalogs, section)],
+    logLevel: "warning",
+    metafile: true,
+  });
+  return { bytes: Buffer.from(result.outputFiles[0].contents), metafile: result.metafile };
+}
+
+async function bundleCss(entry) {
+  const result = await esbuild.build({
+    entryPoints: [path.join(SRC, "styles", entry)],
+    bundle: true,
+    minify: true,
+    target: TARGET,
+    write: false,
+    logLevel: "warning",
+  });
+  return Buffer.from(result.outputFiles[0].contents);
+}
+
+function sha(alg, bytes, enc) {
+  return createHash(alg).update(bytes).digest(enc);
+}
+
+function assetName(bytes, ext) {
+  // Neutral, content-addressed: nothing in a file name says what the page is.
+  return `${sha("sha256", bytes, "hex").slice(0, 20)}.${ext}`;
+}
+
+function sri(bytes) {
+  return `sha384-${sha("sha384", bytes, "base64")}`;
+}
+
+function escapeHtml(text) {
+  return String(text).replace(/[&<>"']/g, (c) => ({ "&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;", "'": "&#39;" })[c]);
+}
+
+function lookup(obj, key) {
+  return key.split(".").reduce((n, k) => (n && typeof n === "object" ? n[k] : undefined), obj);
+}
+
+// --- favicon -------------------------------------------------------------------
+
+const CRC_TABLE = (() => {
+  const t = new Uint32Array(256);
+  for (let n = 0; n < 256; n++) {
+    let c = n;
+    for (let k = 0; k < 8; k++) c = c & 1 ? 0xedb88320 ^ (c >>> 1) : c >>> 1;
+    t[n] = c >>> 0;
+  }
+  return t;
+})();
+
+function crc32(buf) {
+  let c = 0xffffffff;
+  for (const b of buf) c = CRC_TABLE[(c ^ b) & 0xff] ^ (c >>> 8);
+  return (c ^ 0xffffffff) >>> 0;
+}
+
+function pngChunk(type, data) {
+  const len = Buffer.alloc(4);
+  len.writeUInt32BE(data.length);
+  const td = Buffer.concat([Buffer.from(type, "ascii"), data]);
+  const crc = Buffer.alloc(4);
+  crc.writeUInt32BE(crc32(td));
+  return Buffer.concat([len, td, crc]);
+}
+
+/** A 32×32 "sheet of paper with lines" icon: says nothing about the service. */
+function favicon() {
+  const size = 32;
+  const raw = Buffer.alloc((size * 4 + 1) * size);
+  const px = (x, y) => {
+    const inPage = x >= 6 && x <= 25 && y >= 3 && y <= 28;
+    const border = inPage && (x === 6 || x === 25 || y === 3 || y === 28);
+    const line = inPage && !border && x >= 9 && x <= 22 && [9, 13, 17, 21].includes(y);
+    if (border) return [0x70, 0x75, 0x7d, 0xff];
+    if (line) return [0x9a, 0xa0, 0xa6, 0xff];
+    if (inPage) return [0xff, 0xff, 0xff, 0xff];
+    return [0, 0, 0, 0];
+  };
+  for (let y = 0; y < size; y++) {
+    const row = y * (size * 4 + 1);
+    raw[row] = 0; // filter: none
+    for (let x = 0; x < size; x++) Buffer.from(px(x, y)).copy(raw, row + 1 + x * 4);
+  }
+  const ihdr = Buffer.alloc(13);
+  ihdr.writeUInt32BE(size, 0);
+  ihdr.writeUInt32BE(size, 4);
+  ihdr[8] = 8; // bit depth
+  ihdr[9] = 6; // RGBA
+  const png = Buffer.concat([
+    Buffer.from([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a]),
+    pngChunk("IHDR", ihdr),
+    pngChunk("IDAT", zlib.deflateSync(raw, { level: 9 })),
+    pngChunk("IEND", Buffer.alloc(0)),
+  ]);
+  const header = Buffer.alloc(6 + 16);
+  header.writeUInt16LE(0, 0);
+  header.writeUInt16LE(1, 2); // icon
+  header.writeUInt16LE(1, 4); // one image
+  header[6] = size;
+  header[7] = size;
+  header.writeUInt16LE(1, 10); // planes
+  header.writeUInt16LE(32, 12); // bits per pixel
+  header.writeUInt32LE(png.length, 14);
+  header.writeUInt32LE(22, 18);
+  return Buffer.concat([header, png]);
+}
+
+// --- licences ------------------------------------------------------------------
+
+function licenses(metafiles) {
+  const pkgs = new Set();
+  for (const meta of metafiles) {
+    for (const input of Object.keys(meta.inputs)) {
+      const m = input.match(/node_modules\/((?:@[^/]+\/)?[^/]+)\//);
+      if (m) pkgs.add(m[1]);
+    }
+  }
+  const parts = [];
+  for (const name of [...pkgs].sort()) {
+    const dir = path.join(ROOT, "node_modules", name);
+    const pkg = JSON.parse(fs.readFileSync(path.join(dir, "package.json"), "utf8"));
+    const file = fs.readdirSync(dir).sort().find((f) => /^licen[cs]e/i.test(f));
+    const text = file ? fs.readFileSync(path.join(dir, file), "utf8").trim() : `License: ${pkg.license}`;
+    parts.push(`${name} ${pkg.version} (${pkg.license})\n\n${text}\n`);
+  }
+  return Buffer.from(`Third-party software in the browser bundles\n\n${parts.join("\n----\n\n")}`, "utf8");
+}
+
+// --- the build -----------------------------------------------------------------
+
+async function build(outDir) {
+  const catalogs = loadCatalogs();
+  const files = new Map(); // relative path -> bytes
+  const metafiles = [];
+  const cssCache = new Map();
+  const pageInfo = [];
+  for (const page of PAGES) {
+    const js = await bundleJs(page.js, catalogs, page.section);
+    metafiles.push(js.metafile);
+    const jsName = `assets/${assetName(js.bytes, "js")}`;
+    files.set(jsName, js.bytes);
+    if (!cssCache.has(page.css)) {
+      const css = await bundleCss(page.css);
+      const name = `assets/${assetName(css, "css")}`;
+      files.set(name, css);
+      cssCache.set(page.css, { name, bytes: css });
+    }
+    const css = cssCache.get(page.css);
+    const sv = catalogs[DEFAULT_LANG];
+    const vars = {
+      title: lookup(sv, page.titleKey),
+      exit: lookup(sv, "youth.exit.button"),
+      exit_link: lookup(sv, "youth.exit.link"),
+      loading: lookup(sv, "youth.loading"),
+      style: `<link rel="stylesheet" href="/${css.name}" integrity="${sri(css.bytes)}">`,
+      script: `<script type="module" src="/${jsName}" integrity="${sri(js.bytes)}"></script>`,
+    };
+    const template = fs.readFileSync(path.join(SRC, "pages", page.html), "utf8");
+    const html = template.replace(/\{\{(\w+)\}\}/g, (m, k) => {
+      if (!(k in vars)) throw new Error(`${page.html}: unknown placeholder ${m}`);
+      return k === "style" || k === "script" ? vars[k] : escapeHtml(vars[k]);
+    });
+    if (/<script(?![^>]*\bsrc=)/i.test(html) || /\sstyle=/i.test(html) || /<style/i.test(html)) {
+      throw new Error(`${page.html}: inline script or style (the CSP forbids it)`);
+    }
+    files.set(page.html, Buffer.from(html, "utf8"));
+    pageInfo.push({ page: page.html, js: jsName, css: css.name });
+  }
+  files.set("favicon.ico", favicon());
+  files.set("assets/licenses.txt", licenses(metafiles));
+
+  const manifest = {
+    files: Object.fromEntries(
+      [...files.keys()].sort().map((k) => [k, { bytes: files.get(k).length, sha256: sha("sha256", files.get(k), "hex"), sri: sri(files.get(k)) }]),
+    ),
+    pages: pageInfo,
+    gzip_bytes: {},
+  };
+  for (const p of pageInfo) {
+    // What a phone downloads for the page (HTML + CSS + JS), gzip level 9.
+    const gz = [p.page, p.css, p.js].reduce((sum, f) => sum + zlib.gzipSync(files.get(f), { level: 9 }).length, 0);
+    manifest.gzip_bytes[p.page] = gz;
+  }
+  files.set("manifest.json", Buffer.from(`${JSON.stringify(manifest, null, 2)}\n`, "utf8"));
+
+  fs.rmSync(outDir, { recursive: true, force: true });
+  for (const [rel, bytes] of [...files.entries()].sort()) {
+    const target = path.join(outDir, rel);
+    fs.mkdirSync(path.dirname(target), { recursive: true });
+    fs.writeFileSync(target, bytes);
+  }
+  return { manifest, missing: reportMissing(catalogs) };
+}
+
+function treeDigest(dir) {
+  const out = [];
+  const walk = (d) => {
+    for (const f of fs.readdirSync(d).sort()) {
+      const p = path.join(d, f);
+      if (fs.statSync(p).isDirectory()) walk(p);
+      else out.push(`${path.relative(dir, p)} ${sha("sha256", fs.readFileSync(p), "hex")}`);
+    }
+  };
+  walk(dir);
+  return out.join("\n");
+}
+
+async function main() {
+  const args = parseArgs(process.argv.slice(2));
+  if (args.check) {
+    const tmp = fs.mkdtempSync(path.join(os.tmpdir(), "wc-build-"));
+    try {
+      await build(path.join(tmp, "a"));
+      await build(path.join(tmp, "b"));
+      const a = treeDigest(path.join(tmp, "a"));
+      const b = treeDigest(path.join(tmp, "b"));
+      if (a !== b) throw new Error("the build is not deterministic");
+      console.log("build is deterministic");
+    } finally {
+      fs.rmSync(tmp, { recursive: true, force: true });
+    }
+    return;
+  }
+  const { manifest, missing } = await build(args.out);
+  for (const [where, keys] of Object.entries(missing)) {
+    console.warn(`catalog ${where}: ${keys.length} key(s) fall back to ${DEFAULT_LANG}: ${keys.slice(0, 5).join(", ")}${keys.length > 5 ? " …" : ""}`);
+  }
+  for (const [page, gz] of Object.entries(manifest.gzip_bytes)) {
+    console.log(`${page}: ${(gz / 1024).toFixed(1)} KiB gzipped (HTML + CSS + JS)`);
+  }
+}
+
+main().catch((err) => {
+  console.error(err.message || err);
+  process.exit(1);
+});
