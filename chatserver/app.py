@@ -58,7 +58,7 @@ def create_app(settings: Settings, clock: Clock | None = None) -> web.Applicatio
         login_addresses=AddressLimiter(clock, settings.rate_logins_per_hour),
         kdf=PassphraseKdf(settings.passphrase_profile, settings.require_secrets().pepper),
         return_addresses=AddressLimiter(clock, settings.rate_returns_per_hour),
-        invite_addresses=AddressLimiter(clock, settings.rate_returns_per_hour),
+        invite_addresses=AddressLimiter(clock, settings.rate_invites_per_hour),
         return_failures=FailureBudget(clock, settings.return_failures_per_min),
         directory=load_directory(settings.partners_file),
     )

@@ -112,6 +112,7 @@ class Settings:
     personal_wait_secs: int = 900  # waiting for one's own counsellor, then the choice again
     invite_ttl_secs: int = 900
     invite_tries_per_connection: int = 3
+    rate_invites_per_hour: int = 20  # liaison join attempts per client address
     transfer_offer_secs: int = 120  # an unanswered transfer offer counts as declined
     # Prometheus metrics on 127.0.0.1:<metrics_port> only (0 = off): a port the
     # TLS proxy never forwards, so aggregate load figures stay internal.

@@ -2,24 +2,36 @@
 
 from chatserver.client.reference import (
     CallFailed,
+    ConsentRequest,
     Conversation,
     Gap,
+    Invite,
+    JoinRequest,
     Received,
     ReferenceClient,
+    RefusedLocally,
     RosterEntry,
     RosterView,
     StaffLogin,
+    invite_fragment,
+    parse_invite_fragment,
     staff_login,
 )
 
 __all__ = [
     "CallFailed",
+    "ConsentRequest",
     "Conversation",
     "Gap",
+    "Invite",
+    "JoinRequest",
     "Received",
     "ReferenceClient",
+    "RefusedLocally",
     "RosterEntry",
     "RosterView",
     "StaffLogin",
+    "invite_fragment",
+    "parse_invite_fragment",
     "staff_login",
 ]

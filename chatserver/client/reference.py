@@ -1,11 +1,12 @@
 """The Python reference client: docs/protocol.md, executable.
 
-One :class:`ReferenceClient` holds one Socket.IO connection to ``/youth`` or
-``/staff`` and any number of conversations on it (a youth has one, a counsellor
-up to its capacity). It does what the browser pages do: a fresh ``crypto_kx``
-key pair per conversation, one box per other roster member, ``seq`` kept per
-sender, replay and gap rules, cumulative ``delivered`` acks, re-encryption on
-``stale_epoch``, and ``resume`` after a dropped transport. Tests and the load
+One :class:`ReferenceClient` holds one Socket.IO connection to ``/youth``,
+``/staff`` or ``/liaison`` and any number of conversations on it (a youth has
+one, a counsellor up to its capacity, a liaison the one its invite opens). It
+does what the browser pages do: a fresh ``crypto_kx`` key pair per
+conversation, one box per other roster member, ``seq`` kept per sender, replay
+and gap rules, cumulative ``delivered`` acks, re-encryption on ``stale_epoch``,
+and ``resume`` after a dropped transport. Tests and the load
 generator drive it; it is also meant to be read as documentation.
 
 Ordering. python-socketio runs each incoming event in its own task, and the
@@ -15,7 +16,15 @@ state synchronously before its first ``await``, events for a conversation not
 yet registered are held briefly (``_orphans``), and boxes for an epoch whose
 roster has not arrived yet wait for it (``Conversation.pending``).
 
-Nothing here logs; reprs hide plaintext, resume secrets and keys.
+Continuity and escalation (protocol.md, "Continuity" and "Liaison namespace"):
+a youth may start with a return passphrase and keeps the last ``return_code``
+in memory; a counsellor offers returns, transfers, refers (sending the card
+E2E) and invites liaisons, checking each ``join_request``'s MAC with the invite
+secret it kept and introducing the liaison to the youth over E2E (``intro``)
+before admitting; the youth consents only to a ``consent_request`` whose key
+matches such an introduction; the liaison joins with the secret from the link.
+
+Nothing here logs; reprs hide plaintext, resume secrets, invite secrets and keys.
 """
 
 from __future__ import annotations
@@ -34,7 +43,11 @@ import socketio
 from chatserver.crypto import e2e
 from chatserver.crypto.tokens import b64d, b64e
 
-EVENTS = ("queue", "roster", "box", "typing", "state", "duty", "ops")
+EVENTS = ("queue", "roster", "box", "typing", "state", "duty", "ops",
+          # continuity and escalation
+          "return_code", "choose", "consent_request", "joined", "join_declined",
+          "join_request", "transfer_offer", "transfer_declined", "consent_declined")
+LIAISON_NS = "/liaison"
 ROSTER_EPOCHS_KEPT = 16  # late boxes of a few older epochs must still open
 PENDING_MAX = 64  # boxes held per conversation while waiting for their roster
 ORPHANS_MAX = 64  # events held for conversations whose call ack is still in flight
@@ -51,6 +64,16 @@ class CallFailed(Exception):
         self.info = dict(info or {})
 
 
+class RefusedLocally(Exception):
+    """The client itself refused to do something its page must not do (e.g.
+    consent to a liaison nobody introduced, admit a request whose MAC did not
+    verify). Nothing was sent."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
 @dataclass(frozen=True, slots=True)
 class Received:
     """One decrypted message, with the metadata the server also saw."""
@@ -60,11 +83,73 @@ class Received:
     role: str
     seq: int
     epoch: int
-    body: dict[str, Any] = field(repr=False)  # the plaintext object; never in a repr
+    body: dict[str, Any] = field(repr=False)  # the parsed plaintext object; never in a repr
+
+    @property
+    def type(self) -> str:
+        """``msg``, ``card``, ``intro``, ... (protocol.md, "Plaintext")."""
+        return str(self.body.get("type", ""))
 
     @property
     def text(self) -> str:
         return str(self.body.get("text", ""))
+
+
+@dataclass(frozen=True, slots=True)
+class Invite:
+    """A liaison invite this counsellor created. Only ``invite_id`` went to the
+    server; the secret travels out of band in the link's fragment."""
+
+    conversation: str
+    role: str
+    secret: bytes = field(repr=False)
+    expires_at: int = 0
+
+    @property
+    def invite_id(self) -> bytes:
+        return e2e.invite_id(self.secret)
+
+    @property
+    def mac_key(self) -> bytes:
+        return e2e.invite_mac_key(self.secret)
+
+    @property
+    def fragment(self) -> str:
+        """What follows ``#`` in the link (see :func:`invite_fragment`)."""
+        return invite_fragment(self.secret, self.conversation)
+
+
+@dataclass(frozen=True, slots=True)
+class JoinRequest:
+    """A ``join_request`` as the counsellor's page judged it."""
+
+    conversation: str
+    request: str
+    role: str
+    kx_pk: bytes
+    verified: bool  # the MAC matched one of our outstanding invites for this conversation
+    comparison_code: str | None = None  # to read to the liaison by phone
+
+
+@dataclass(frozen=True, slots=True)
+class ConsentRequest:
+    """A ``consent_request`` as the youth's page received it."""
+
+    conversation: str
+    request: str
+    role: str
+    kx_pk: bytes
+
+
+@dataclass(slots=True)
+class _Joining:
+    """A liaison's state between ``join`` and ``joined``/``join_declined``."""
+
+    keys: e2e.KxKeyPair
+    mac_key: bytes = field(repr=False)
+    invite_id: bytes
+    request: str
+    role: str
 
 
 @dataclass(frozen=True, slots=True)
@@ -165,13 +250,33 @@ async def staff_login(base_url: str, username: str, password: str, totp: str,
                           role=reply.get("role", ""), alias=reply.get("alias", ""))
 
 
+def invite_fragment(secret: bytes, conversation: str) -> str:
+    """The link fragment: ``base64url(secret) "." conversation-id-hex``.
+
+    The liaison's MAC covers the conversation id (protocol.md), so the liaison
+    must know it before ``join``; a fragment holding only the secret (as
+    protocol.md shows the link) would not let it compute the MAC. The fragment
+    never reaches the server (browsers do not send it)."""
+    return f"{b64e(secret)}.{_hex_id(conversation)}"
+
+
+def parse_invite_fragment(fragment: str) -> tuple[bytes, str]:
+    """``(secret, conversation)`` from a link fragment; ValueError if malformed."""
+    text = fragment.lstrip("#")
+    secret_text, _, conversation = text.partition(".")
+    secret = b64d(secret_text)
+    if len(secret) != e2e.INVITE_SECRET_BYTES:
+        raise ValueError("invite secret must be 32 bytes")
+    return secret, _hex_id(conversation)
+
+
 def _origin(url: str) -> str:
     parts = urlsplit(url)
     return f"{parts.scheme}://{parts.netloc}"
 
 
 class ReferenceClient:
-    """A youth or staff participant speaking docs/protocol.md."""
+    """A youth, staff or liaison participant speaking docs/protocol.md."""
 
     def __init__(self, *, call_timeout: float = 10.0,
                  clock: Callable[[], float] = time.time) -> None:
@@ -189,6 +294,20 @@ class ReferenceClient:
         self.queue: dict[str, Any] = {}  # last `queue` payload
         self.duty_state: dict[str, Any] = {}  # last `duty` payload (staff)
         self.ops: dict[str, Any] = {}  # last `ops` payload (operators)
+        # Continuity and escalation: what each page keeps in memory.
+        self.return_codes: dict[str, dict[str, Any]] = {}  # youth: last return_code
+        self.choices: dict[str, int] = {}  # youth: `choose` events per conversation
+        self.consent_requests: dict[str, dict[str, ConsentRequest]] = {}  # youth
+        self.intros: dict[str, dict[str, tuple[str, bytes]]] = {}  # youth: request -> (role, pk)
+        self.invites: dict[bytes, Invite] = {}  # counsellor: outstanding, by invite id
+        self.join_requests: dict[str, dict[str, JoinRequest]] = {}  # counsellor
+        self.transfer_offers: dict[str, dict[str, Any]] = {}  # counsellor: offered to us
+        self.transfer_declines: list[dict[str, Any]] = []  # counsellor: our offers declined
+        self.consent_declines: list[dict[str, Any]] = []  # counsellor
+        self.join_declined: set[str] = set()  # liaison: conversations that turned us away
+        self._joining: dict[str, _Joining] = {}  # liaison: conversation -> pending seat
+        self._early_joined: list[dict[str, Any]] = []  # `joined` ahead of its join ack
+        self._invite_links: dict[str, tuple[bytes, bytes]] = {}  # liaison: (mac key, id)
         self._orphans: list[tuple[str, dict[str, Any]]] = []
         self._waiters: list[tuple[Callable[[], bool], asyncio.Future[None]]] = []
         self._tasks: set[asyncio.Task[None]] = set()
@@ -243,6 +362,11 @@ class ReferenceClient:
             task.cancel()
         for conv in self.conversations.values():
             conv.wipe()
+        for joining in self._joining.values():
+            joining.keys.wipe()
+        self._joining.clear()
+        self.invites.clear()
+        self._invite_links.clear()
 
     def _on_connect_error(self, data: Any) -> None:
         self._connect_error = data
@@ -269,12 +393,19 @@ class ReferenceClient:
     async def status(self) -> dict[str, Any]:
         return await self.call("status", {})
 
-    async def start(self, profile: Mapping[str, Any] | None = None) -> dict[str, Any]:
-        """Youth: join the queue with a fresh key pair for this conversation."""
+    async def start(self, profile: Mapping[str, Any] | None = None, *,
+                    passphrase: str | None = None) -> dict[str, Any]:
+        """Youth: join the queue with a fresh key pair for this conversation.
+
+        With ``passphrase`` (a return passphrase from an earlier conversation)
+        the reply adds ``returning``: ``"queued"`` or ``"choose"`` (then call
+        :meth:`choose`)."""
         keys = e2e.KxKeyPair.generate()
         payload: dict[str, Any] = {"kx_pk": b64e(keys.public_key)}
         if profile is not None:
             payload["profile"] = dict(profile)
+        if passphrase is not None:
+            payload["passphrase"] = passphrase
         try:
             reply = await self.call("start", payload)
         except BaseException:
@@ -289,6 +420,41 @@ class ReferenceClient:
                "kx_pk": b64e(keys.public_key), "seq": 0}
         self._register(conv, 0, [own])
         return reply
+
+    async def choose(self, conversation: str, wait: bool) -> dict[str, Any]:
+        """Returning youth: keep waiting for their own counsellor, or anyone now."""
+        reply = await self.call("choose", {"conversation": conversation, "wait": wait})
+        conv = self.conversations.get(conversation)
+        if conv is not None:
+            conv.position, conv.eta_secs = reply.get("position"), reply.get("eta_secs")
+        return reply
+
+    async def consent(self, conversation: str, request: str, accept: bool) -> dict[str, Any]:
+        """Youth: let a liaison in, or not. Accepting requires an E2E ``intro``
+        from a counsellor with the same request, role and key as the server's
+        ``consent_request``: the server cannot slip in a key of its own."""
+        pending = self.consent_requests.get(conversation, {}).get(request)
+        if accept:
+            if pending is None:
+                raise RefusedLocally("unknown_request")
+            intro = self.intros.get(conversation, {}).get(request)
+            if intro is None:
+                raise RefusedLocally("no_intro")
+            if intro != (pending.role, pending.kx_pk):
+                raise RefusedLocally("intro_mismatch")
+        reply = await self.call("consent", {"conversation": conversation, "request": request,
+                                            "accept": accept})
+        self.consent_requests.get(conversation, {}).pop(request, None)
+        conv = self.conversations.get(conversation)
+        if conv is not None and accept and "members" in reply:
+            self._apply_roster(conv, reply.get("epoch"), reply.get("members"))
+            self._notify()
+        return reply
+
+    async def remove_member(self, conversation: str, member: str) -> dict[str, Any]:
+        """Youth or counsellor: remove a liaison."""
+        return await self.call("remove_member", {"conversation": conversation,
+                                                 "member": member})
 
     async def claim(self, conversation: str) -> dict[str, Any]:
         """Counsellor: take one waiting conversation from the queue."""
@@ -314,6 +480,115 @@ class ReferenceClient:
     async def duty(self, on: bool) -> dict[str, Any]:
         return await self.call("duty", {"on": on})
 
+    # ------------------------------------------------ counsellor: escalation
+
+    async def offer_return(self, conversation: str) -> dict[str, Any]:
+        """Counsellor: the youth's page gets a one-time return passphrase
+        (``return_code``); this page only learns that one was issued."""
+        return await self.call("offer_return", {"conversation": conversation})
+
+    async def colleagues(self) -> list[dict[str, Any]]:
+        reply = await self.call("colleagues", {})
+        return list(reply["colleagues"])
+
+    async def transfer(self, conversation: str, to: int) -> dict[str, Any]:
+        """Counsellor: offer the conversation to colleague ``to`` (a ``staff`` id)."""
+        return await self.call("transfer", {"conversation": conversation, "to": to})
+
+    async def transfer_answer(self, conversation: str, accept: bool) -> dict[str, Any]:
+        """Counsellor offered a transfer: accept (with a fresh key pair; we get a
+        seat like a claim) or decline."""
+        self.transfer_offers.pop(conversation, None)
+        if not accept:
+            return await self.call("transfer_answer", {"conversation": conversation,
+                                                       "accept": False})
+        return await self._join("transfer_answer", {"conversation": conversation,
+                                                    "accept": True})
+
+    async def invite_create(self, conversation: str, role: str) -> Invite:
+        """Counsellor: a liaison invite. The secret stays here (and in the link,
+        ``invite.fragment``); the server gets only its id."""
+        invite = Invite(conversation=conversation, role=role, secret=e2e.new_invite_secret())
+        reply = await self.call("invite_create", {"conversation": conversation,
+                                                  "invite": b64e(invite.invite_id),
+                                                  "role": role})
+        invite = Invite(conversation, role, invite.secret, int(reply.get("expires_at", 0)))
+        self.invites[invite.invite_id] = invite
+        return invite
+
+    async def admit(self, conversation: str, request: str, accept: bool) -> dict[str, Any]:
+        """Counsellor: pass a verified join request on to the youth (first
+        introducing the liaison over E2E), or turn it away."""
+        pending = self.join_requests.get(conversation, {}).get(request)
+        if accept:
+            if pending is None or not pending.verified:
+                raise RefusedLocally("unverified_request")
+            await self.send_message(conversation, {
+                "type": "intro", "request": request, "role": pending.role,
+                "kx_pk": b64e(pending.kx_pk), "sent_at": self._now_ms()})
+        reply = await self.call("admit", {"conversation": conversation, "request": request,
+                                          "accept": accept})
+        self.join_requests.get(conversation, {}).pop(request, None)
+        return reply
+
+    async def partners(self, query: str, kind: str | None = None) -> list[dict[str, Any]]:
+        payload: dict[str, Any] = {"query": query}
+        if kind is not None:
+            payload["kind"] = kind
+        reply = await self.call("partners", payload)
+        return list(reply["partners"])
+
+    async def refer(self, conversation: str, partner: str, *, send_card: bool = True
+                    ) -> dict[str, Any]:
+        """Counsellor: record a referral, then send the partner's card E2E."""
+        reply = await self.call("refer", {"conversation": conversation, "partner": partner})
+        if send_card:
+            await self.send_message(conversation, {"type": "card", "card": reply["partner"],
+                                                   "sent_at": self._now_ms()})
+        return reply
+
+    async def tag(self, conversation: str, reasons: list[str]) -> dict[str, Any]:
+        return await self.call("tag", {"conversation": conversation, "reasons": list(reasons)})
+
+    # ----------------------------------------------------------------- liaison
+
+    async def join(self, fragment: str) -> dict[str, Any]:
+        """Liaison: present the invite from a link fragment with a fresh key
+        pair. The reply is ``{conversation, request, role}``; the seat comes
+        later with ``joined`` (or ``join_declined``)."""
+        secret, conversation = parse_invite_fragment(fragment)
+        keys = e2e.KxKeyPair.generate()
+        mac_key, inv_id = e2e.invite_mac_key(secret), e2e.invite_id(secret)
+        mac = e2e.invite_mac(mac_key, bytes.fromhex(conversation), keys.public_key)
+        try:
+            reply = await self.call("join", {"invite": b64e(inv_id),
+                                             "kx_pk": b64e(keys.public_key),
+                                             "mac": b64e(mac)})
+        except BaseException:
+            keys.wipe()
+            raise
+        conv_id = str(reply["conversation"])
+        self._joining[conv_id] = _Joining(keys, mac_key, inv_id, str(reply["request"]),
+                                          str(reply["role"]))
+        early = [d for d in self._early_joined if d.get("conversation") == conv_id]
+        self._early_joined = [d for d in self._early_joined if d.get("conversation") != conv_id]
+        for data in early:
+            self._on_joined(data)
+        self._notify()
+        return reply
+
+    def comparison_codes(self, conversation: str) -> dict[str, str]:
+        """Liaison: the code for each counsellor in the roster (by member id), to
+        compare with what the counsellor reads out."""
+        link = self._invite_links.get(conversation)
+        conv = self.conversations.get(conversation)
+        if link is None or conv is None:
+            return {}
+        mac_key, inv_id = link
+        return {m.member: e2e.comparison_code(mac_key, inv_id, bytes.fromhex(conv.id),
+                                              conv.keys.public_key, m.kx_pk)
+                for m in conv.roster.members.values() if m.role == "counsellor"}
+
     async def resume(self, conversation: str) -> dict[str, Any]:
         """After ``connect`` on a new transport: reclaim our seat. The reply's
         roster also tells us our own last accepted ``seq`` (an ack lost in the
@@ -332,10 +607,18 @@ class ReferenceClient:
 
     async def send_text(self, conversation: str, text: str) -> int:
         """Encrypt ``text`` once per other member and send it; returns the seq."""
+        return await self.send_message(conversation, {"type": "msg", "text": text,
+                                                      "sent_at": self._now_ms()})
+
+    def _now_ms(self) -> int:
+        return int(self._clock() * 1000)
+
+    async def send_message(self, conversation: str, body: Mapping[str, Any]) -> int:
+        """Encrypt one plaintext object (``msg``, ``card``, ``intro``) once per
+        other member and send it; returns the seq."""
         conv = self.conversations[conversation]
         if conv.state == "ended":
             raise CallFailed("wrong_state")  # and the keys are already wiped
-        body = {"type": "msg", "text": text, "sent_at": int(self._clock() * 1000)}
         async with conv.send_lock:  # one seq at a time, in order
             seq = conv.sent_seq + 1
             for _ in range(STALE_EPOCH_RETRIES):
@@ -382,7 +665,10 @@ class ReferenceClient:
 
     async def leave(self, reason: str = "done", conversation: str | None = None
                     ) -> dict[str, Any]:
-        """Youth: end the conversation (``done``, or ``panic`` for the quick exit)."""
+        """Youth: end the conversation (``done``, or ``panic`` for the quick exit).
+        Liaison: leave it (also while still waiting to be let in)."""
+        if self.namespace == LIAISON_NS:
+            return await self._liaison_leave(conversation)
         conv = self._only(conversation)
         reply = await self.call("leave", {"conversation": conv.id, "reason": reason})
         self._ended(conv, "panic_exit" if reason == "panic" else "youth_left")
@@ -392,6 +678,21 @@ class ReferenceClient:
         """Counsellor: end the conversation for everyone."""
         reply = await self.call("end", {"conversation": conversation})
         self._ended(self.conversations[conversation], "done")
+        return reply
+
+    async def _liaison_leave(self, conversation: str | None) -> dict[str, Any]:
+        if conversation is None:
+            live = [c.id for c in self.conversations.values() if c.state != "ended"]
+            live += list(self._joining)  # still waiting to be let in
+            if len(live) != 1:
+                raise ValueError("name the conversation")
+            conversation = live[0]
+        reply = await self.call("leave", {"conversation": conversation})
+        joining = self._joining.pop(conversation, None)
+        if joining is not None:
+            joining.keys.wipe()
+        if conversation in self.conversations:
+            self._ended(self.conversations[conversation], "left")
         return reply
 
     def _only(self, conversation: str | None) -> Conversation:
@@ -459,6 +760,79 @@ class ReferenceClient:
 
     def _on_ops(self, data: dict[str, Any]) -> None:
         self.ops = data
+
+    def _on_return_code(self, data: dict[str, Any]) -> None:
+        # Youth: shown once by the page; only the last one is kept.
+        self.return_codes[str(data.get("conversation"))] = data
+
+    def _on_choose(self, data: dict[str, Any]) -> None:
+        conv = str(data.get("conversation"))
+        self.choices[conv] = self.choices.get(conv, 0) + 1
+
+    def _on_consent_request(self, data: dict[str, Any]) -> None:
+        try:
+            req = ConsentRequest(conversation=_hex_id(data["conversation"]),
+                                 request=_hex_id(data["request"]), role=str(data["role"]),
+                                 kx_pk=b64d(data["kx_pk"]))
+        except (KeyError, TypeError, ValueError):
+            return
+        self.consent_requests.setdefault(req.conversation, {})[req.request] = req
+
+    def _on_join_request(self, data: dict[str, Any]) -> None:
+        # Counsellor: check the MAC against every invite we made for this
+        # conversation (the request does not say which one it used).
+        try:
+            conv_id, request = _hex_id(data["conversation"]), _hex_id(data["request"])
+            role, kx_pk, mac = str(data["role"]), b64d(data["kx_pk"]), b64d(data["mac"])
+        except (KeyError, TypeError, ValueError):
+            return
+        matched = next((inv for inv in self.invites.values()
+                        if inv.conversation == conv_id and inv.role == role
+                        and e2e.verify_invite_mac(inv.mac_key, bytes.fromhex(conv_id), kx_pk,
+                                                  mac)), None)
+        code = None
+        conv = self.conversations.get(conv_id)
+        if matched is not None:
+            del self.invites[matched.invite_id]  # single use, on our side too
+            if conv is not None and not conv.keys.wiped:
+                code = e2e.comparison_code(matched.mac_key, matched.invite_id,
+                                           bytes.fromhex(conv_id), kx_pk, conv.keys.public_key)
+        self.join_requests.setdefault(conv_id, {})[request] = JoinRequest(
+            conv_id, request, role, kx_pk, verified=matched is not None, comparison_code=code)
+
+    def _on_joined(self, data: dict[str, Any]) -> None:
+        conv_id = str(data.get("conversation"))
+        joining = self._joining.pop(conv_id, None)
+        if joining is None:
+            if len(self._early_joined) < ORPHANS_MAX:
+                self._early_joined.append(data)  # our join ack is still in flight
+            return
+        try:
+            conv = Conversation(id=_hex_id(conv_id), member=_hex_id(data["member"]),
+                                resume_secret=str(data["resume"]), keys=joining.keys,
+                                state=str(data["state"]), role="liaison")
+            self._register(conv, data["epoch"], data["members"])
+        except (KeyError, TypeError, ValueError, e2e.E2EError):
+            joining.keys.wipe()
+            self.bad_rosters += 1
+            return
+        self._invite_links[conv_id] = (joining.mac_key, joining.invite_id)
+
+    def _on_join_declined(self, data: dict[str, Any]) -> None:
+        conv_id = str(data.get("conversation"))
+        self.join_declined.add(conv_id)
+        joining = self._joining.pop(conv_id, None)
+        if joining is not None:
+            joining.keys.wipe()
+
+    def _on_transfer_offer(self, data: dict[str, Any]) -> None:
+        self.transfer_offers[str(data.get("conversation"))] = data
+
+    def _on_transfer_declined(self, data: dict[str, Any]) -> None:
+        self.transfer_declines.append(data)
+
+    def _on_consent_declined(self, data: dict[str, Any]) -> None:
+        self.consent_declines.append(data)
 
     def _on_typing(self, data: dict[str, Any]) -> None:
         conv = self._conv_for("typing", data)
@@ -560,8 +934,21 @@ class ReferenceClient:
         conv.receive.accept(sender, seq)
         if verdict.missing is not None:
             self.gaps.append(Gap(conv.id, sender, *verdict.missing))
+        if body.get("type") == "intro" and entry.role == "counsellor":
+            self._note_intro(conv.id, body)
         self.inbox.put_nowait(Received(conv.id, sender, entry.role, seq, epoch, body))
         self._ack(conv, sender, seq)
+
+    def _note_intro(self, conversation: str, body: Mapping[str, Any]) -> None:
+        """Youth: remember who a counsellor introduced, end to end, so that a
+        ``consent_request`` can be checked against it."""
+        try:
+            request, role = _hex_id(body["request"]), str(body["role"])
+            kx_pk = b64d(body["kx_pk"])
+        except (KeyError, TypeError, ValueError):
+            return
+        if len(kx_pk) == e2e.KX_PK_BYTES:
+            self.intros.setdefault(conversation, {})[request] = (role, kx_pk)
 
     def _ack(self, conv: Conversation, sender: str, seq: int) -> None:
         conv.ack_due[sender] = max(conv.ack_due.get(sender, 0), seq)
@@ -585,6 +972,13 @@ class ReferenceClient:
     def _ended(self, conv: Conversation, reason: Any) -> None:
         conv.state, conv.ended_reason = "ended", None if reason is None else str(reason)
         conv.wipe()  # as the browser does: no key outlives the conversation
+        # Invites die with the conversation (the server revokes them too).
+        for inv_id in [i for i, inv in self.invites.items() if inv.conversation == conv.id]:
+            del self.invites[inv_id]
+        self.join_requests.pop(conv.id, None)
+        self.consent_requests.pop(conv.id, None)
+        self.intros.pop(conv.id, None)
+        self._invite_links.pop(conv.id, None)
 
 
 def _parse_roster(conversation: str, epoch: Any, members: Any) -> RosterView:

@@ -20,6 +20,7 @@ drops references. The browser does real ``sodium.memzero``.
 from __future__ import annotations
 
 import hashlib
+import hmac
 import json
 import struct
 from collections.abc import Iterable, Iterator, Mapping
@@ -27,7 +28,9 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 import nacl.bindings as sodium
+import nacl.encoding
 import nacl.exceptions
+import nacl.hash
 import nacl.utils
 
 # Sizes fixed by libsodium and by protocol.md.
@@ -400,3 +403,89 @@ class ReceiveState:
         if seq <= self.last(sender):
             raise ValueError("seq does not advance")  # check() said replay
         self._last[sender] = seq
+
+
+# --- liaison invites (docs/protocol.md, "Liaison namespace /liaison") ----------
+
+INVITE_SECRET_BYTES = 32  # lives only in the link's fragment
+INVITE_ID_BYTES = 32
+INVITE_MAC_BYTES = 32
+INVITE_ID_LABEL = b"cv1-invite-id"
+INVITE_MAC_LABEL = b"cv1-invite-mac"
+COMPARISON_LABEL = b"cv1-invite-compare"
+COMPARISON_DIGITS = 6
+
+
+def _keyed_blake2b(key: bytes, message: bytes) -> bytes:
+    """libsodium ``crypto_generichash(32, message, key)``: keyed BLAKE2b-256."""
+    return nacl.hash.blake2b(message, digest_size=32, key=key,
+                             encoder=nacl.encoding.RawEncoder)
+
+
+def new_invite_secret() -> bytes:
+    """32 random bytes for a new invite (the counsellor's page makes it)."""
+    return nacl.utils.random(INVITE_SECRET_BYTES)
+
+
+def invite_id(secret: bytes) -> bytes:
+    """``BLAKE2b-256(key = invite_secret, message = "cv1-invite-id")``: the only
+    thing the server learns about an invite."""
+    return _keyed_blake2b(_check_bytes("secret", secret, INVITE_SECRET_BYTES), INVITE_ID_LABEL)
+
+
+def invite_mac_key(secret: bytes) -> bytes:
+    """``BLAKE2b-256(key = invite_secret, message = "cv1-invite-mac")``."""
+    return _keyed_blake2b(_check_bytes("secret", secret, INVITE_SECRET_BYTES), INVITE_MAC_LABEL)
+
+
+def invite_mac(mac_key: bytes, conversation_id: bytes, kx_pk: bytes) -> bytes:
+    """``BLAKE2b-256(key = mac_key, message = conversation_id(16) ‖ kx_pk(32))``:
+    the liaison proves it holds the link and binds its key to the conversation."""
+    return _keyed_blake2b(
+        _check_bytes("mac_key", mac_key, 32),
+        _check_bytes("conversation_id", conversation_id, ID_BYTES)
+        + _check_bytes("kx_pk", kx_pk, KX_PK_BYTES))
+
+
+def verify_invite_mac(mac_key: bytes, conversation_id: bytes, kx_pk: bytes, mac: bytes) -> bool:
+    """Constant-time check of a ``join_request``'s MAC (the counsellor's page).
+    A MAC of the wrong size, or a malformed key from the wire, is simply False."""
+    if not isinstance(mac, bytes) or len(mac) != INVITE_MAC_BYTES:
+        return False
+    if not isinstance(kx_pk, bytes) or len(kx_pk) != KX_PK_BYTES:
+        return False
+    return hmac.compare_digest(invite_mac(mac_key, conversation_id, kx_pk), mac)
+
+
+def comparison_input(invite_id_: bytes, conversation_id: bytes, liaison_pk: bytes,
+                     counsellor_pk: bytes) -> bytes:
+    """The exact bytes MAC-ed for the comparison code (exposed for the vectors):
+    ``"cv1-invite-compare" ‖ invite_id(32) ‖ conversation_id(16) ‖
+    liaison_kx_pk(32) ‖ counsellor_kx_pk(32)``."""
+    return b"".join((
+        COMPARISON_LABEL,
+        _check_bytes("invite_id", invite_id_, INVITE_ID_BYTES),
+        _check_bytes("conversation_id", conversation_id, ID_BYTES),
+        _check_bytes("liaison_pk", liaison_pk, KX_PK_BYTES),
+        _check_bytes("counsellor_pk", counsellor_pk, KX_PK_BYTES),
+    ))
+
+
+def comparison_code(mac_key: bytes, invite_id_: bytes, conversation_id: bytes,
+                    liaison_pk: bytes, counsellor_pk: bytes) -> str:
+    """Six digits counsellor and liaison read to each other by phone.
+
+    ``h = BLAKE2b-256(key = mac_key, message = comparison_input(...))``; the code
+    is the first four bytes of ``h`` as a big-endian u32, modulo 10^6, written
+    with leading zeros (JS: ``new DataView(h.buffer).getUint32(0, false) % 1e6``,
+    ``padStart(6, "0")``). Both sides compute it from what they hold: the
+    counsellor from its secret and the ``join_request``, the liaison from the
+    link and the roster of ``joined``. A server that swapped either key cannot
+    make the codes agree without the secret. The modulo bias (2^32 mod 10^6) is
+    below 0.03 %.
+    """
+    digest = _keyed_blake2b(_check_bytes("mac_key", mac_key, 32),
+                            comparison_input(invite_id_, conversation_id, liaison_pk,
+                                             counsellor_pk))
+    value = struct.unpack(">I", digest[:4])[0] % 10**COMPARISON_DIGITS
+    return f"{value:0{COMPARISON_DIGITS}d}"

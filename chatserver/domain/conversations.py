@@ -858,9 +858,6 @@ class ChatService:
         conv.requests.clear()
         for invite_id in [i for i, inv in self.invites.items() if inv.conversation == conv.id]:
             del self.invites[invite_id]
-        if self.stats is not None:
-            for tag in conv.reasons:
-                self.stats.count("reason", tag)
         conv.state = State.ENDED
         conv.ended_reason = reason
         self.queue.remove(conv.id)
@@ -886,6 +883,9 @@ class ChatService:
                 out.emit("duty", self._duty_payload(c), tuple(c.conns))
         out.audit(actor, "conversation_end", conv.pseudonym, reason=reason.value,
                   count=conv.message_count, waiting=was_waiting)
+        if self.stats is not None:  # after every state change: counting never blocks an end
+            for tag in conv.reasons:
+                self.stats.count("reason", tag)
         return out
 
     def _member_timed_out(self, conv: Conversation, member: Member) -> Outcome:

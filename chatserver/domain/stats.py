@@ -28,7 +28,13 @@ from chatserver.storage.base import StatsStore
 
 # The optional profile's keys (protocol.md, youth `start`) plus 'contacts' for
 # contact counts (e.g. started, abandoned) that carry no profile.
-DIMENSIONS = frozenset({"gender", "age_band", "municipality", "topic", "contacts"})
+# The funders' follow-up (MISSION_CONTEXT.md): contacts by gender, age band and
+# municipality; reasons for contact; professionals by workplace municipality;
+# and referrals onward (per partner kind and partner).
+DIMENSIONS = frozenset({
+    "gender", "age_band", "municipality", "topic", "contacts",
+    "reason", "workplace_municipality", "referral", "referral_partner",
+})
 MAX_VALUE_CHARS = 64  # profile codes from config are far shorter
 
 

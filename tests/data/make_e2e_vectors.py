@@ -30,6 +30,13 @@ JSON numbers (all below 2**53).
   ``box`` event the server would deliver.
 - ``negative``: ``[{name, based_on, why, key, ad, nonce, ct}]``: opening with
   exactly these inputs MUST fail authentication.
+- ``invites``: ``[{name, secret, invite_id, mac_key, conversation,
+  liaison, kx_pk, mac_input, mac, counsellor, counsellor_pk, comparison_input,
+  comparison_code}]``: the liaison-invite derivations (keyed BLAKE2b-256,
+  libsodium ``crypto_generichash(32, message, key)``). ``liaison`` and
+  ``counsellor`` name key pairs.
+- ``invite_negative``: ``[{name, why, mac_key, conversation, kx_pk, mac}]``:
+  verifying ``mac`` for exactly these inputs MUST fail.
 """
 
 from __future__ import annotations
@@ -184,6 +191,7 @@ def build_vectors() -> dict[str, Any]:
         del r["_members"], r["_hash"]
     for bx in boxes:
         del bx["_raw"]
+    invites, invite_negative = _invite_vectors(keys)
     return {
         "format": "chatserver-e2e-vectors",
         "version": 1,
@@ -198,7 +206,56 @@ def build_vectors() -> dict[str, Any]:
         "negative": [{"name": n, "based_on": base["name"], "why": why, "key": b64(k),
                       "ad": b64(a), "nonce": b64(nn), "ct": b64(c)}
                      for n, why, k, a, nn, c in negatives],
+        # Added after version 1's boxes; everything above is unchanged.
+        "invites": invites,
+        "invite_negative": invite_negative,
     }
+
+
+OTHER_CONVERSATION = bytes.fromhex("0dd0000000000000000000000000beef")
+
+
+def _invite_vectors(keys: dict[str, e2e.KxKeyPair]
+                    ) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """Liaison invites (protocol.md, "Liaison namespace"): id, MAC key, MAC and
+    the six-digit comparison code, for two invites of one conversation."""
+    cases: list[dict[str, Any]] = []
+    raw: dict[str, tuple[bytes, bytes]] = {}  # name -> (mac_key, mac)
+    for name, liaison, counsellor in (("police", "liaison", "counsellor"),
+                                      ("health", "hidden", "counsellor")):
+        secret = _fixed("invite/" + name, e2e.INVITE_SECRET_BYTES)
+        inv_id = e2e.invite_id(secret)
+        mac_key = e2e.invite_mac_key(secret)
+        liaison_pk = keys[liaison].public_key
+        counsellor_pk = keys[counsellor].public_key
+        mac = e2e.invite_mac(mac_key, CONVERSATION, liaison_pk)
+        compare_in = e2e.comparison_input(inv_id, CONVERSATION, liaison_pk, counsellor_pk)
+        raw[name] = (mac_key, mac)
+        cases.append({
+            "name": name, "secret": b64(secret),
+            "invite_id": b64(inv_id), "mac_key": b64(mac_key),
+            "conversation": CONVERSATION.hex(), "liaison": liaison, "kx_pk": b64(liaison_pk),
+            "mac_input": b64(CONVERSATION + liaison_pk), "mac": b64(mac),
+            "counsellor": counsellor, "counsellor_pk": b64(counsellor_pk),
+            "comparison_input": b64(compare_in),
+            "comparison_code": e2e.comparison_code(mac_key, inv_id, CONVERSATION, liaison_pk,
+                                                   counsellor_pk),
+        })
+    police_key, police_mac = raw["police"]
+    health_key, _ = raw["health"]
+    liaison_pk, hidden_pk = keys["liaison"].public_key, keys["hidden"].public_key
+    negative = [
+        ("other_conversation", "the police MAC checked against another conversation",
+         police_key, OTHER_CONVERSATION, liaison_pk, police_mac),
+        ("swapped_key", "the police MAC checked against a key the server substituted",
+         police_key, CONVERSATION, hidden_pk, police_mac),
+        ("other_invite", "the police MAC checked with the health invite's MAC key",
+         health_key, CONVERSATION, liaison_pk, police_mac),
+        ("flipped_mac", "one bit of the police MAC flipped",
+         police_key, CONVERSATION, liaison_pk, _flip(police_mac, 31)),
+    ]
+    return cases, [{"name": n, "why": why, "mac_key": b64(k), "conversation": c.hex(),
+                    "kx_pk": b64(pk), "mac": b64(m)} for n, why, k, c, pk, m in negative]
 
 
 def render() -> str:
