@@ -10,11 +10,14 @@ from collections.abc import Awaitable, Callable
 from typing import Any, ClassVar
 
 import socketio
+from socketio.exceptions import ConnectionRefusedError as Refused
 
 from chatserver.domain.events import Conn, Outcome
 from chatserver.errors import BadOrigin, ChatError, RateLimited, UnknownEvent
+from chatserver.transport import schemas
 from chatserver.transport.context import ConnState, Context
 from chatserver.transport.errors import error_reply, internal_reply
+from chatserver.transport.ratelimit import AddressLimiter, client_address
 
 log = logging.getLogger(__name__)
 
@@ -88,6 +91,40 @@ class Namespace(socketio.AsyncNamespace):  # type: ignore[misc]  # socketio is u
             actor = state.staff.username if state.staff else "youth"
             await self.ctx.apply(_audit_only(actor, "rate_limited", bucket_name))
         raise RateLimited({"retry_after_secs": max(1, round(wait))})
+
+    # Events every member kind shares (youth, staff, liaison): one definition.
+
+    async def send(self, sid: str, state: ConnState, data: Any) -> Outcome:
+        conv, epoch, seq, boxes = schemas.send(data, self.ctx.settings)
+        return self.ctx.chat.send(self.conn(sid), conv, epoch, seq, boxes)
+
+    async def delivered(self, sid: str, state: ConnState, data: Any) -> Outcome:
+        conv, sender, seq = schemas.delivered(data)
+        return self.ctx.chat.delivered(self.conn(sid), conv, sender, seq)
+
+    async def typing(self, sid: str, state: ConnState, data: Any) -> Outcome:
+        conv, active = schemas.typing(data)
+        return self.ctx.chat.typing(self.conn(sid), conv, active)
+
+    async def resume(self, sid: str, state: ConnState, data: Any) -> Outcome:
+        conv, member, secret = schemas.resume(data)
+        return self.ctx.chat.resume(self.conn(sid), conv, member, secret, staff=state.staff)
+
+    def connect_anonymous(self, sid: str, environ: dict[str, Any],
+                          limiter: AddressLimiter) -> None:
+        """Accept a connection that has no account (youth, liaison): our Origin
+        only; the client address is HMAC-ed at once under ``limiter``'s key."""
+        try:
+            self.check_origin(environ)
+        except ChatError as exc:
+            raise Refused(exc.code) from None
+        state = ConnState(buckets=self.ctx.new_buckets())
+        request = environ.get("aiohttp.request")
+        address = client_address(request, self.ctx.settings.client_addr_header) \
+            if request is not None else None
+        if address:
+            state.address_key = limiter.key_for(address)
+        self.ctx.conns[sid] = state
 
     async def on_disconnect(self, sid: str, *reason: Any) -> None:
         self.ctx.conns.pop(sid, None)

@@ -103,22 +103,6 @@ class StaffNamespace(Namespace):
         conv = schemas.conversation_only(data)
         return self.ctx.chat.end(self.staff(state), self.conn(sid), conv)
 
-    async def resume(self, sid: str, state: ConnState, data: Any) -> Outcome:
-        conv, member, secret = schemas.resume(data)
-        return self.ctx.chat.resume(self.conn(sid), conv, member, secret, staff=self.staff(state))
-
-    async def send(self, sid: str, state: ConnState, data: Any) -> Outcome:
-        conv, epoch, seq, boxes = schemas.send(data, self.ctx.settings)
-        return self.ctx.chat.send(self.conn(sid), conv, epoch, seq, boxes)
-
-    async def delivered(self, sid: str, state: ConnState, data: Any) -> Outcome:
-        conv, sender, seq = schemas.delivered(data)
-        return self.ctx.chat.delivered(self.conn(sid), conv, sender, seq)
-
-    async def typing(self, sid: str, state: ConnState, data: Any) -> Outcome:
-        conv, active = schemas.typing(data)
-        return self.ctx.chat.typing(self.conn(sid), conv, active)
-
     async def ops_watch(self, sid: str, state: ConnState, data: Any) -> Outcome:
         on = schemas.on_flag(data)
         if self.staff(state).role not in OPS_ROLES:

@@ -5,15 +5,12 @@ from __future__ import annotations
 import asyncio
 from typing import Any, ClassVar
 
-from socketio.exceptions import ConnectionRefusedError as Refused
-
 from chatserver.domain import returning
 from chatserver.domain.events import Outcome
-from chatserver.errors import AlreadyStarted, BadPassphrase, ChatError, RateLimited
+from chatserver.errors import AlreadyStarted, BadPassphrase, RateLimited
 from chatserver.transport import schemas
 from chatserver.transport.context import ConnState
 from chatserver.transport.namespaces import Namespace
-from chatserver.transport.ratelimit import client_address
 
 
 class YouthNamespace(Namespace):
@@ -32,18 +29,7 @@ class YouthNamespace(Namespace):
     }
 
     async def on_connect(self, sid: str, environ: dict[str, Any], auth: Any = None) -> None:
-        try:
-            self.check_origin(environ)
-        except ChatError as exc:
-            raise Refused(exc.code) from None
-        state = ConnState(buckets=self.ctx.new_buckets())
-        request = environ.get("aiohttp.request")
-        address = client_address(request, self.ctx.settings.client_addr_header) \
-            if request is not None else None
-        if address:
-            # Hashed at once; the raw address is not kept anywhere.
-            state.address_key = self.ctx.addresses.key_for(address)
-        self.ctx.conns[sid] = state
+        self.connect_anonymous(sid, environ, self.ctx.addresses)
 
     async def status(self, sid: str, state: ConnState, data: Any) -> Outcome:
         schemas.empty(data)
@@ -98,22 +84,6 @@ class YouthNamespace(Namespace):
     async def remove_member(self, sid: str, state: ConnState, data: Any) -> Outcome:
         conv, member = schemas.member_ref(data)
         return self.ctx.chat.remove_member(self.conn(sid), conv, member)
-
-    async def resume(self, sid: str, state: ConnState, data: Any) -> Outcome:
-        conv, member, secret = schemas.resume(data)
-        return self.ctx.chat.resume(self.conn(sid), conv, member, secret)
-
-    async def send(self, sid: str, state: ConnState, data: Any) -> Outcome:
-        conv, epoch, seq, boxes = schemas.send(data, self.ctx.settings)
-        return self.ctx.chat.send(self.conn(sid), conv, epoch, seq, boxes)
-
-    async def delivered(self, sid: str, state: ConnState, data: Any) -> Outcome:
-        conv, sender, seq = schemas.delivered(data)
-        return self.ctx.chat.delivered(self.conn(sid), conv, sender, seq)
-
-    async def typing(self, sid: str, state: ConnState, data: Any) -> Outcome:
-        conv, active = schemas.typing(data)
-        return self.ctx.chat.typing(self.conn(sid), conv, active)
 
     async def pause(self, sid: str, state: ConnState, data: Any) -> Outcome:
         conv, paused = schemas.pause(data)
