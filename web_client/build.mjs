@@ -1,6 +1,7 @@
-// Build the three pages into dist/ (git-ignored):
+// Build the four pages into dist/ (git-ignored):
 //
-//   dist/index.html, console.html, operator.html   pages with SRI on every asset
+//   dist/index.html, console.html, operator.html,  pages with SRI on every asset
+//   join.html (the liaison page)
 //   dist/assets/<sha256-prefix>.js|.css            content-hashed, neutral names
 //   dist/favicon.ico                                a neutral "notes" icon
 //   dist/manifest.json                              published hashes of every file
@@ -27,6 +28,7 @@ const PAGES = [
   { html: "index.html", js: "youth/main.js", css: "youth.css", section: "youth", titleKey: "youth.title" },
   { html: "console.html", js: "console/main.js", css: "staff.css", section: "staff", titleKey: "staff.console_title" },
   { html: "operator.html", js: "operator/main.js", css: "staff.css", section: "staff", titleKey: "staff.operator_title" },
+  { html: "join.html", js: "liaison/main.js", css: "staff.css", section: "liaison", titleKey: "liaison.title", loadingKey: "liaison.loading" },
 ];
 
 // Browsers on cheap phones: Android WebView/Chrome from ~2020, iOS 15 (esbuild
@@ -69,7 +71,7 @@ function leafKeys(node, prefix = "") {
 /** Warn about keys a catalog lacks (they fall back to Swedish at run time). */
 function reportMissing(catalogs) {
   const missing = {};
-  for (const section of ["youth", "staff"]) {
+  for (const section of ["youth", "staff", "liaison"]) {
     const ref = leafKeys(catalogs[DEFAULT_LANG][section]);
     for (const [code, cat] of Object.entries(catalogs)) {
       if (code === DEFAULT_LANG || !cat[section]) continue;
@@ -85,10 +87,10 @@ function reportMissing(catalogs) {
 function catalogModule(catalogs, section) {
   const out = {};
   for (const [code, cat] of Object.entries(catalogs)) {
-    // Staff pages list only languages that have a staff section.
+    // Staff and liaison pages list only languages that have their section.
     if (!cat[section]) continue;
     // Staff pages label the youth's profile codes too (queue tags).
-    const text = section === "staff" ? { staff: cat.staff, codes: (cat.youth && cat.youth.codes) || {} } : { youth: cat.youth };
+    const text = section === "staff" ? { staff: cat.staff, codes: (cat.youth && cat.youth.codes) || {} } : { [section]: cat[section] };
     out[code] = { meta: cat.meta, text };
   }
   return `export default ${JSON.stringify(out)};`;
@@ -281,7 +283,7 @@ async function build(outDir) {
       title: lookup(sv, page.titleKey),
       exit: lookup(sv, "youth.exit.button"),
       exit_link: lookup(sv, "youth.exit.link"),
-      loading: lookup(sv, "youth.loading"),
+      loading: lookup(sv, page.loadingKey || "youth.loading"),
       style: `<link rel="stylesheet" href="/${css.name}" integrity="${sri(css.bytes)}">`,
       script: `<script type="module" src="/${jsName}" integrity="${sri(js.bytes)}"></script>`,
     };

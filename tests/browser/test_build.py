@@ -18,7 +18,7 @@ import pytest
 from tests.browser.conftest import DIST, REPO, require
 
 WEB = REPO / "web_client"
-PAGES = ("index.html", "console.html", "operator.html")
+PAGES = ("index.html", "console.html", "operator.html", "join.html")
 YOUTH_GZIP_BUDGET = 250 * 1024  # the issue: aim ≤ 250 KB for the youth page, libsodium included
 # Words that would give the page away in a file name, a title or a path.
 REVEALING = re.compile(r"chat|help|hj[aä]lp|violence|v[aå]ld|heder|honou?r|stöd|support", re.I)
@@ -47,9 +47,9 @@ def test_every_asset_has_matching_sri_and_a_neutral_name(dist: None) -> None:
         assert not re.search(r"<script(?![^>]*\bsrc=)", html), page
         assert not re.search(r"<style|\sstyle=|\son\w+=", html, re.I), page
         assert "http://" not in html and "https://" not in html, page
-    youth = (DIST / "index.html").read_text(encoding="utf-8")
-    title = re.search(r"<title>(.*?)</title>", youth)
-    assert title and not REVEALING.search(title.group(1))
+    for page in ("index.html", "join.html"):  # pages opened on personal phones
+        title = re.search(r"<title>(.*?)</title>", (DIST / page).read_text(encoding="utf-8"))
+        assert title and not REVEALING.search(title.group(1)), page
     for f in DIST.rglob("*"):
         assert not REVEALING.search(f.name), f
     assert (DIST / "favicon.ico").read_bytes()[:4] == b"\x00\x00\x01\x00"
@@ -63,16 +63,21 @@ def test_manifest_lists_every_file_with_its_hash(dist: None) -> None:
         assert hashlib.sha256((DIST / rel).read_bytes()).hexdigest() == meta["sha256"]
 
 
-def test_youth_bundle_uses_no_storage_and_no_html_injection(dist: None) -> None:
-    html = (DIST / "index.html").read_text(encoding="utf-8")
+@pytest.mark.parametrize("page", ["index.html", "join.html"])
+def test_youth_and_liaison_bundles_use_no_storage_and_no_html_injection(
+        dist: None, page: str) -> None:
+    html = (DIST / page).read_text(encoding="utf-8")
     js = next(p for p, _ in _assets(html) if p.endswith(".js"))
     code = (DIST / js).read_text(encoding="utf-8")
     for api in ("localStorage", "sessionStorage", "indexedDB", "document.cookie",
                 "serviceWorker", "caches.open", "Notification", "window.open",
                 "innerHTML", "outerHTML", "insertAdjacentHTML", "document.write",
                 "createObjectURL", "location.href="):
-        assert api not in code, api
-    assert "location.replace" in code
+        assert api not in code, (page, api)
+    if page == "index.html":
+        assert "location.replace" in code
+    else:  # the invite secret leaves the address bar
+        assert "history.replaceState" in code
 
 
 def test_youth_page_fits_the_size_budget(dist: None) -> None:
@@ -98,8 +103,9 @@ def test_catalogs_are_complete() -> None:
     for code in ("en", "ar"):
         missing = keys(cats["sv"]["youth"]) - keys(cats[code]["youth"])
         assert not missing, f"{code}.json lacks youth keys: {sorted(missing)}"
-    missing = keys(cats["sv"]["staff"]) - keys(cats["en"]["staff"])
-    assert not missing, f"en.json lacks staff keys: {sorted(missing)}"
+    for section in ("staff", "liaison"):
+        missing = keys(cats["sv"][section]) - keys(cats["en"][section])
+        assert not missing, f"en.json lacks {section} keys: {sorted(missing)}"
     # Every configured profile code has a label (municipalities are proper names).
     config = (REPO / "config" / "default.toml").read_text(encoding="utf-8")
     for list_key in ("languages", "age_bands", "genders", "topics"):

@@ -1,5 +1,6 @@
 """Browser-profile canaries: after a real chat and a quick exit, nothing the
-youth wrote, read or half-typed is anywhere in the browser's files.
+youth wrote, read or half-typed — nor the return code shown to them — is
+anywhere in the browser's files.
 
 - A fresh *persistent* (normal) profile: every file under it is searched for
   the canaries in UTF-8 and UTF-16 (LE and BE) after the browser has closed.
@@ -107,7 +108,8 @@ async def console(browser: Any, chat_server: ChatServer) -> AsyncIterator[Any]:
 
 async def chat_with_canaries(youth: Any, console: Any, chat_server: ChatServer,
                              neutral: NeutralSite) -> list[str]:
-    """A whole chat with canaries sent, received and typed; then the quick exit."""
+    """A whole chat with canaries sent, received and typed, and a return code
+    shown once (its five words are a canary too); then the quick exit."""
     sent, received, typed = canary("Sent"), canary("Recv"), canary("Typed")
     await youth_to_queue(youth, chat_server, {"topic": "threat"})
     conv = await console_claim_first(console)
@@ -116,6 +118,14 @@ async def chat_with_canaries(youth: Any, console: Any, chat_server: ChatServer,
     await console_sees(console, conv, sent)
     await console_send(console, conv, f"vi svarar {received}")
     await youth_sees(youth, received)
+    if await console.get_attribute("#tool-return", "open") is None:
+        await console.click("#tool-return > summary")
+    await console.click("#offer-return")
+    shown = await youth.wait_for_selector("main[data-screen=returncode] #passphrase")
+    words = (await shown.inner_text()).strip()
+    assert len(words.split()) == 5
+    await youth.click("#code-done")
+    await youth.wait_for_selector("main[data-screen=chat] #composer")
     await youth.fill("#composer", f"inte skickat {typed}")
     await asyncio.sleep(SETTLE_SECS)
     before = len(neutral.arrivals())
@@ -123,7 +133,7 @@ async def chat_with_canaries(youth: Any, console: Any, chat_server: ChatServer,
     await eventually(lambda: len(neutral.arrivals()) > before, 5)
     await youth.wait_for_url(neutral.url)
     await eventually(lambda: _panic(console, conv), 5)
-    return [sent, received, typed]
+    return [sent, received, typed, words]
 
 
 async def _panic(console: Any, conv: str) -> bool:

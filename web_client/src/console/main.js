@@ -2,13 +2,17 @@
 // queue, claim / take next, several end-to-end encrypted conversations at once
 // with unread markers and typing indicators, end. One crypto_kx key pair per
 // conversation, memory only, wiped when the conversation ends or the page goes.
+// Continuity and escalation (docs/design/returning.md, invites.md): offer a
+// return code, warm transfer, liaison invites (the invite secret lives only in
+// this page's memory and the link), referral cards, contact-reason tags.
 // Only the alias (set on the account by an admin) ever reaches a youth: this
 // page never sends a name, only kx_pk and ciphertext.
 import * as e2e from "../lib/e2e.js";
+import * as invite from "../lib/invite.js";
 import { call, connect } from "../lib/calls.js";
 import { Conversation, conversationTestSurface, fitsInOneBox, MAX_TEXT_CHARS, Outbox } from "../lib/conversation.js";
-import { formatClock, formatDuration, h, mount, NO_TRACE_INPUT } from "../lib/dom.js";
-import { onLangChange, raw, t } from "../lib/i18n.js";
+import { formatClock, formatDuration, h, mount, NO_TRACE_INPUT, uid } from "../lib/dom.js";
+import { lang, onLangChange, raw, t } from "../lib/i18n.js";
 import { languageSelect, logout, me, renderLogin, session } from "../staff/session.js";
 
 const ROLES = ["counsellor"];
@@ -17,6 +21,8 @@ const TYPING_REPEAT_MS = 3000;
 const TYPING_SHOW_MS = 10000;
 const DELIVERED_DEBOUNCE_MS = 150;
 const PENDING_MAX = 100; // events for a conversation whose claim ack is still on its way
+const INVITE_ROLES = ["police", "health", "social_services"]; // protocol.md invite_create
+const SLOW_CALL_MS = 30000; // offer_return runs a memory-hard hash on the server
 
 const app = {
   socket: null,
@@ -29,17 +35,31 @@ const app = {
   online: true,
   pending: [],
   busy: false,
+  offers: new Map(), // conversation -> transfer_offer waiting for this counsellor's answer
 };
 
 const bar = document.getElementById("bar");
 const main = document.getElementById("main");
 
-Object.defineProperty(globalThis, "cv1", { value: Object.freeze({ ...e2e.testSurface, conversation: conversationTestSurface }) });
+Object.defineProperty(globalThis, "cv1", {
+  value: Object.freeze({ ...e2e.testSurface, conversation: conversationTestSurface, invite: invite.inviteTestSurface }),
+});
 
 // --- wiping ----------------------------------------------------------------------
 
+function wipeInvites(entry) {
+  for (const inv of entry.invites.values()) {
+    e2e.wipe(inv.id);
+    e2e.wipe(inv.macKey);
+  }
+  entry.invites.clear();
+  entry.lastInvite = null; // the link (with its secret) leaves the DOM on the next render
+}
+
 function wipeEntry(entry) {
   if (entry.outbox) entry.outbox.close();
+  wipeInvites(entry);
+  entry.requests.clear();
   entry.conv.wipe();
   clearTimeout(entry.deliveredTimer);
   clearTimeout(entry.typingTimer);
@@ -55,6 +75,7 @@ function wipeAll() {
   app.convs.clear();
   app.order = [];
   app.selected = null;
+  app.offers.clear();
 }
 
 window.addEventListener("pagehide", () => {
@@ -108,6 +129,7 @@ function renderConsole() {
     main,
     app.online ? null : h("p", { class: "offline", role: "status", text: t("staff.offline") }),
     h("p", { class: ["notice", app.notice ? "" : "empty"], role: "alert", id: "notice", text: app.notice }),
+    h("div", { id: "offers", class: "offers" }),
     h(
       "div",
       { class: "console" },
@@ -116,6 +138,7 @@ function renderConsole() {
       h("section", { class: "panel pane", id: "pane", "aria-label": t("staff.convs.heading") }),
     ),
   );
+  renderOffers();
   renderQueue();
   renderConvList();
   renderPane();
@@ -233,6 +256,10 @@ function renderPane() {
     mount(pane, h("p", { text: t("staff.convs.select") }));
     return;
   }
+  // Keep what was typed when the pane is redrawn for the same conversation.
+  const typed = document.getElementById("composer");
+  if (typed && pane.getAttribute("data-conversation") === entry.conv.id) entry.draft = typed.value;
+  pane.setAttribute("data-conversation", entry.conv.id);
   const ended = entry.state === "ended";
   const log = h("ol", { class: "log", id: "log" });
   for (const item of entry.items) log.appendChild(renderItem(entry, item));
@@ -261,8 +288,10 @@ function renderPane() {
       h("span", { class: "st", id: "pane-state", role: "status", "data-state": stateKey(entry), text: stateLabel(entry) }),
     ),
     renderTags(entry.queueEntry),
+    ended ? null : membersList(entry),
+    ended ? null : requestCards(entry),
     h("div", { class: "log-wrap", role: "log", "aria-live": "polite", "aria-label": entry.pseudonym }, log),
-    h("p", { class: "typing", id: "typing", text: entry.peerTyping.size && !ended ? `${t("staff.convs.youth")} ${t("staff.convs.typing")}` : "" }),
+    h("p", { class: "typing", id: "typing", text: typingNames(entry) }),
     h(
       "form",
       {
@@ -283,15 +312,270 @@ function renderPane() {
         ? h("button", { type: "button", class: "secondary", id: "close-conv", onclick: () => closeConversation(entry), text: t("staff.convs.close") })
         : h("button", { type: "button", class: "danger-btn", id: "end-conv", onclick: () => onEnd(entry), text: t("staff.convs.end") }),
     ),
+    ended ? null : tools(entry),
   );
   log.scrollTop = log.scrollHeight;
+}
+
+/** Redraw the open pane if it shows this conversation, keeping focus and draft. */
+function refreshPane(entry) {
+  if (app.selected === entry.conv.id) keepFocus(renderPane);
+}
+
+// --- members, join requests, tools ---------------------------------------------------
+
+function membersList(entry) {
+  const others = entry.conv.others();
+  if (!others.some((m) => m.role !== "youth")) return null;
+  return h(
+    "ul",
+    { class: "member-list", id: "members", "aria-label": t("staff.members.heading") },
+    others.map((m) => {
+      const name = memberName(m);
+      const code = m.role === "liaison" ? entry.codes.get(m.kx_pk) : null;
+      return h(
+        "li",
+        { "data-role": m.role, "data-member": m.member },
+        h("span", { class: "member-name", text: name }),
+        code ? h("span", { class: "compare", "data-code": code, text: t("staff.members.code", { code }) }) : null,
+        m.role === "liaison"
+          ? h("button", { type: "button", class: "secondary small", id: `remove-${m.member}`, "aria-label": t("staff.members.remove_label", { name }), onclick: () => onRemoveMember(entry, m), text: t("staff.members.remove") })
+          : null,
+      );
+    }),
+  );
+}
+
+function requestCards(entry) {
+  return [...entry.requests.values()].map((r) => {
+    const hid = `rq-${r.request}`;
+    let status = "";
+    if (r.state === "introducing") status = t("staff.tools.request_introducing");
+    else if (r.state === "consent") status = t("staff.tools.request_consent");
+    else if (r.state === "declined") status = t("staff.tools.request_declined");
+    else if (r.state === "failed") status = t("staff.tools.request_failed", { code: r.error || "?" });
+    return h(
+      "section",
+      { class: ["card", "join-request", r.verified ? "" : "danger"], id: `request-${r.request}`, "data-verified": String(r.verified), "data-state": r.state, "aria-labelledby": hid },
+      h("h3", { id: hid, tabindex: "-1", text: t("staff.tools.request_heading", { role: roleLabel(r.role) }) }),
+      h("p", { role: r.verified ? null : "alert", text: t(r.verified ? "staff.tools.request_verified" : "staff.tools.request_unverified") }),
+      r.verified && r.code ? h("p", { class: "compare", "data-code": r.code, text: t("staff.tools.request_code", { code: r.code }) }) : null,
+      r.state === "pending"
+        ? h(
+            "div",
+            { class: "actions" },
+            r.verified ? h("button", { type: "button", class: "primary admit", onclick: () => onAdmit(entry, r), text: t("staff.tools.admit") }) : null,
+            h("button", { type: "button", class: "secondary refuse", onclick: () => onRefuse(entry, r), text: t("staff.tools.refuse") }),
+          )
+        : h("p", { class: "req-state", role: "status", text: status }),
+    );
+  });
+}
+
+function tool(entry, name, title, ...children) {
+  return h(
+    "details",
+    {
+      class: "tool",
+      id: `tool-${name}`,
+      open: entry.openTools.has(name),
+      ontoggle: (e) => {
+        if (e.target.open) entry.openTools.add(name);
+        else entry.openTools.delete(name);
+      },
+    },
+    h("summary", { text: title }),
+    ...children,
+  );
+}
+
+function formatDateTime(ms) {
+  try {
+    return new Date(ms).toLocaleString(lang(), { year: "numeric", month: "short", day: "numeric", hour: "2-digit", minute: "2-digit" });
+  } catch {
+    return new Date(ms).toISOString();
+  }
+}
+
+function tools(entry) {
+  const roleId = uid("r");
+  const linkId = uid("l");
+  const queryId = uid("q");
+  const topics = Object.keys(raw("codes.topics") || {});
+  const transferText = entry.transfer
+    ? entry.transfer.state === "offered"
+      ? t("staff.tools.transfer_offered", { alias: entry.transfer.alias })
+      : t(entry.transfer.state === "timed_out" ? "staff.tools.transfer_timed_out" : "staff.tools.transfer_declined")
+    : "";
+  return h(
+    "div",
+    { class: "tools" },
+    tool(
+      entry,
+      "return",
+      t("staff.tools.return_heading"),
+      h("p", { class: "hint", text: t("staff.tools.return_hint") }),
+      h("button", { type: "button", class: "secondary", id: "offer-return", disabled: entry.returnBusy, onclick: () => onOfferReturn(entry), text: t("staff.tools.return_offer") }),
+      entry.returnIssued ? h("p", { id: "return-issued", role: "status", text: t("staff.tools.return_issued", { date: formatDateTime(entry.returnIssued) }) }) : null,
+    ),
+    tool(
+      entry,
+      "transfer",
+      t("staff.tools.transfer_heading"),
+      h("button", { type: "button", class: "secondary", id: "transfer-list", onclick: () => onListColleagues(entry), text: t("staff.tools.transfer_list") }),
+      entry.colleagues
+        ? entry.colleagues.length
+          ? h(
+              "ul",
+              { class: "pick-list", id: "colleagues" },
+              entry.colleagues.map((c) =>
+                h("li", {}, h("button", { type: "button", class: "secondary", "data-staff": String(c.staff), disabled: Boolean(entry.transfer && entry.transfer.state === "offered"), onclick: () => onTransfer(entry, c), text: t("staff.tools.transfer_to", { alias: c.alias, load: c.load, capacity: c.capacity }) })),
+              ),
+            )
+          : h("p", { text: t("staff.tools.transfer_none") })
+        : null,
+      transferText ? h("p", { id: "transfer-state", role: "status", "data-state": entry.transfer.state, text: transferText }) : null,
+    ),
+    tool(
+      entry,
+      "invite",
+      t("staff.tools.invite_heading"),
+      h(
+        "div",
+        { class: "field" },
+        h("label", { for: roleId, text: t("staff.tools.invite_role") }),
+        h(
+          "select",
+          { id: roleId, name: "invite-role", ...NO_TRACE_INPUT, onchange: (e) => (entry.inviteRole = e.target.value) },
+          INVITE_ROLES.map((r) => h("option", { value: r, selected: r === entry.inviteRole, text: roleLabel(r) })),
+        ),
+      ),
+      h("button", { type: "button", class: "secondary", id: "invite-create", onclick: () => onInviteCreate(entry), text: t("staff.tools.invite_create") }),
+      entry.lastInvite
+        ? h(
+            "div",
+            { class: "invite-link field" },
+            h("label", { for: linkId, text: t("staff.tools.invite_link") }),
+            h("input", { id: linkId, name: "invite-link", class: "link-text", type: "text", readonly: true, dir: "ltr", value: entry.lastInvite.link, ...NO_TRACE_INPUT }),
+            h(
+              "div",
+              { class: "actions" },
+              h("button", { type: "button", class: "secondary", id: "invite-copy", onclick: (e) => copyLink(e.currentTarget, linkId), text: t("staff.tools.invite_copy") }),
+              h("span", { id: "invite-expires", text: `${roleLabel(entry.lastInvite.role)} · ${t("staff.tools.invite_expires", { time: formatDateTime(entry.lastInvite.expiresAt) })}` }),
+            ),
+            h("p", { class: "hint", text: t("staff.tools.invite_hint") }),
+          )
+        : null,
+    ),
+    tool(
+      entry,
+      "refer",
+      t("staff.tools.refer_heading"),
+      h(
+        "form",
+        {
+          class: "refer-search",
+          role: "search",
+          onsubmit: (e) => {
+            e.preventDefault();
+            onPartnerSearch(entry);
+          },
+        },
+        h("label", { for: queryId, text: t("staff.tools.refer_search") }),
+        h("input", { id: queryId, name: "partner-query", type: "search", maxlength: "64", value: entry.partnerQuery, ...NO_TRACE_INPUT, oninput: (e) => (entry.partnerQuery = e.target.value) }),
+        h("button", { type: "submit", class: "secondary", id: "partner-search", text: t("staff.tools.refer_button") }),
+      ),
+      entry.partners
+        ? entry.partners.length
+          ? h(
+              "ul",
+              { class: "pick-list", id: "partner-list" },
+              entry.partners.map((p) =>
+                h(
+                  "li",
+                  { "data-partner": p.code },
+                  h("span", { class: "p-name", text: p.name }),
+                  h("span", { class: "p-meta", text: [p.kind, p.municipality, p.phone].filter(Boolean).join(" · ") }),
+                  h("button", { type: "button", class: "secondary", onclick: () => onRefer(entry, p), text: t("staff.tools.refer_send") }),
+                ),
+              ),
+            )
+          : h("p", { text: t("staff.tools.refer_none") })
+        : null,
+      entry.referNote ? h("p", { id: "refer-note", role: "status", text: entry.referNote }) : null,
+    ),
+    tool(
+      entry,
+      "reasons",
+      t("staff.tools.reasons_heading"),
+      h(
+        "fieldset",
+        { class: "reasons" },
+        h("legend", { class: "visually-hidden", text: t("staff.tools.reasons_heading") }),
+        topics.map((code) => {
+          const id = uid("t");
+          return h(
+            "div",
+            { class: "field check" },
+            h("input", {
+              type: "checkbox",
+              id,
+              name: "reason",
+              value: code,
+              checked: entry.reasons.has(code),
+              onchange: (e) => {
+                if (e.target.checked) entry.reasons.add(code);
+                else entry.reasons.delete(code);
+                entry.reasonsSaved = false;
+              },
+            }),
+            h("label", { for: id, text: codeLabel("topics", code) }),
+          );
+        }),
+      ),
+      h("button", { type: "button", class: "secondary", id: "reasons-save", onclick: () => onTag(entry), text: t("staff.tools.reasons_save") }),
+      entry.reasonsSaved ? h("p", { id: "reasons-saved", role: "status", text: t("staff.tools.reasons_saved") }) : null,
+    ),
+  );
+}
+
+async function copyLink(button, inputId) {
+  const input = document.getElementById(inputId);
+  if (!input) return;
+  let ok = false;
+  try {
+    await navigator.clipboard.writeText(input.value);
+    ok = true;
+  } catch {
+    input.select();
+    try {
+      ok = document.execCommand("copy");
+    } catch {
+      ok = false;
+    }
+  }
+  if (ok) button.textContent = t("staff.tools.invite_copied");
 }
 
 function renderItem(entry, item) {
   let li;
   if (item.kind === "system") li = h("li", { class: "sys", text: t(item.key, item.vars) });
   else if (item.kind === "bad") li = h("li", { class: "msg bad", "data-kind": "bad" }, h("p", { text: t("staff.convs.bad") }));
-  else {
+  else if (item.kind === "card-out") {
+    li = h(
+      "li",
+      { class: "msg out card-msg", "data-kind": "card" },
+      h("span", { class: "who", text: t("staff.convs.you") }),
+      h("p", { class: "card-name", text: t("staff.tools.card_sent", { name: item.payload.card.name || item.payload.card.code }) }),
+      h(
+        "span",
+        { class: "meta" },
+        formatClock(item.sentAt),
+        h("span", { class: ["state", item.state], "data-state": item.state, text: ` · ${t(`staff.convs.${item.state}`)}` }),
+        item.state === "failed" ? h("button", { type: "button", class: "link", onclick: () => entry.outbox && entry.outbox.retry(item), text: t("staff.convs.retry") }) : null,
+      ),
+    );
+  } else {
     const out = item.kind === "out";
     li = h(
       "li",
@@ -343,7 +627,8 @@ function tagList(e) {
   if (!e) return [];
   return [
     e.urgent ? { text: t("staff.queue.urgent"), urgent: true } : null,
-    e.returning ? { text: t("staff.queue.returning") } : null,
+    e.returning ? { text: t("staff.queue.returning"), returning: true } : null,
+    e.lane === "professional" ? { text: t("staff.queue.professional"), professional: true } : null,
     e.language ? { text: codeLabel("languages", e.language), lang: e.language } : null,
     e.age_band ? { text: codeLabel("age_bands", e.age_band) } : null,
     e.topic ? { text: codeLabel("topics", e.topic) } : null,
@@ -353,7 +638,11 @@ function tagList(e) {
 function renderTags(e) {
   const tags = tagList(e);
   if (!tags.length) return null;
-  return h("ul", { class: "tags", "aria-label": "tags" }, tags.map((tag) => h("li", { class: ["tag", tag.urgent ? "urgent" : ""], lang: tag.lang, text: tag.text })));
+  return h(
+    "ul",
+    { class: "tags", "aria-label": "tags" },
+    tags.map((tag) => h("li", { class: ["tag", tag.urgent ? "urgent" : "", tag.returning ? "returning" : "", tag.professional ? "professional" : ""], lang: tag.lang, text: tag.text })),
+  );
 }
 
 function addConversation(reply, keys, pseudonym, queueEntry) {
@@ -375,6 +664,22 @@ function addConversation(reply, keys, pseudonym, queueEntry) {
     typingTimer: null,
     outbox: null,
     queueEntry: queueEntry || null, // language, age band, topic, urgent: as the youth chose
+    // Continuity and escalation, all in memory only:
+    openTools: new Set(), // which <details> tools are open
+    returnIssued: null, // expires_at of the return code offered (never the words)
+    returnBusy: false,
+    colleagues: null, // [{staff, alias, load, capacity}] after "show colleagues"
+    transfer: null, // {state: "offered"|"declined"|"timed_out", alias}
+    inviteRole: INVITE_ROLES[0],
+    invites: new Map(), // invite id (b64) -> {id, macKey, role, expiresAt}: secrets never leave memory
+    lastInvite: null, // {link, role, expiresAt, idB64}: shown for copying until used or expired
+    requests: new Map(), // request -> {request, role, kxPk, verified, code, state, error}
+    codes: new Map(), // liaison kx_pk -> comparison code
+    partnerQuery: "",
+    partners: null,
+    referNote: "",
+    reasons: new Set(),
+    reasonsSaved: false,
   };
   entry.outbox = new Outbox(conv, (p) => call(app.socket, "send", p), (item) => refreshItem(entry, item));
   app.convs.set(conv.id, entry);
@@ -525,6 +830,195 @@ async function onEnd(entry) {
   if (btn) btn.focus();
 }
 
+// --- continuity and escalation ----------------------------------------------------------
+
+async function onOfferReturn(entry) {
+  entry.returnBusy = true;
+  refreshPane(entry);
+  const reply = await call(app.socket, "offer_return", { conversation: entry.conv.id }, SLOW_CALL_MS);
+  entry.returnBusy = false;
+  // The reply says only when it expires: the words go to the youth's page alone.
+  if (reply.ok) entry.returnIssued = Number(reply.expires_at) || null;
+  else setNotice(errorText(reply.error));
+  refreshPane(entry);
+}
+
+async function onListColleagues(entry) {
+  const reply = await call(app.socket, "colleagues", {});
+  if (!reply.ok) return setNotice(errorText(reply.error));
+  entry.colleagues = Array.isArray(reply.colleagues) ? reply.colleagues : [];
+  refreshPane(entry);
+}
+
+async function onTransfer(entry, colleague) {
+  const reply = await call(app.socket, "transfer", { conversation: entry.conv.id, to: colleague.staff });
+  if (!reply.ok) return setNotice(errorText(reply.error));
+  setNotice("");
+  entry.transfer = { state: "offered", alias: colleague.alias };
+  refreshPane(entry);
+}
+
+async function onInviteCreate(entry) {
+  const role = entry.inviteRole;
+  // The secret is made here and never sent: the server gets only its hash.
+  const secret = invite.newSecret();
+  const id = invite.inviteId(secret);
+  const idB64 = e2e.b64(id);
+  const reply = await call(app.socket, "invite_create", { conversation: entry.conv.id, invite: idB64, role });
+  if (!reply.ok || entry.state === "ended") {
+    e2e.wipe(secret);
+    e2e.wipe(id);
+    if (!reply.ok) setNotice(errorText(reply.error));
+    return;
+  }
+  const expiresAt = Number(reply.expires_at) || Date.now() + 15 * 60 * 1000;
+  entry.invites.set(idB64, { id, macKey: invite.macKey(secret), role, expiresAt });
+  entry.lastInvite = { link: `${location.origin}/join#${invite.fragment(secret, entry.conv.id)}`, role, expiresAt, idB64 };
+  e2e.wipe(secret); // the MAC key and id are all this page needs from now on
+  setNotice("");
+  refreshPane(entry);
+}
+
+/** Invites past their expiry are forgotten (the server drops them too). */
+function expireInvites() {
+  const now = Date.now();
+  for (const entry of app.convs.values()) {
+    let changed = false;
+    for (const [idB64, inv] of entry.invites) {
+      if (inv.expiresAt <= now) {
+        e2e.wipe(inv.id);
+        e2e.wipe(inv.macKey);
+        entry.invites.delete(idB64);
+        changed = true;
+      }
+    }
+    if (entry.lastInvite && !entry.invites.has(entry.lastInvite.idB64)) {
+      entry.lastInvite = null;
+      changed = true;
+    }
+    if (changed) refreshPane(entry);
+  }
+}
+
+async function onAdmit(entry, r) {
+  if (!r.verified || r.state !== "pending") return;
+  r.state = "introducing";
+  refreshPane(entry);
+  // First the introduction, end to end, so the youth's page can check the
+  // consent_request the server will send; only then the admission.
+  const now = Date.now();
+  const item = { kind: "intro", payload: { type: "intro", request: r.request, role: r.role, kx_pk: r.kxPk, sent_at: now }, sentAt: now };
+  const sent = await entry.outbox.pushAndWait(item);
+  if (entry.state === "ended") return;
+  if (sent !== "sent") {
+    r.state = "failed";
+    r.error = "send";
+    refreshPane(entry);
+    return;
+  }
+  appendItem(entry, { kind: "system", key: "staff.tools.intro_sent", vars: { role: roleLabel(r.role) } });
+  const reply = await call(app.socket, "admit", { conversation: entry.conv.id, request: r.request, accept: true });
+  if (reply.ok) r.state = r.state === "introducing" ? "consent" : r.state;
+  else {
+    r.state = "failed";
+    r.error = reply.error;
+  }
+  refreshPane(entry);
+}
+
+async function onRefuse(entry, r) {
+  entry.requests.delete(r.request);
+  refreshPane(entry);
+  await call(app.socket, "admit", { conversation: entry.conv.id, request: r.request, accept: false });
+}
+
+async function onRemoveMember(entry, m) {
+  const reply = await call(app.socket, "remove_member", { conversation: entry.conv.id, member: m.member });
+  if (!reply.ok) setNotice(errorText(reply.error));
+}
+
+async function onPartnerSearch(entry) {
+  const reply = await call(app.socket, "partners", { query: entry.partnerQuery.trim().slice(0, 64) });
+  if (!reply.ok) return setNotice(errorText(reply.error));
+  entry.partners = Array.isArray(reply.partners) ? reply.partners : [];
+  entry.referNote = "";
+  refreshPane(entry);
+}
+
+async function onRefer(entry, partner) {
+  const reply = await call(app.socket, "refer", { conversation: entry.conv.id, partner: partner.code });
+  if (!reply.ok || !reply.partner) return setNotice(errorText(reply.error || "internal"));
+  // The referral is recorded; the card goes to the youth end to end.
+  const card = reply.partner;
+  const now = Date.now();
+  const item = { kind: "card-out", payload: { type: "card", card, sent_at: now }, sentAt: now, state: "sending" };
+  appendItem(entry, item);
+  entry.outbox.push(item);
+  entry.referNote = t("staff.tools.refer_sent", { name: card.name || card.code });
+  refreshPane(entry);
+}
+
+async function onTag(entry) {
+  const reply = await call(app.socket, "tag", { conversation: entry.conv.id, reasons: [...entry.reasons] });
+  if (!reply.ok) return setNotice(errorText(reply.error));
+  entry.reasons = new Set(Array.isArray(reply.reasons) ? reply.reasons : entry.reasons);
+  entry.reasonsSaved = true;
+  refreshPane(entry);
+}
+
+// Incoming warm transfers: shown above everything until answered.
+function renderOffers() {
+  const box = document.getElementById("offers");
+  if (!box) return;
+  keepFocus(() =>
+    mount(
+      box,
+      [...app.offers.values()].map((o) => {
+        const hid = `offer-h-${o.conversation}`;
+        return h(
+          "section",
+          { class: "card offer", id: `offer-${o.conversation}`, "data-conversation": o.conversation, "aria-labelledby": hid },
+          h("h2", { id: hid, text: t("staff.offer.heading") }),
+          h("p", { text: t("staff.offer.body", { from: String(o.from_alias || ""), name: String(o.pseudonym || "") }) }),
+          renderTags(o),
+          h(
+            "div",
+            { class: "actions" },
+            h("button", { type: "button", class: "primary offer-accept", onclick: () => onOfferAnswer(o, true), text: t("staff.offer.accept") }),
+            h("button", { type: "button", class: "secondary offer-decline", onclick: () => onOfferAnswer(o, false), text: t("staff.offer.decline") }),
+          ),
+        );
+      }),
+    ),
+  );
+}
+
+async function onOfferAnswer(offer, accept) {
+  app.offers.delete(offer.conversation);
+  renderOffers();
+  if (!accept) {
+    await call(app.socket, "transfer_answer", { conversation: offer.conversation, accept: false });
+    return;
+  }
+  // A fresh key pair, as for a claim: the new counsellor is a new member.
+  const keys = e2e.keypair();
+  const reply = await call(app.socket, "transfer_answer", { conversation: offer.conversation, accept: true, kx_pk: e2e.b64(keys.pk) });
+  if (!reply.ok) {
+    e2e.wipe(keys.sk);
+    e2e.wipe(keys.pk);
+    setNotice(errorText(reply.error));
+    return;
+  }
+  let entry;
+  try {
+    entry = addConversation(reply, keys, reply.pseudonym || offer.pseudonym, { language: offer.language, age_band: offer.age_band, topic: offer.topic });
+  } catch {
+    setNotice(errorText("internal"));
+    return;
+  }
+  select(entry.conv.id);
+}
+
 async function onLogout() {
   wipeAll();
   if (app.socket) app.socket.disconnect();
@@ -550,9 +1044,25 @@ function scheduleDelivered(entry, from, seq) {
 }
 
 function aliasOf(entry, memberId) {
-  const m = entry.conv.memberById(memberId);
+  return memberName(entry.conv.memberById(memberId));
+}
+
+/** A youth is "Youth"; a counsellor its alias; a liaison its role (the server
+ *  seats a liaison with its invite's role as alias). */
+function memberName(m) {
   if (!m || m.role === "youth") return t("staff.convs.youth");
-  return m.alias || m.role;
+  if (m.role === "liaison") return roleLabel(m.alias);
+  return m.alias || t("staff.roles.counsellor");
+}
+
+function roleLabel(role) {
+  const v = raw(`staff.roles.${role}`);
+  return typeof v === "string" ? v : String(role || "");
+}
+
+function typingNames(entry) {
+  if (!entry.peerTyping.size || entry.state === "ended") return "";
+  return `${[...entry.peerTyping.keys()].map((id) => aliasOf(entry, id)).join(", ")} ${t("staff.convs.typing")}`;
 }
 
 const HANDLERS = {
@@ -566,8 +1076,17 @@ const HANDLERS = {
       appendItem(entry, { kind: "bad" });
       return;
     }
-    for (const m of change.joined) appendItem(entry, { kind: "system", key: "staff.convs.joined", vars: { alias: m.alias || aliasOf(entry, m.member) } });
-    for (const m of change.left) appendItem(entry, { kind: "system", key: "staff.convs.left", vars: { alias: m.role === "youth" ? t("staff.convs.youth") : m.alias || m.role } });
+    for (const m of change.joined) appendItem(entry, { kind: "system", key: "staff.convs.joined", vars: { alias: memberName(m) } });
+    for (const m of change.left) appendItem(entry, { kind: "system", key: "staff.convs.left", vars: { alias: memberName(m) } });
+    for (const m of change.joined) {
+      // A liaison we admitted is seated: its comparison code moves to the member list.
+      const r = [...entry.requests.values()].find((q) => q.kxPk === m.kx_pk);
+      if (m.role === "liaison" && r) {
+        if (r.code) entry.codes.set(m.kx_pk, r.code);
+        entry.requests.delete(r.request);
+      }
+    }
+    if ((change.joined.length || change.left.length) && app.selected === entry.conv.id) keepFocus(renderPane);
     if (data.state && data.state !== entry.state && data.state !== "ended") {
       entry.state = data.state;
       renderConvList();
@@ -630,6 +1149,67 @@ const HANDLERS = {
     }
   },
 
+  transfer_offer(data) {
+    if (typeof data.conversation !== "string") return;
+    app.offers.set(data.conversation, data);
+    renderOffers();
+  },
+
+  transfer_declined(data) {
+    const entry = app.convs.get(data.conversation);
+    if (!entry) return;
+    entry.transfer = { state: data.reason === "timed_out" ? "timed_out" : "declined", alias: entry.transfer ? entry.transfer.alias : "" };
+    refreshPane(entry);
+  },
+
+  join_request(data) {
+    const entry = app.convs.get(data.conversation);
+    if (!entry || entry.state === "ended" || typeof data.request !== "string" || entry.requests.has(data.request)) return;
+    // Check the MAC against every outstanding invite of this conversation and role.
+    let matched = null;
+    for (const [idB64, inv] of entry.invites) {
+      if (inv.role === data.role && invite.verifyMac(inv.macKey, entry.conv.id, data.kx_pk, data.mac)) {
+        matched = { idB64, inv };
+        break;
+      }
+    }
+    let code = null;
+    if (matched) {
+      try {
+        code = invite.comparisonCode(matched.inv.macKey, matched.inv.id, entry.conv.id, e2e.unb64(data.kx_pk, 32), entry.conv.keys.pk);
+      } catch {
+        code = null;
+      }
+      // Single use on this side too: the link is done, its secret goes.
+      e2e.wipe(matched.inv.id);
+      e2e.wipe(matched.inv.macKey);
+      entry.invites.delete(matched.idB64);
+      if (entry.lastInvite && entry.lastInvite.idB64 === matched.idB64) entry.lastInvite = null;
+    }
+    entry.requests.set(data.request, {
+      request: data.request,
+      role: String(data.role || ""),
+      kxPk: String(data.kx_pk || ""),
+      verified: Boolean(matched && code),
+      code,
+      state: "pending",
+      error: "",
+    });
+    if (app.selected !== entry.conv.id) {
+      entry.unread += 1;
+      renderConvList();
+    }
+    refreshPane(entry);
+  },
+
+  consent_declined(data) {
+    const entry = app.convs.get(data.conversation);
+    const r = entry && entry.requests.get(data.request);
+    if (!r) return;
+    r.state = "declined";
+    refreshPane(entry);
+  },
+
   queue(data) {
     if (!data || !Array.isArray(data.entries)) return;
     const mine = new Set(app.convs.keys());
@@ -654,7 +1234,7 @@ function refreshTyping(entry) {
   renderConvList();
   if (app.selected === entry.conv.id) {
     const el = document.getElementById("typing");
-    if (el) el.textContent = entry.peerTyping.size && entry.state !== "ended" ? `${t("staff.convs.youth")} ${t("staff.convs.typing")}` : "";
+    if (el) el.textContent = typingNames(entry);
   }
 }
 
@@ -743,5 +1323,8 @@ document.addEventListener("visibilitychange", () => {
   }
 });
 
-setInterval(tickWaits, 1000);
+setInterval(() => {
+  tickWaits();
+  expireInvites();
+}, 1000);
 start();

@@ -109,11 +109,19 @@ export class Conversation {
    * roster. The caller decides the seq (same seq on a stale_epoch retry).
    */
   sealMessage(text, sentAt, seq) {
+    return this.sealObject({ type: "msg", text, sent_at: sentAt }, seq);
+  }
+
+  /**
+   * The same for any plaintext object of protocol.md ("msg", "card", "intro"):
+   * one box per other member of the current roster.
+   */
+  sealObject(obj, seq) {
     if (this.wiped) throw new Error("wiped");
     const others = this.others();
     if (!others.length) throw new Error("nobody to send to");
     const roster = this.rosters.get(this.epoch);
-    const padded = e2e.encodePlaintext({ type: "msg", text, sent_at: sentAt });
+    const padded = e2e.encodePlaintext(obj);
     if (padded.length > MAX_PADDED_BYTES) {
       e2e.wipe(padded);
       throw new RangeError("too_large"); // the server would refuse the box anyway
@@ -175,6 +183,11 @@ export class Conversation {
     if (obj.type === "card" && obj.card && typeof obj.card === "object") {
       return { kind: "card", from, seq, gap, card: obj.card, sentAt: obj.sent_at };
     }
+    if (obj.type === "intro" && sender.role === "counsellor" && validIntro(obj)) {
+      // A counsellor introduces a liaison end to end; the youth's page checks a
+      // consent_request against it (the server cannot swap the key).
+      return { kind: "intro", from, seq, gap, request: obj.request, role: obj.role, kxPk: obj.kx_pk };
+    }
     if (obj.type !== "msg") return { kind: "other", from, seq, gap };
     if (typeof obj.text !== "string" || !Number.isSafeInteger(obj.sent_at)) {
       return { kind: "bad", from, seq };
@@ -202,6 +215,12 @@ export class Conversation {
   }
 }
 
+function validIntro(obj) {
+  return typeof obj.request === "string" && /^[0-9a-f]{32}$/.test(obj.request) &&
+    typeof obj.role === "string" && /^[a-z_]{1,32}$/.test(obj.role) &&
+    typeof obj.kx_pk === "string" && /^[A-Za-z0-9_-]{43}$/.test(obj.kx_pk);
+}
+
 /**
  * A serial outbox: one `send` in flight at a time so seqs stay in order.
  * Entries live in memory only. handlers.onChange(entry) is called whenever an
@@ -222,6 +241,14 @@ export class Outbox {
     this.queue.push(entry);
     this.onChange(entry);
     this.pump();
+  }
+
+  /** push() and resolve with the entry's final state: "sent" or "failed". */
+  pushAndWait(entry) {
+    return new Promise((resolve) => {
+      entry.settle = resolve;
+      this.push(entry);
+    });
   }
 
   retry(entry) {
@@ -249,12 +276,14 @@ export class Outbox {
           this.queue.shift();
           entry.state = "sent";
           this.onChange(entry);
+          settle(entry);
         } else if (result === "failed") {
           // Everything behind it fails too: order matters more than speed here.
           for (const e of this.queue.splice(0)) {
             e.state = "failed";
             e.seq = undefined;
             this.onChange(e);
+            settle(e);
           }
         } else {
           return; // "wait": resumed by kick() or a retry timer
@@ -272,7 +301,10 @@ export class Outbox {
       if (entry.seq === undefined) entry.seq = conv.mySeq + 1;
       let payload;
       try {
-        payload = conv.sealMessage(entry.text, entry.sentAt, entry.seq);
+        // entry.payload: a "card" or "intro" object; otherwise a text message.
+        payload = entry.payload
+          ? conv.sealObject(entry.payload, entry.seq)
+          : conv.sealMessage(entry.text, entry.sentAt, entry.seq);
       } catch {
         return "failed";
       }
@@ -299,8 +331,15 @@ export class Outbox {
 
   close() {
     this.closed = true;
+    for (const e of this.queue) settle(e, "failed");
     this.queue = [];
   }
+}
+
+function settle(entry, state = entry.state) {
+  const fn = entry.settle;
+  entry.settle = null;
+  if (fn) fn(state);
 }
 
 const RETRYABLE = new Set(["timeout", "offline", "rate_limited", "backlog_full"]);

@@ -38,6 +38,18 @@ const app = {
   typingLastSent: 0,
   confirmEnd: false,
   online: true,
+  // Continuity and escalation (docs/design/returning.md, invites.md).
+  returnInput: "", // the return code as typed on the start screen, until start
+  profileValues: {}, // the start screen's choices, kept across re-renders until start
+  professional: false, // "I contact you at work": the consultation lane
+  startError: "", // "bad_passphrase" | "rate_limited_code": shown on the start screen
+  choosing: false, // returning: "choose" → wait for them / anyone now
+  returnCode: null, // {passphrase, expiresAt}: shown once, dropped when its screen is left
+  codeReturnTo: null, // the screen to go back to from the return-code screen
+  lastConvId: "", // a return_code racing the end of its conversation is still shown
+  intros: new Map(), // request -> {role, kxPk, from}: E2E introductions by the counsellor
+  consents: new Map(), // request -> {request, role, kxPk}: consent_request waiting for an answer
+  introducedRoles: new Map(), // liaison kx_pk -> role, as the counsellor introduced it
 };
 
 const main = document.getElementById("main");
@@ -67,6 +79,10 @@ installQuickExit(() => {
   app.draft = "";
   app.status = null;
   app.closedInfo = null;
+  // The return code (shown or typed) goes with everything else.
+  app.returnCode = null;
+  app.returnInput = "";
+  app.profileValues = {};
 });
 
 // The crypto known-answer tests drive the exact bundle through these pure
@@ -84,6 +100,10 @@ function wipeConversation() {
   app.peerTyping.clear();
   clearTimeout(app.typingTimer);
   app.typingSent = false;
+  app.intros.clear();
+  app.consents.clear();
+  app.introducedRoles.clear();
+  app.choosing = false;
 }
 
 // --- top bar: exit button, language switch -----------------------------------
@@ -234,40 +254,92 @@ const SCREENS = {
 
   profile() {
     const lists = (app.status && app.status.profile) || {};
-    const field = (name, listKey, codesKey) => {
+    const field = (name, listKey, codesKey, labelKey = `youth.profile.${name}`) => {
       const id = uid("f");
       const codes = Array.isArray(lists[listKey]) ? lists[listKey] : [];
       if (!codes.length) return null;
       return h(
         "div",
         { class: "field" },
-        h("label", { for: id, text: t(`youth.profile.${name}`) }),
+        h("label", { for: id, text: t(labelKey) }),
         h(
           "select",
-          { id, name, ...NO_TRACE_INPUT },
+          { id, name, ...NO_TRACE_INPUT, onchange: (e) => (app.profileValues[name] = e.target.value) },
           h("option", { value: "", text: t("youth.profile.unset") }),
-          codes.map((code) => h("option", { value: code, text: codeLabel(codesKey, code) })),
+          codes.map((code) => h("option", { value: code, selected: app.profileValues[name] === code, text: codeLabel(codesKey, code) })),
         ),
       );
     };
     const urgentId = uid("f");
+    const proId = uid("f");
+    const codeId = uid("f");
+    const codeHint = uid("f");
+    // Type text, never password: a password field would make the browser offer
+    // to save the code. Nothing about it is stored; it goes out with `start`.
+    const codeInput = h("input", {
+      id: codeId,
+      name: "passphrase",
+      type: "text",
+      maxlength: "200",
+      lang: "en",
+      dir: "ltr",
+      "aria-describedby": codeHint,
+      ...NO_TRACE_INPUT,
+      oninput: (e) => {
+        app.returnInput = e.target.value;
+      },
+    });
+    codeInput.value = app.returnInput;
+    const youthOnly = h("div", { class: "youth-only", hidden: app.professional }, field("age_band", "age_bands", "age_bands"), field("gender", "genders", "genders"), field("municipality", "municipalities", "municipalities"));
+    const proOnly = h("div", { class: "pro-only", hidden: !app.professional }, field("workplace_municipality", "municipalities", "municipalities", "youth.profile.workplace"));
     const form = h(
       "form",
       { class: "profile", novalidate: true, onsubmit: (e) => e.preventDefault() },
+      h(
+        "section",
+        { class: "card return-code", "aria-labelledby": "rc-h" },
+        h("h2", { id: "rc-h", text: t("youth.return.heading") }),
+        h("div", { class: "field" }, h("label", { for: codeId, text: t("youth.return.label") }), codeInput, h("p", { id: codeHint, class: "hint", text: t("youth.return.hint") })),
+        startErrorCard(getForm),
+      ),
+      h(
+        "div",
+        { class: "field check" },
+        h("input", {
+          type: "checkbox",
+          id: proId,
+          name: "professional",
+          checked: app.professional,
+          ...NO_TRACE_INPUT,
+          onchange: (e) => {
+            app.professional = e.target.checked;
+            youthOnly.hidden = app.professional;
+            proOnly.hidden = !app.professional;
+          },
+        }),
+        h("label", { for: proId, text: t("youth.profile.professional") }),
+      ),
+      proOnly,
       field("language", "languages", "languages"),
-      field("age_band", "age_bands", "age_bands"),
-      field("gender", "genders", "genders"),
-      field("municipality", "municipalities", "municipalities"),
+      youthOnly,
       field("topic", "topics", "topics"),
-      h("div", { class: "field check" }, h("input", { type: "checkbox", id: urgentId, name: "urgent", ...NO_TRACE_INPUT }), h("label", { for: urgentId, text: t("youth.profile.urgent") })),
+      h(
+        "div",
+        { class: "field check" },
+        h("input", { type: "checkbox", id: urgentId, name: "urgent", checked: app.profileValues.urgent === true, ...NO_TRACE_INPUT, onchange: (e) => (app.profileValues.urgent = e.target.checked) }),
+        h("label", { for: urgentId, text: t("youth.profile.urgent") }),
+      ),
       notice(),
       h(
         "div",
         { class: "actions" },
         h("button", { type: "button", class: "primary", id: "start", onclick: () => onStart(readProfile(form)), disabled: app.starting, text: t("youth.profile.submit") }),
-        h("button", { type: "button", class: "secondary", id: "skip", onclick: () => onStart(null), disabled: app.starting, text: t("youth.profile.skip") }),
+        h("button", { type: "button", class: "secondary", id: "skip", onclick: () => onStart(app.professional ? { professional: true } : null), disabled: app.starting, text: t("youth.profile.skip") }),
       ),
     );
+    function getForm() {
+      return form;
+    }
     return [heading(t("youth.profile.heading")), h("p", { text: t("youth.profile.intro") }), form];
   },
 
@@ -311,6 +383,21 @@ const SCREENS = {
     const etaText = eta === null ? "" : eta <= 60 ? t("youth.waiting.eta_soon") : t("youth.waiting.eta", { min: Math.ceil(eta / 60) });
     return [
       heading(t("youth.waiting.heading")),
+      // A returning youth whose counsellor cannot take them now chooses; the
+      // page says nothing else about that counsellor.
+      app.choosing
+        ? h(
+            "section",
+            { class: "card choose", id: "choose", "aria-labelledby": "ch-h" },
+            h("h2", { id: "ch-h", tabindex: "-1", "data-autofocus": "", text: t("youth.choose.question") }),
+            h(
+              "div",
+              { class: "actions" },
+              h("button", { type: "button", class: "primary", id: "choose-wait", onclick: () => onChoose(true), text: t("youth.choose.wait") }),
+              h("button", { type: "button", class: "secondary", id: "choose-anyone", onclick: () => onChoose(false), text: t("youth.choose.anyone") }),
+            ),
+          )
+        : null,
       h(
         "div",
         { class: "card queue", id: "queue-live", role: "status", "aria-live": "polite", "aria-atomic": "true" },
@@ -351,7 +438,9 @@ const SCREENS = {
     return [
       heading(t("youth.chat.heading")),
       h("p", { class: "with", id: "with", text: counsellor ? t("youth.chat.with", { alias: counsellor }) : t("youth.chat.waiting_for_counsellor") }),
-      h("p", { class: "e2e", text: t("youth.chat.e2e") }),
+      h("p", { class: "e2e", text: t(app.conv && app.conv.others().some((m) => m.role === "liaison") ? "youth.chat.e2e_group" : "youth.chat.e2e") }),
+      membersCard(),
+      consentCards(),
       h("div", { class: "log-wrap", role: "log", "aria-live": "polite", "aria-label": t("youth.chat.log_label") }, log),
       h("p", { class: "typing", id: "typing", text: typingText() }),
       connectionLine(),
@@ -381,6 +470,33 @@ const SCREENS = {
     ];
   },
 
+  returncode() {
+    const rc = app.returnCode;
+    if (!rc) return [heading(t("youth.code.heading"))];
+    const advice = raw("youth.code.advice");
+    return [
+      heading(t("youth.code.heading")),
+      h("p", { class: "lead", text: t("youth.code.intro") }),
+      // The words: large, left to right in every UI language, not selectable
+      // (a copy would land in the clipboard, which keyboards often keep).
+      h("p", { class: "passphrase", id: "passphrase", lang: "en", dir: "ltr", translate: "no", text: rc.passphrase }),
+      h("p", { class: "valid", text: t("youth.code.valid", { date: formatDate(rc.expiresAt) }) }),
+      h(
+        "section",
+        { class: "card", "aria-labelledby": "adv-h" },
+        h("h2", { id: "adv-h", text: t("youth.code.advice_heading") }),
+        h("ul", { class: "advice" }, (Array.isArray(advice) ? advice : []).map((text) => h("li", { text }))),
+      ),
+      h(
+        "div",
+        { class: "actions" },
+        h("button", { type: "button", class: "primary", id: "code-done", onclick: onCodeDone, text: t("youth.code.done") }),
+        h("button", { type: "button", class: "secondary", id: "pause", onclick: onPause, text: t("youth.chat.pause") }),
+      ),
+      h("p", { class: "hint", text: t("youth.code.once") }),
+    ];
+  },
+
   decoy() {
     const items = raw("youth.decoy.items");
     return [
@@ -404,6 +520,33 @@ const SCREENS = {
   },
 };
 
+/** After a refused return code: say plainly what may have happened; offer a new chat. */
+function startErrorCard(getForm) {
+  if (!app.startError) return null;
+  const bad = app.startError === "bad_passphrase";
+  return h(
+    "div",
+    { class: "card danger start-error", id: "code-error", role: "alert" },
+    h("p", { class: "lead", text: t(bad ? "youth.return.bad" : "youth.return.rate_limited") }),
+    bad ? h("p", { text: t("youth.return.bad_advice") }) : null,
+    h(
+      "div",
+      { class: "actions" },
+      h("button", {
+        type: "button",
+        class: "primary",
+        id: "start-without-code",
+        onclick: () => {
+          app.returnInput = "";
+          app.startError = "";
+          onStart(readProfile(getForm()));
+        },
+        text: t("youth.return.new_chat"),
+      }),
+    ),
+  );
+}
+
 function codeLabel(listKey, code) {
   const label = raw(`youth.codes.${listKey}.${code}`);
   return typeof label === "string" ? label : code; // municipality names are proper names
@@ -424,7 +567,87 @@ function counsellorAlias() {
 function aliasOf(memberId) {
   const m = app.conv && app.conv.memberById(memberId);
   if (!m) return t("youth.chat.counsellor");
-  return m.alias || t(m.role === "liaison" ? "youth.chat.role_liaison" : "youth.chat.counsellor");
+  return memberLabel(m);
+}
+
+/** How a member is named to the youth: a counsellor by alias, a liaison by role. */
+function memberLabel(m) {
+  if (m.role === "liaison") {
+    // The role the counsellor introduced end to end wins over the server's alias.
+    return roleName(app.introducedRoles.get(m.kx_pk) || m.alias);
+  }
+  return m.alias || t("youth.chat.counsellor");
+}
+
+function roleName(role) {
+  const name = raw(`youth.roles.${role}`);
+  return typeof name === "string" ? name : t("youth.chat.role_liaison");
+}
+
+function formatDate(ms) {
+  try {
+    return new Date(ms).toLocaleDateString(lang(), { year: "numeric", month: "long", day: "numeric" });
+  } catch {
+    return new Date(ms).toISOString().slice(0, 10);
+  }
+}
+
+/** Who else is in the chat, once a liaison is there; the youth can remove a liaison. */
+function membersCard() {
+  const conv = app.conv;
+  if (!conv || !conv.others().some((m) => m.role === "liaison")) return null;
+  return h(
+    "section",
+    { class: "card members", id: "members", "aria-labelledby": "mem-h" },
+    h("h2", { id: "mem-h", text: t("youth.members.heading") }),
+    h(
+      "ul",
+      { class: "member-list" },
+      conv.others().map((m) => {
+        const name = memberLabel(m);
+        return h(
+          "li",
+          { "data-role": m.role, "data-member": m.member },
+          h("span", { class: "member-name", text: m.role === "liaison" ? t("youth.members.liaison", { role: name }) : t("youth.members.counsellor", { alias: name }) }),
+          m.role === "liaison"
+            ? h("button", { type: "button", class: "secondary remove", id: `remove-${m.member}`, "aria-label": t("youth.members.remove_label", { name }), onclick: () => onRemoveMember(m), text: t("youth.members.remove") })
+            : null,
+        );
+      }),
+    ),
+    h("p", { class: "hint", text: t("youth.members.note") }),
+  );
+}
+
+/** A liaison asks to join: accept only what the counsellor introduced end to end. */
+function consentCards() {
+  return [...app.consents.values()].map((c) => {
+    const intro = app.intros.get(c.request);
+    const verified = Boolean(intro && intro.kxPk === c.kxPk && intro.role === c.role);
+    const hid = `consent-h-${c.request}`;
+    return h(
+      "section",
+      { class: ["card", "consent", verified ? "" : "danger"], id: `consent-${c.request}`, "data-verified": verified ? "true" : "false", "aria-labelledby": hid },
+      h("h2", { id: hid, tabindex: "-1", text: t("youth.consent.heading") }),
+      verified
+        ? [
+            h("p", { class: "lead", text: t("youth.consent.body", { alias: aliasOf(intro.from), role: rolePhrase(c.role) }) }),
+            h("ul", { class: "advice" }, h("li", { text: t("youth.consent.sees") }), h("li", { text: t("youth.consent.remove") }), h("li", { text: t("youth.consent.choice") })),
+          ]
+        : h("p", { class: "lead", role: "alert", text: t("youth.consent.unverified") }),
+      h(
+        "div",
+        { class: "actions" },
+        verified ? h("button", { type: "button", class: "primary consent-yes", onclick: () => onConsent(c, true), text: t("youth.consent.accept") }) : null,
+        h("button", { type: "button", class: [verified ? "secondary" : "primary", "consent-no"], onclick: () => onConsent(c, false), text: t("youth.consent.decline") }),
+      ),
+    );
+  });
+}
+
+function rolePhrase(role) {
+  const phrase = raw(`youth.consent.role_${role}`);
+  return typeof phrase === "string" ? phrase : t("youth.chat.role_liaison");
 }
 
 function typingText() {
@@ -601,7 +824,11 @@ async function onRetryOpen() {
 
 function readProfile(form) {
   const profile = {};
-  for (const name of ["language", "age_band", "gender", "municipality", "topic"]) {
+  // A professional's consultation: workplace municipality instead of the
+  // youth's own age, gender and home municipality.
+  const names = app.professional ? ["language", "workplace_municipality", "topic"] : ["language", "age_band", "gender", "municipality", "topic"];
+  if (app.professional) profile.professional = true;
+  for (const name of names) {
     const el = form.elements.namedItem(name);
     if (el && el.value) profile[name] = el.value;
   }
@@ -617,22 +844,39 @@ async function onStart(profile) {
   const keys = e2e.keypair();
   const payload = { kx_pk: e2e.b64(keys.pk) };
   if (profile) payload.profile = profile;
+  const code = app.returnInput.trim();
+  if (code) payload.passphrase = code;
+  app.startError = "";
   app.pending = [];
-  const reply = await call(app.socket, "start", payload);
+  render(); // the start buttons show as busy while the server checks
+  // A return code takes the server a moment (a memory-hard hash): allow for it.
+  const reply = await call(app.socket, "start", payload, code ? 30000 : undefined);
+  payload.passphrase = "";
   app.starting = false;
   if (isWiped()) return;
   if (!reply.ok) {
     e2e.wipe(keys.sk);
     e2e.wipe(keys.pk);
     if (reply.error === "nobody_on_duty") {
+      // The code was not spent: it stays in the field for later.
       app.closedInfo = reply.info || null;
       go("closed");
+    } else if (code && (reply.error === "bad_passphrase" || reply.error === "rate_limited")) {
+      app.startError = reply.error === "bad_passphrase" ? "bad_passphrase" : "rate_limited_code";
+      render();
+      const card = document.getElementById("code-error");
+      if (card) card.scrollIntoView({ block: "nearest" });
+      const next = document.getElementById("start-without-code");
+      if (next) next.focus({ preventScroll: true });
     } else {
       render();
       setNotice(errorText(reply.error));
     }
     return;
   }
+  app.returnInput = "";
+  app.profileValues = {};
+  app.choosing = reply.returning === "choose";
   const conv = new Conversation({ id: reply.conversation, member: reply.member, resume: reply.resume, keys });
   conv.applyRoster({
     state: "waiting",
@@ -640,6 +884,7 @@ async function onStart(profile) {
     members: [{ member: reply.member, role: "youth", alias: "", kx_pk: payload.kx_pk, seq: 0 }],
   });
   app.conv = conv;
+  app.lastConvId = conv.id;
   app.outbox = new Outbox(conv, (p) => call(app.socket, "send", p), onOutboxChange);
   app.items = [];
   app.queue = { position: reply.position ?? null, eta: reply.eta_secs ?? null };
@@ -659,25 +904,29 @@ async function onLeaveQueue() {
 
 function onPause() {
   const conv = app.conv;
-  if (!conv || app.screen === "decoy") return;
+  if (app.screen === "decoy" || (!conv && app.screen !== "returncode")) return;
   // The decoy comes first and synchronously; the server is told afterwards.
   captureDraft();
   app.resumeScreen = app.screen;
   app.paused = true;
   app.screen = "decoy";
   render(true);
-  call(app.socket, "pause", { conversation: conv.id, paused: true });
+  if (conv && !app.endedReason) call(app.socket, "pause", { conversation: conv.id, paused: true });
 }
 
 async function onUnpause() {
   const conv = app.conv;
   app.paused = false;
-  if (!conv || conv.state === "ended" || app.endedReason) {
+  const live = conv && conv.state !== "ended" && !app.endedReason;
+  if (app.returnCode) {
+    // A return code that arrived (or was on screen) behind the decoy: show it now.
+    if (app.resumeScreen !== "returncode") app.codeReturnTo = app.resumeScreen;
+    go("returncode");
+  } else if (!live) {
     go("ended");
     return;
-  }
-  const back = app.resumeScreen || "chat";
-  go(back);
+  } else go(app.resumeScreen || "chat");
+  if (!live) return;
   const reply = await call(app.socket, "pause", { conversation: conv.id, paused: false });
   if (reply.ok && reply.state && app.conv === conv) {
     conv.state = reply.state;
@@ -753,8 +1002,68 @@ function endConversation(reason) {
   app.draft = "";
   app.endedReason = reason;
   wipeConversation();
-  if (app.screen === "decoy") return; // stay neutral; "Done" shows the end
+  // Stay neutral on the decoy ("Done" shows the end); never pull the youth
+  // away from a return code they are learning ("continue" shows the end).
+  if (app.screen === "decoy" || app.screen === "returncode") return;
   go("ended");
+}
+
+async function onChoose(wait) {
+  const conv = app.conv;
+  if (!conv) return;
+  const reply = await call(app.socket, "choose", { conversation: conv.id, wait });
+  if (app.conv !== conv) return;
+  if (reply.ok) {
+    app.choosing = false;
+    app.queue = { position: reply.position ?? app.queue.position, eta: reply.eta_secs ?? app.queue.eta };
+    if (app.screen === "waiting") go("waiting");
+  } else if (reply.error === "wrong_state") {
+    app.choosing = false; // already on its way (claimed, or moved)
+    if (app.screen === "waiting") render();
+  } else setNotice(errorText(reply.error));
+}
+
+/** Leaving the return-code screen drops the code: it is shown only once. */
+function onCodeDone() {
+  app.returnCode = null;
+  const back = app.codeReturnTo;
+  app.codeReturnTo = null;
+  if (app.endedReason || !app.conv) go("ended");
+  else go(back && back !== "returncode" ? back : "chat");
+}
+
+async function onConsent(c, accept) {
+  const conv = app.conv;
+  if (!conv) return;
+  app.consents.delete(c.request);
+  if (app.screen === "chat") {
+    captureDraft();
+    render(); // the card goes at once: one answer per request
+  }
+  const reply = await call(app.socket, "consent", { conversation: conv.id, request: c.request, accept });
+  if (app.conv !== conv) return;
+  if (reply.ok && accept) {
+    app.introducedRoles.set(c.kxPk, c.role);
+    if (Number.isInteger(reply.epoch) && Array.isArray(reply.members)) {
+      HANDLERS.roster({ conversation: conv.id, state: conv.state, epoch: reply.epoch, members: reply.members });
+    }
+  }
+  app.intros.delete(c.request);
+  if (app.screen === "chat") {
+    captureDraft();
+    render();
+    if (!reply.ok) setNotice(t("youth.consent.gone"));
+    else if (!accept) setNotice(t("youth.consent.declined"));
+    const ta = document.getElementById("composer");
+    if (ta) ta.focus();
+  }
+}
+
+async function onRemoveMember(m) {
+  const conv = app.conv;
+  if (!conv) return;
+  const reply = await call(app.socket, "remove_member", { conversation: conv.id, member: m.member });
+  if (!reply.ok && app.screen === "chat") setNotice(errorText(reply.error));
 }
 
 function onStartAgain() {
@@ -762,6 +1071,10 @@ function onStartAgain() {
   wipeConversation();
   app.items = [];
   app.endedReason = null;
+  app.returnCode = null;
+  app.codeReturnTo = null;
+  app.startError = "";
+  app.profileValues = {};
   app.queue = { position: null, eta: null };
   app.socket.disconnect();
   app.socket.connect();
@@ -791,8 +1104,8 @@ const HANDLERS = {
       appendItem({ kind: "bad" });
       return;
     }
-    for (const m of change.joined) appendItem({ kind: "system", key: "youth.chat.joined", vars: { alias: m.alias || aliasOf(m.member) } });
-    for (const m of change.left) appendItem({ kind: "system", key: "youth.chat.left", vars: { alias: m.alias || t("youth.chat.counsellor") } });
+    for (const m of change.joined) appendItem({ kind: "system", key: "youth.chat.joined", vars: { alias: memberLabel(m) } });
+    for (const m of change.left) appendItem({ kind: "system", key: "youth.chat.left", vars: { alias: memberLabel(m) } });
     if (app.outbox) app.outbox.kick();
     for (const box of conv.releaseHeld()) HANDLERS.box(box);
     if (data.state === "ended") return;
@@ -817,6 +1130,14 @@ const HANDLERS = {
       appendItem({ kind: "in", from: r.from, alias: aliasOf(r.from), text: r.text, sentAt: r.sentAt });
     } else if (r.kind === "card") {
       appendItem({ kind: "card", from: r.from, alias: aliasOf(r.from), card: r.card, sentAt: r.sentAt });
+    } else if (r.kind === "intro") {
+      // Kept in memory only, to check the consent_request that follows.
+      if (app.intros.size >= 20) app.intros.delete(app.intros.keys().next().value);
+      app.intros.set(r.request, { role: r.role, kxPk: r.kxPk, from: r.from });
+      if (app.consents.has(r.request) && app.screen === "chat") {
+        captureDraft();
+        render();
+      }
     }
   },
 
@@ -842,6 +1163,39 @@ const HANDLERS = {
     else if (app.screen === "chat") {
       captureDraft();
       render();
+    }
+  },
+
+  return_code(data) {
+    // Shown once; also when it races the end of its own conversation.
+    if (!data || typeof data.passphrase !== "string" || !data.passphrase) return;
+    if (!forUs(data) && !(app.lastConvId && data.conversation === app.lastConvId)) return;
+    app.returnCode = { passphrase: data.passphrase, expiresAt: Number(data.expires_at) || 0 };
+    if (app.screen === "decoy") {
+      if (app.resumeScreen !== "returncode") app.codeReturnTo = app.resumeScreen;
+      app.resumeScreen = "returncode";
+      return;
+    }
+    if (app.screen !== "returncode") app.codeReturnTo = app.screen;
+    go("returncode");
+  },
+
+  choose(data) {
+    if (!forUs(data)) return;
+    app.choosing = true;
+    if (app.screen === "waiting") go("waiting");
+  },
+
+  consent_request(data) {
+    if (!forUs(data) || typeof data.request !== "string" || typeof data.kx_pk !== "string") return;
+    app.consents.set(data.request, { request: data.request, role: String(data.role || ""), kxPk: data.kx_pk });
+    if (app.screen !== "chat") return; // shown when the youth is back in the chat
+    captureDraft();
+    render();
+    const hd = document.getElementById(`consent-h-${data.request}`);
+    if (hd) {
+      hd.scrollIntoView({ block: "nearest" });
+      hd.focus({ preventScroll: true });
     }
   },
 };
