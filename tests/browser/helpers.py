@@ -104,9 +104,19 @@ async def console_duty_on(page: Any) -> None:
 
 
 async def console_claim_first(page: Any) -> str:
-    """Claim the first queue entry; returns its conversation id."""
-    item = await page.wait_for_selector("#queue-list .queue-item", timeout=TIMEOUT_MS)
-    conv = await item.get_attribute("data-conversation")
+    """Claim the newest queue entry (this test's youth); returns its conversation id.
+
+    Not the first: when an earlier test's windows close, the server may put
+    that youth back in the queue, at the front, for the grace period. It keeps
+    its older arrival time, so the newest entry is always this test's own.
+    """
+    await page.wait_for_selector("#queue-list .queue-item", timeout=TIMEOUT_MS)
+    conv = await page.eval_on_selector_all(
+        "#queue-list .queue-item",
+        """items => items
+            .map(i => [Number(i.querySelector('.waited')?.dataset.since) || 0,
+                       i.dataset.conversation])
+            .sort((a, b) => b[0] - a[0])[0][1]""")
     await page.click(f"#claim-{conv}")
     await page.wait_for_selector(f"#tab-{conv}[aria-current=true]", timeout=TIMEOUT_MS)
     return str(conv)
