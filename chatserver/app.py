@@ -13,7 +13,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 import socketio
 from aiohttp import web
 
-from chatserver import logs
+from chatserver import gc_policy, logs
 from chatserver.crypto.passphrase import PassphraseKdf, words
 from chatserver.domain.audit import AuditLog
 from chatserver.domain.auth import LoginGuard
@@ -140,6 +140,9 @@ async def _lifecycle(app: web.Application) -> AsyncIterator[None]:
             if state.staff is not None and not ctx.sessions.alive(state.session_token):
                 await sio.disconnect(sid, namespace=STAFF_NS)
 
+    gc_task = gc_policy.install(ctx.settings)  # docs/decisions/0002-gc-and-handler-policy.md
+    if gc_task is not None:
+        tasks.add(gc_task)
     every(TICK_SECS, lambda: apply(ctx.chat.tick), "deadlines")
     every(ctx.settings.queue_push_interval_secs, lambda: apply(ctx.chat.queue_updates), "queue")
     every(OPS_PUSH_SECS, push_ops, "ops")

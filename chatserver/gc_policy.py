@@ -1,19 +1,24 @@
 """The server's cyclic-garbage-collector strategy (docs/decisions/0002).
 
 Why: with a few thousand clients connected, CPython's generation-2
-collections walk every tracked object (~60 per connection: engine.io and
-socket.io sessions, aiohttp protocol and WebSocket objects, our conversation
-state) and stall the event loop for hundreds of milliseconds every few
-seconds. Those stalls were the whole p99 tail of stock python-socketio
-(docs/performance.md).
+collections walk every tracked object (engine.io and socket.io sessions,
+aiohttp protocol and WebSocket objects, our conversation state) and stall the
+event loop for hundreds of milliseconds every few seconds. Those stalls were
+the whole p99 tail of stock python-socketio (docs/performance.md).
 
-``freeze`` (the default): after start-up, and then every
-``gc_freeze_interval_secs``, collect what is young and freeze the rest with
-``gc.freeze()``. Frozen objects sit in the permanent generation, which no
-automatic collection walks, so a full collection costs only what was
-allocated since the last freeze. Connections, conversations and sessions live
-minutes to hours, so nearly everything that survives one interval is frozen
-soon after it is made.
+``freeze`` (the default) moves long-lived objects into the permanent
+generation with ``gc.freeze()``, which no automatic collection walks, so a
+collection costs what was allocated recently rather than the whole heap:
+
+- after start-up;
+- right after every automatic generation-2 collection: whatever survived it
+  is long-lived by definition (connections, conversations, sessions live
+  minutes to hours), so the next full collection will not walk it again.
+  Without this, a fast ramp (thousands of clients arriving) keeps the
+  unfrozen heap large and full collections long between timer ticks;
+- every ``gc_freeze_interval_secs``, after a collection of what is not
+  frozen, to catch survivors that reached the old generation without a full
+  collection.
 
 The price: a frozen object that later becomes cyclic garbage is not reclaimed
 until it is unfrozen. Every ``gc_full_collect_interval_secs`` the task
@@ -34,6 +39,7 @@ import asyncio
 import gc
 import logging
 import time
+from typing import Any
 
 from chatserver.settings import Settings
 
@@ -48,10 +54,8 @@ def install(settings: Settings) -> asyncio.Task[None] | None:
     if gc.get_freeze_count() > 0:
         return None
     _collect_and_freeze()
-    if settings.gc_freeze_interval_secs <= 0:
-        return None
     return asyncio.get_running_loop().create_task(
-        _refreeze(settings.gc_freeze_interval_secs, settings.gc_full_collect_interval_secs),
+        _run(settings.gc_freeze_interval_secs, settings.gc_full_collect_interval_secs),
         name="gc-policy")
 
 
@@ -71,13 +75,43 @@ def _full_collect() -> float:
     return time.perf_counter() - started
 
 
-async def _refreeze(interval_secs: float, full_every_secs: float) -> None:
-    last_full = time.monotonic()
-    while True:
-        await asyncio.sleep(interval_secs)
-        if full_every_secs > 0 and time.monotonic() - last_full >= full_every_secs:
-            pause = _full_collect()
-            last_full = time.monotonic()
-            log.info("gc: full collection took %.0f ms", pause * 1000)
-        else:
-            _collect_and_freeze()
+class _FreezeAfterFullCollection:
+    """A ``gc.callbacks`` hook. It never touches the collector itself (that is
+    not allowed during a collection, and the collection may run in another
+    thread, e.g. aiosqlite's); it asks the event loop to freeze right after."""
+
+    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+        self._loop = loop
+        self._pending = False
+
+    def __call__(self, phase: str, info: dict[str, Any]) -> None:
+        if phase != "stop" or info.get("generation") != 2 or self._pending:
+            return
+        self._pending = True
+        try:
+            self._loop.call_soon_threadsafe(self._freeze)
+        except RuntimeError:  # the loop is closing
+            self._pending = False
+
+    def _freeze(self) -> None:
+        self._pending = False
+        gc.freeze()
+
+
+async def _run(interval_secs: float, full_every_secs: float) -> None:
+    hook = _FreezeAfterFullCollection(asyncio.get_running_loop())
+    gc.callbacks.append(hook)
+    try:
+        if interval_secs <= 0:
+            await asyncio.Event().wait()  # only the hook; wait for cancellation
+        last_full = time.monotonic()
+        while True:
+            await asyncio.sleep(interval_secs)
+            if full_every_secs > 0 and time.monotonic() - last_full >= full_every_secs:
+                pause = _full_collect()
+                last_full = time.monotonic()
+                log.info("gc: full collection took %.0f ms", pause * 1000)
+            else:
+                _collect_and_freeze()
+    finally:
+        gc.callbacks.remove(hook)

@@ -123,10 +123,11 @@ class Settings:
     ping_interval_secs: int = 25
     ping_timeout_secs: int = 20
     # Cyclic GC strategy (chatserver/gc_policy.py, docs/decisions/0002): "freeze"
-    # moves long-lived objects out of the collector's reach after start-up and
-    # every gc_freeze_interval_secs; "default" leaves CPython's collector as shipped.
+    # moves long-lived objects out of the collector's reach after start-up, after
+    # every full collection and every gc_freeze_interval_secs; "default" leaves
+    # CPython's collector as shipped.
     gc_policy: str = "freeze"
-    gc_freeze_interval_secs: float = 60.0
+    gc_freeze_interval_secs: float = 5.0  # measured: 5 s beat 60 s (docs/performance.md)
     # Frozen objects that later die in a reference cycle are reclaimed only by a
     # full unfreeze-and-collect, run this often (0 = never). One pause each time.
     gc_full_collect_interval_secs: float = 3600.0
