@@ -41,6 +41,7 @@ HISTORY_SAMPLE_SECS = 60.0
 ADDRESS_SWEEP_SECS = 300.0
 RETURN_PURGE_SECS = 3600.0  # expired return codes are deleted hourly (SECURITY_DESIGN)
 SESSION_CHECK_SECS = 15.0  # an expired staff session's socket closes within this
+LISTEN_BACKLOG = 2048  # the kernel caps it at net.core.somaxconn
 BODY_MAX_BYTES = 64 * 1024  # no HTTP route takes more; socket.io has its own bound
 
 
@@ -191,5 +192,7 @@ def run(settings: Settings) -> None:
     logs.configure(settings.log_level)
     app = create_app(settings)
     # access_log=None: aiohttp's access log writes client addresses (promise 2).
+    # backlog: a reconnect storm of thousands overflows the default 128 and
+    # clients then wait for SYN retransmits (docs/performance.md, rec. 7).
     web.run_app(app, host=settings.host, port=settings.port, access_log=None,
-                print=None, handle_signals=True)
+                print=None, handle_signals=True, backlog=LISTEN_BACKLOG)

@@ -38,6 +38,7 @@ class ConnState:
     staff: StaffRef | None = None
     session_token: str | None = field(default=None, repr=False)
     rate_trip_logged_at: float = 0.0
+    account_checked_at: float = float("-inf")
     return_tries: int = 0
     invite_tries: int = 0
 

@@ -68,7 +68,7 @@ class Namespace(socketio.AsyncNamespace):  # type: ignore[misc]  # socketio is u
                 raise UnknownEvent()
             bucket_name, method = entry
             await self.rate_limit(sid, state, bucket_name)
-            await self.before(sid, state)
+            await self.before(sid, state, event)
             outcome: Outcome = await getattr(self, method)(sid, state, data)
         except ChatError as exc:
             return error_reply(exc)
@@ -78,7 +78,7 @@ class Namespace(socketio.AsyncNamespace):  # type: ignore[misc]  # socketio is u
         await self.ctx.apply(outcome)
         return {"ok": True, **outcome.reply}
 
-    async def before(self, sid: str, state: ConnState) -> None:
+    async def before(self, sid: str, state: ConnState, event: str) -> None:
         """Per-event checks of a namespace (staff: the session is still valid)."""
 
     async def rate_limit(self, sid: str, state: ConnState, bucket_name: str) -> None:

@@ -22,6 +22,8 @@ from chatserver.transport.namespaces import Namespace
 
 SESSION_COOKIE = "__Host-session"
 OPS_ROLES = frozenset({"operator", "admin"})
+RELAY_EVENTS = frozenset({"send", "delivered", "typing"})
+ACCOUNT_RECHECK_SECS = 5.0
 
 
 class StaffNamespace(Namespace):
@@ -71,12 +73,19 @@ class StaffNamespace(Namespace):
         return StaffRef(id=record.id, username=record.username, role=record.role,
                         alias=record.alias, capacity=record.capacity)
 
-    async def before(self, sid: str, state: ConnState) -> None:
+    async def before(self, sid: str, state: ConnState, event: str) -> None:
         session = self.ctx.sessions.get(state.session_token)
-        # The account is read again on every event: a disable (from the CLI, in
-        # another process) must stop an open console at once, not at reconnect.
-        # One primary-key read; staff events are a small share of the traffic.
+        # The account is read again before every staff action (claim, duty,
+        # invite…): a disable from the CLI, in another process, must stop an open
+        # console at once. The relay events of chats it already holds re-read
+        # it at most every ACCOUNT_RECHECK_SECS: they are half of all traffic and
+        # each read is a thread hop (docs/performance.md, recommendation 1).
+        now = self.ctx.clock.now()
+        if session is not None and event in RELAY_EVENTS and \
+                now - state.account_checked_at < ACCOUNT_RECHECK_SECS:
+            return
         record = await self.ctx.store.get_by_id(session.staff_id) if session else None
+        state.account_checked_at = now
         if session is None or record is None or record.disabled:
             if session is not None:
                 self.ctx.sessions.revoke_staff(session.staff_id)
