@@ -23,5 +23,8 @@ loadtest: setup
 loadtest-quick: setup
 	.venv/bin/python -m loadtests run --profile quick
 
+loadtest-smoke: setup
+	.venv/bin/python -m loadtests run --profile smoke
+
 clean:
 	rm -rf .venv web_client/node_modules web_client/dist .pytest_cache .mypy_cache .ruff_cache

@@ -134,6 +134,9 @@ async def _lifecycle(app: web.Application) -> AsyncIterator[None]:
         ctx.invite_addresses.sweep()
         ctx.login_addresses.sweep()
         ctx.sessions.purge_expired()
+        for conn in [c for c, lock in ctx.emit_locks.items()
+                     if c.sid not in ctx.conns and not lock.locked()]:
+            del ctx.emit_locks[conn]  # an emit raced a disconnect; nothing waits on it
 
     async def close_expired_staff() -> None:
         # A staff socket with no events would otherwise outlive its session.

@@ -7,8 +7,8 @@ import math
 from html import escape
 
 COLOURS = ("#1f77b4", "#d62728", "#2ca02c", "#ff7f0e", "#9467bd", "#8c564b", "#e377c2")
-W, H = 720, 420
-LEFT, RIGHT, TOP, BOTTOM = 70, 170, 40, 50
+W, H = 820, 420
+LEFT, RIGHT, TOP, BOTTOM = 70, 250, 40, 50
 
 
 def _ticks(lo: float, hi: float, log: bool) -> list[float]:
@@ -91,17 +91,19 @@ def line_chart(title: str, series: dict[str, list[tuple[float, float]]], *, x_la
                    f'{escape(name)}</text>')
     for i, (name, s) in enumerate(series.items()):
         colour = COLOURS[i % len(COLOURS)]
+        # past the palette, repeat colours dashed so no two series look alike
+        dash = ' stroke-dasharray="6 3"' if i >= len(COLOURS) else ""
         good = [(x, y) for x, y in s if y is not None and (not log_x or x > 0)]
         if good:
             path = " ".join(f"{sx(x):.1f},{sy(y):.1f}" for x, y in good)
             out.append(f'<polyline points="{path}" fill="none" stroke="{colour}" '
-                       'stroke-width="2"/>')
+                       f'stroke-width="2"{dash}/>')
             if len(good) < 12:
                 out.extend(f'<circle cx="{sx(x):.1f}" cy="{sy(y):.1f}" r="3" fill="{colour}"/>'
                            for x, y in good)
         ly = TOP + 16 + 18 * i
         out.append(f'<line x1="{W - RIGHT + 12}" y1="{ly - 4}" x2="{W - RIGHT + 32}" y2="{ly - 4}" '
-                   f'stroke="{colour}" stroke-width="3"/>')
+                   f'stroke="{colour}" stroke-width="3"{dash}/>')
         out.append(f'<text x="{W - RIGHT + 38}" y="{ly}">{escape(name)}</text>')
     out.append("</svg>")
     return "\n".join(out)

@@ -4,12 +4,13 @@ root (chatserver/app.py) and the one way to carry out an ``Outcome``.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from chatserver.domain.conversations import ChatService
-from chatserver.domain.events import Outcome
+from chatserver.domain.events import Conn, Outcome
 from chatserver.domain.model import StaffRef
 from chatserver.settings import Settings
 from chatserver.transport.ratelimit import AddressLimiter, FailureBudget, TokenBucket
@@ -61,6 +62,7 @@ class Context:
     sio: socketio.AsyncServer | None = None
     conns: dict[str, ConnState] = field(default_factory=dict)
     ops_watchers: set[str] = field(default_factory=set)
+    emit_locks: dict[Conn, asyncio.Lock] = field(default_factory=dict)
     # Opened at start-up by the app's lifecycle; using them earlier is a bug
     # that fails loudly (AttributeError), never silently.
     store: SqliteStore = field(init=False)
@@ -74,11 +76,26 @@ class Context:
                                         **entry.detail)
             except Exception:  # the chat must go on; the failure itself is logged
                 log.exception("audit append failed for action %s", entry.action)
-        if self.sio is None:
+        if self.sio is None or not outcome.emits:
             return
+        # Per connection, all events of one outcome go out under that
+        # connection's lock (FIFO): an emit may yield, and a resume's
+        # redelivered boxes must not be overtaken by a live box from a send
+        # handled meanwhile — the client would drop the older ones as replays.
+        by_conn: dict[Conn, list[tuple[str, dict[str, Any]]]] = {}
         for e in outcome.emits:
             for conn in e.to:
-                await self.sio.emit(e.event, e.payload, to=conn.sid, namespace=conn.namespace)
+                by_conn.setdefault(conn, []).append((e.event, e.payload))
+        for conn, events in by_conn.items():
+            lock = self.emit_locks.get(conn)
+            if lock is None:
+                lock = self.emit_locks[conn] = asyncio.Lock()
+            async with lock:
+                for event, payload in events:
+                    await self.sio.emit(event, payload, to=conn.sid, namespace=conn.namespace)
+
+    def forget_conn(self, conn: Conn) -> None:
+        self.emit_locks.pop(conn, None)
 
     def new_buckets(self) -> dict[str, TokenBucket]:
         s, now = self.settings, self.clock.now()

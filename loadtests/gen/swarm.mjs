@@ -47,6 +47,7 @@ const counters = {
   undelivered_at_cutoff: 0, // still queued in an overloaded server when the run had to stop
   dropped_by_end: 0, // in flight when its conversation ended (buffers dropped by design)
   arrived_late_dropped: 0, // arrived after a newer box from the same sender (see onBox)
+  stranded_by_server_disconnect: 0, // buffered for a client the server disconnected
   never_arrived_in_gap: 0, // skipped by a newer box and never seen at all
   stray: 0, // a box for a member this generator does not know
   late_sends: 0, // a send was due while the previous one was still unacknowledged
@@ -286,6 +287,12 @@ function account(ep, atEnd = false, ended = false) {
   const n = ep.acked - rx.lastRecv;
   if (ended) counters.dropped_by_end += n;
   else if (atEnd && drainCutoff) counters.undelivered_at_cutoff += n;
+  else if (rx.conn.closed && !rx.conn.dropping) {
+    // The server closed the receiver's connection (an overloaded server
+    // misses pongs); relay clients do not resume, so its buffer waits in
+    // vain. Counted apart from loss, next to `unexpected_disconnects`.
+    counters.stranded_by_server_disconnect += n;
+  }
   else {
     counters.lost += n;
     if (lostExamples.length < 10) {
@@ -1017,6 +1024,7 @@ async function main() {
       undelivered_at_cutoff: counters.undelivered_at_cutoff,
       dropped_by_end: counters.dropped_by_end,
       arrived_late_dropped: counters.arrived_late_dropped,
+      stranded_by_server_disconnect: counters.stranded_by_server_disconnect,
       never_arrived_in_gap: counters.never_arrived_in_gap,
       redelivered_after_reconnect: counters.redelivered, stray: counters.stray,
     },
