@@ -7,9 +7,10 @@ from __future__ import annotations
 import os
 import socket
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import pyotp
 import pytest
@@ -122,6 +123,29 @@ async def live_server(tmp_path: Path) -> AsyncIterator[LiveServer]:
     try:
         yield server
     finally:
+        for client in server.clients:
+            await client.close()
+        await runner.cleanup()
+
+
+MakeServer = Callable[..., Awaitable[LiveServer]]
+
+
+@pytest.fixture
+async def make_server(tmp_path: Path) -> AsyncIterator[MakeServer]:
+    """Start live servers with settings overrides (e.g. ``personal_wait_secs=1``)."""
+    started: list[tuple[web.AppRunner, LiveServer]] = []
+
+    async def make(**overrides: Any) -> LiveServer:
+        port = free_port()
+        settings = make_settings(tmp_path / f"var{len(started)}", port=port,
+                                 public_origin=f"http://localhost:{port}", **overrides)
+        runner, server = await start_server(settings)
+        started.append((runner, server))
+        return server
+
+    yield make
+    for runner, server in started:
         for client in server.clients:
             await client.close()
         await runner.cleanup()

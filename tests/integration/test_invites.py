@@ -13,8 +13,7 @@ import asyncio
 import base64
 import hashlib
 import json
-from collections.abc import AsyncIterator, Awaitable, Callable
-from pathlib import Path
+from collections.abc import Callable
 from typing import Any
 
 import pytest
@@ -30,30 +29,9 @@ from chatserver.client.reference import (
 from chatserver.crypto import e2e
 from chatserver.crypto.tokens import b64d, b64e
 from chatserver.settings import REPO_ROOT
-from tests.conftest import LiveServer, free_port, make_settings, start_server
+from tests.conftest import LiveServer, MakeServer
 
-MakeServer = Callable[..., Awaitable[LiveServer]]
 Emitted = list[tuple[str, Any, str, str]]  # event, payload, namespace, to (sid)
-
-
-@pytest.fixture
-async def make_server(tmp_path: Path) -> AsyncIterator[MakeServer]:
-    """Start a live server with settings overrides (e.g. ``invite_ttl_secs=1``)."""
-    started: list[tuple[Any, LiveServer]] = []
-
-    async def make(**overrides: Any) -> LiveServer:
-        port = free_port()
-        settings = make_settings(tmp_path / f"var{len(started)}", port=port,
-                                 public_origin=f"http://localhost:{port}", **overrides)
-        runner, server = await start_server(settings)
-        started.append((runner, server))
-        return server
-
-    yield make
-    for runner, server in started:
-        for client in server.clients:
-            await client.close()
-        await runner.cleanup()
 
 
 def _spy_emits(server: LiveServer) -> Emitted:

@@ -9,38 +9,15 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import AsyncIterator, Awaitable, Callable
-from pathlib import Path
 from typing import Any
 
 import pytest
 
 from chatserver.client.reference import CallFailed, ReferenceClient
 from chatserver.domain.stats import month_of
-from tests.conftest import LiveServer, free_port, make_settings, start_server
+from tests.conftest import LiveServer, MakeServer
 
-MakeServer = Callable[..., Awaitable[LiveServer]]
 Emitted = list[tuple[str, Any, str]]
-
-
-@pytest.fixture
-async def make_server(tmp_path: Path) -> AsyncIterator[MakeServer]:
-    """Start a live server with settings overrides (e.g. ``transfer_offer_secs=1``)."""
-    started: list[tuple[Any, LiveServer]] = []
-
-    async def make(**overrides: Any) -> LiveServer:
-        port = free_port()
-        settings = make_settings(tmp_path / f"var{len(started)}", port=port,
-                                 public_origin=f"http://localhost:{port}", **overrides)
-        runner, server = await start_server(settings)
-        started.append((runner, server))
-        return server
-
-    yield make
-    for runner, server in started:
-        for client in server.clients:
-            await client.close()
-        await runner.cleanup()
 
 
 def _spy_emits(server: LiveServer) -> Emitted:
