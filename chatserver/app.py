@@ -25,7 +25,7 @@ from chatserver.domain.sessions import SessionStore
 from chatserver.domain.stats import StatsCounter
 from chatserver.settings import Settings
 from chatserver.storage.sqlite import SqliteStore
-from chatserver.transport import http
+from chatserver.transport import http, wire_json
 from chatserver.transport.context import Context
 from chatserver.transport.liaison import LiaisonNamespace
 from chatserver.transport.metrics import serve_metrics
@@ -40,8 +40,8 @@ OPS_PUSH_SECS = 2.0
 HISTORY_SAMPLE_SECS = 60.0
 ADDRESS_SWEEP_SECS = 300.0
 RETURN_PURGE_SECS = 3600.0  # expired return codes are deleted hourly (SECURITY_DESIGN)
-SESSION_CHECK_SECS = 15.0  # an expired staff session's socket closes within this
 LISTEN_BACKLOG = 2048  # the kernel caps it at net.core.somaxconn
+STAFF_NAMESPACE = web.AppKey("staff_namespace", StaffNamespace)
 BODY_MAX_BYTES = 64 * 1024  # no HTTP route takes more; socket.io has its own bound
 
 
@@ -74,14 +74,18 @@ def create_app(settings: Settings, clock: Clock | None = None) -> web.Applicatio
         async_handlers=settings.socketio_async_handlers,
         ping_interval=settings.ping_interval_secs,
         ping_timeout=settings.ping_timeout_secs,
+        json=wire_json,  # decoder/encoder built once, not per packet
     )
     ctx.sio = sio
     sio.register_namespace(YouthNamespace(YOUTH_NS, ctx))
-    sio.register_namespace(StaffNamespace(STAFF_NS, ctx))
+    app_staff = StaffNamespace(STAFF_NS, ctx)
+    sio.register_namespace(app_staff)
     sio.register_namespace(LiaisonNamespace(LIAISON_NS, ctx))
 
-    app = web.Application(client_max_size=BODY_MAX_BYTES, middlewares=[http.errors_as_json])
+    app = web.Application(client_max_size=BODY_MAX_BYTES, middlewares=[http.errors_as_json,
+                                                                   http.no_websocket_compression])
     app[http.CONTEXT] = ctx
+    app[STAFF_NAMESPACE] = app_staff
     sio.attach(app)
     http.add_routes(app)
     app.cleanup_ctx.append(_lifecycle)
@@ -115,9 +119,10 @@ async def _lifecycle(app: web.Application) -> AsyncIterator[None]:
 
     async def push_ops() -> None:
         if ctx.ops_watchers:
-            snapshot = ctx.chat.ops_snapshot()
-            for sid in list(ctx.ops_watchers):
-                await ctx.apply(_single("ops", snapshot, Conn(STAFF_NS, sid)))
+            out = Outcome()  # one event, encoded once, to every watching operator
+            out.emit("ops", ctx.chat.ops_snapshot(), [Conn(STAFF_NS, sid)
+                                                      for sid in ctx.ops_watchers])
+            await ctx.apply(out)
 
     async def sample() -> None:
         ctx.chat.sample_history()
@@ -134,15 +139,6 @@ async def _lifecycle(app: web.Application) -> AsyncIterator[None]:
         ctx.invite_addresses.sweep()
         ctx.login_addresses.sweep()
         ctx.sessions.purge_expired()
-        for conn in [c for c, lock in ctx.emit_locks.items()
-                     if c.sid not in ctx.conns and not lock.locked()]:
-            del ctx.emit_locks[conn]  # an emit raced a disconnect; nothing waits on it
-
-    async def close_expired_staff() -> None:
-        # A staff socket with no events would otherwise outlive its session.
-        for sid, state in list(ctx.conns.items()):
-            if state.staff is not None and not ctx.sessions.alive(state.session_token):
-                await sio.disconnect(sid, namespace=STAFF_NS)
 
     gc_task = gc_policy.install(ctx.settings)  # docs/decisions/0002-gc-and-handler-policy.md
     if gc_task is not None:
@@ -154,8 +150,10 @@ async def _lifecycle(app: web.Application) -> AsyncIterator[None]:
     every(ctx.settings.stats_flush_secs, flush_stats, "stats")
     every(ADDRESS_SWEEP_SECS, sweep, "addresses")
     every(RETURN_PURGE_SECS, purge_returns, "returns")
-    every(min(SESSION_CHECK_SECS, ctx.settings.session_idle_secs / 2), close_expired_staff,
-          "sessions")
+    # A staff socket with no events would otherwise outlive its session, and a
+    # disabled account's console could go on relaying (StaffNamespace.before).
+    every(min(ctx.settings.staff_recheck_secs, ctx.settings.session_idle_secs / 2),
+          app[STAFF_NAMESPACE].close_stale, "staff-recheck")
     ctx.chat.sample_history()
     await purge_returns()
     unverified = len(ctx.directory.unverified())
@@ -172,12 +170,6 @@ async def _lifecycle(app: web.Application) -> AsyncIterator[None]:
         with contextlib.suppress(Exception):
             await ctx.stats.flush(ctx.store)
         await ctx.store.close()
-
-
-def _single(event: str, payload: dict[str, object], conn: Conn) -> Outcome:
-    out = Outcome()
-    out.emit(event, payload, (conn,))
-    return out
 
 
 async def _repeat(secs: float, job: Callable[[], Awaitable[None]], name: str) -> None:

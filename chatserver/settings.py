@@ -80,10 +80,16 @@ class Settings:
     # often: a claim moves everyone, and 10 000 pushes a second would cost more
     # than the chat itself.
     queue_position_min_interval_secs: float = 5.0
+    # Behind the first 20 places (chatserver/domain/conversations.py): a far-back
+    # youth's place and estimate change slowly in meaning, and there are many.
+    queue_position_far_interval_secs: float = 30.0
     staff_queue_snapshot_max: int = 50
 
     # Staff sessions and login
     session_idle_secs: int = 1800
+    # How soon an open console closes after its account is disabled from the
+    # CLI or its session expires (one query per sweep, not one per event).
+    staff_recheck_secs: float = 5.0
     session_absolute_secs: int = 36000
     login_max_failures: int = 5
     lockout_base_secs: int = 60

@@ -61,9 +61,13 @@ PROFESSIONAL_LANE = "professional"
 STAFF_NS = "/staff"
 ROLE_NAMESPACE = {Role.YOUTH: YOUTH_NS, Role.COUNSELLOR: STAFF_NS, Role.LIAISON: LIAISON_NS}
 
-# A queue position this close to the front is pushed at once; further back,
-# at most every queue_position_min_interval_secs (a claim shifts everyone).
+# A queue position this close to the front is pushed at once; up to
+# NEAR_FRONT_OF_QUEUE at most every queue_position_min_interval_secs, and
+# further back at most every queue_position_far_interval_secs: a claim shifts
+# everyone, and at 10 000 waiting a push per youth every 5 s cost more than the
+# chat itself (docs/performance.md, "National evening peak").
 FRONT_OF_QUEUE = 3
+NEAR_FRONT_OF_QUEUE = 20
 # Estimated seconds per place in the queue are smoothed over recent claims.
 ETA_SMOOTHING = 0.2
 ETA_MIN_SECS, ETA_MAX_SECS = 15.0, 1800.0
@@ -702,7 +706,8 @@ class ChatService:
             return out
         self._queue_dirty = False
         now = self.clock.now()
-        min_gap = self.settings.queue_position_min_interval_secs
+        near_gap = self.settings.queue_position_min_interval_secs
+        far_gap = self.settings.queue_position_far_interval_secs
         for conv_id, position in self.queue.iter_all():
             conv = self.conversations[conv_id]
             youth = conv.youth()
@@ -712,16 +717,31 @@ class ChatService:
             last = conv.last_pushed
             if last is not None and (last[0], last[1]) == (position, eta):
                 continue
-            if last is not None and position > FRONT_OF_QUEUE and now - last[2] < min_gap:
-                self._queue_dirty = True  # try again next round
-                continue
+            if last is not None and position > FRONT_OF_QUEUE:
+                gap = near_gap if position <= NEAR_FRONT_OF_QUEUE else far_gap
+                if now - last[2] < gap:
+                    self._queue_dirty = True  # try again next round
+                    continue
             conv.last_pushed = (position, eta, now)
             out.emit("queue", {"conversation": conv_id, "position": position, "eta_secs": eta},
                      (youth.conn,))
+        # Most counsellors have nobody in their personal lane and see the same
+        # snapshot: that one payload goes out as one event (encoded once by the
+        # transport) to all of them; the others get their own.
         shared = self._snapshot_entries((GENERAL_LANE, PROFESSIONAL_LANE))
+        common: dict[str, Any] | None = None
+        common_to: list[Conn] = []
         for c in self.counsellors.values():
-            if c.on_duty and c.conns:
+            if not (c.on_duty and c.conns):
+                continue
+            if self.queue.lane_length(personal_lane(c.staff.id)):
                 out.emit("queue", self.staff_queue_snapshot(c.staff.id, shared), tuple(c.conns))
+                continue
+            if common is None:
+                common = self.staff_queue_snapshot(c.staff.id, shared)
+            common_to.extend(c.conns)
+        if common is not None:
+            out.emit("queue", common, common_to)
         return out
 
     def staff_queue_snapshot(self, staff_id: int,

@@ -308,6 +308,10 @@ class SqliteStore:
         row = await cur.fetchone()
         return _staff(row) if row is not None else None
 
+    async def disabled_staff_ids(self) -> set[int]:
+        rows = await self._db.execute_fetchall("SELECT id FROM staff WHERE disabled = 1")
+        return {int(row[0]) for row in rows}
+
     async def list_staff(self) -> list[StaffRecord]:
         rows = await self._db.execute_fetchall(
             f"SELECT {_STAFF_COLUMNS} FROM staff ORDER BY username"  # noqa: S608 - constant column list

@@ -4,13 +4,16 @@ root (chatserver/app.py) and the one way to carry out an ``Outcome``.
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from engineio import packet as eio_packet
+from engineio.exceptions import EngineIOError
+from socketio import packet as sio_packet
+
 from chatserver.domain.conversations import ChatService
-from chatserver.domain.events import Conn, Outcome
+from chatserver.domain.events import Outcome
 from chatserver.domain.model import StaffRef
 from chatserver.settings import Settings
 from chatserver.transport.ratelimit import AddressLimiter, FailureBudget, TokenBucket
@@ -39,7 +42,6 @@ class ConnState:
     staff: StaffRef | None = None
     session_token: str | None = field(default=None, repr=False)
     rate_trip_logged_at: float = 0.0
-    account_checked_at: float = float("-inf")
     return_tries: int = 0
     invite_tries: int = 0
 
@@ -62,7 +64,6 @@ class Context:
     sio: socketio.AsyncServer | None = None
     conns: dict[str, ConnState] = field(default_factory=dict)
     ops_watchers: set[str] = field(default_factory=set)
-    emit_locks: dict[Conn, asyncio.Lock] = field(default_factory=dict)
     # Opened at start-up by the app's lifecycle; using them earlier is a bug
     # that fails loudly (AttributeError), never silently.
     store: SqliteStore = field(init=False)
@@ -78,24 +79,29 @@ class Context:
                 log.exception("audit append failed for action %s", entry.action)
         if self.sio is None or not outcome.emits:
             return
-        # Per connection, all events of one outcome go out under that
-        # connection's lock (FIFO): an emit may yield, and a resume's
-        # redelivered boxes must not be overtaken by a live box from a send
-        # handled meanwhile — the client would drop the older ones as replays.
-        by_conn: dict[Conn, list[tuple[str, dict[str, Any]]]] = {}
+        # Not ``sio.emit``: it encodes per call and, per recipient, makes a Task
+        # and waits on it (docs/performance.md). Here each event is encoded
+        # once per namespace and put on each recipient's engine.io queue. That
+        # queue is unbounded, so ``send_packet`` never suspends: the events of
+        # one outcome reach every connection in the domain's order and no other
+        # outcome's events can come between them (a resume's redelivered boxes
+        # are never overtaken by a live box). tests/integration guard this.
+        sio = self.sio
+        manager = sio.manager
         for e in outcome.emits:
+            packets: dict[str, eio_packet.Packet] = {}
             for conn in e.to:
-                by_conn.setdefault(conn, []).append((e.event, e.payload))
-        for conn, events in by_conn.items():
-            lock = self.emit_locks.get(conn)
-            if lock is None:
-                lock = self.emit_locks[conn] = asyncio.Lock()
-            async with lock:
-                for event, payload in events:
-                    await self.sio.emit(event, payload, to=conn.sid, namespace=conn.namespace)
-
-    def forget_conn(self, conn: Conn) -> None:
-        self.emit_locks.pop(conn, None)
+                eio_sid = manager.eio_sid_from_sid(conn.sid, conn.namespace)
+                if eio_sid is None:
+                    continue  # gone; the domain learns it from the disconnect
+                pkt = packets.get(conn.namespace)
+                if pkt is None:
+                    pkt = packets[conn.namespace] = _encode(sio, conn.namespace, e.event,
+                                                            e.payload)
+                try:
+                    await sio.eio.send_packet(eio_sid, pkt)
+                except EngineIOError:
+                    pass  # closed between lookup and send: same as gone
 
     def new_buckets(self) -> dict[str, TokenBucket]:
         s, now = self.settings, self.clock.now()
@@ -104,3 +110,12 @@ class Context:
             "other": TokenBucket.per_minute(s.rate_other_per_min, s.rate_other_burst, now),
         }
 
+
+
+def _encode(sio: socketio.AsyncServer, namespace: str, event: str,
+            payload: dict[str, Any]) -> eio_packet.Packet:
+    # binary=False: our payloads are JSON only (ciphertext is base64), so
+    # socket.io's walk of the payload looking for bytes is skipped.
+    pkt = sio.packet_class(sio_packet.EVENT, namespace=namespace, data=[event, payload],
+                           binary=False)
+    return eio_packet.Packet(eio_packet.MESSAGE, pkt.encode())

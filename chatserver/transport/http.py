@@ -92,6 +92,27 @@ async def errors_as_json(request: web.Request, handler: Any) -> web.StreamRespon
         raise
 
 
+SOCKET_PATH = "/socket.io/"
+WS_EXTENSIONS = "Sec-WebSocket-Extensions"
+
+
+@web.middleware
+async def no_websocket_compression(request: web.Request, handler: Any) -> web.StreamResponse:
+    """Answer every WebSocket upgrade without permessage-deflate.
+
+    Every browser offers the extension and python-engineio accepts it
+    (aiohttp's default), which costs a zlib context per connection — about
+    100 KB of RSS each — and CPU per frame for ciphertext that does not
+    compress (docs/performance.md, "Levers"). Dropping the offer before
+    engine.io sees it is how we decline without patching the library."""
+    if WS_EXTENSIONS in request.headers and request.path.startswith(SOCKET_PATH):
+        headers = request.headers.copy()
+        del headers[WS_EXTENSIONS]
+        request = request.clone(headers=headers)
+    response: web.StreamResponse = await handler(request)
+    return response
+
+
 def _http_code(status: int) -> str:
     return {404: "not_found", 405: "method_not_allowed", 413: "too_large"}.get(status,
                                                                              "bad_request")

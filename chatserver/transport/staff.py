@@ -23,7 +23,6 @@ from chatserver.transport.namespaces import Namespace
 SESSION_COOKIE = "__Host-session"
 OPS_ROLES = frozenset({"operator", "admin"})
 RELAY_EVENTS = frozenset({"send", "delivered", "typing"})
-ACCOUNT_RECHECK_SECS = 5.0
 
 
 class StaffNamespace(Namespace):
@@ -77,20 +76,32 @@ class StaffNamespace(Namespace):
         session = self.ctx.sessions.get(state.session_token)
         # The account is read again before every staff action (claim, duty,
         # invite…): a disable from the CLI, in another process, must stop an open
-        # console at once. The relay events of chats it already holds re-read
-        # it at most every ACCOUNT_RECHECK_SECS: they are half of all traffic and
-        # each read is a thread hop (docs/performance.md, recommendation 1).
-        now = self.ctx.clock.now()
-        if session is not None and event in RELAY_EVENTS and \
-                now - state.account_checked_at < ACCOUNT_RECHECK_SECS:
+        # console at once. The relay events of chats it already holds are half
+        # of all traffic and a read is a thread hop (docs/performance.md): for
+        # them the session suffices, and the app's sweep (close_stale) reads
+        # every disabled account once every staff_recheck_secs and closes
+        # their consoles, idle or not.
+        if session is not None and event in RELAY_EVENTS:
             return
         record = await self.ctx.store.get_by_id(session.staff_id) if session else None
-        state.account_checked_at = now
         if session is None or record is None or record.disabled:
             if session is not None:
                 self.ctx.sessions.revoke_staff(session.staff_id)
             await self.disconnect(sid)
             raise SessionRequired()
+
+    async def close_stale(self) -> None:
+        """Close consoles whose session expired or whose account was disabled
+        (by the CLI, which cannot reach this process's sessions)."""
+        disabled = await self.ctx.store.disabled_staff_ids()
+        for sid, state in list(self.ctx.conns.items()):
+            if state.staff is None:
+                continue
+            if state.staff.id in disabled:
+                self.ctx.sessions.revoke_staff(state.staff.id)
+            elif self.ctx.sessions.alive(state.session_token):
+                continue
+            await self.disconnect(sid)
 
     def staff(self, state: ConnState) -> StaffRef:
         if state.staff is None:  # connect always sets it; a guard for the type checker

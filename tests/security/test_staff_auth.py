@@ -351,6 +351,29 @@ async def test_disabled_account_session_stops_working(live_server: LiveServer) -
     assert live_server.ctx.chat.queue.position(conv) == 1
 
 
+async def test_disabled_account_idle_console_is_closed_by_the_sweep(
+        live_server: LiveServer) -> None:
+    # Relay events skip the per-event account read (docs/performance.md), so
+    # the app's periodic sweep must close a disabled account's consoles even
+    # when they send nothing — and leave everyone else's alone.
+    creds = await live_server.add_staff()
+    other = await live_server.staff_client()
+    login = await live_server.login(creds)
+    client = await connect(live_server, "/staff", {"Cookie": login.cookie})
+    assert (await client.duty(True))["ok"] is True
+
+    await auth.set_account_disabled(creds.username, True, actor="test",
+                                    store=live_server.ctx.store, audit=live_server.ctx.audit)
+    recheck = live_server.settings.staff_recheck_secs
+    for _ in range(int((10 * recheck + 2) / 0.1)):
+        if not client.connected:
+            break
+        await asyncio.sleep(0.1)
+    assert not client.connected
+    assert (await get_me(live_server, login.cookie))[0] == 401  # sessions revoked
+    assert other.connected and (await other.call("colleagues", {}))["ok"] is True
+
+
 # ------------------------------------------------------------ roles
 
 async def test_operator_cannot_take_duty_or_claim(live_server: LiveServer) -> None:

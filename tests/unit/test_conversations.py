@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from dataclasses import replace
 
 import pytest
 
@@ -321,6 +322,45 @@ def test_queue_updates_push_changed_positions(world: World) -> None:
     staff_push = [p for to, p in pushes if to == sconn]
     assert staff_push and staff_push[0]["total"] == 1
     assert world.chat.queue_updates().emits == []  # nothing changed since
+
+
+def test_far_back_positions_are_pushed_less_often(settings: Settings) -> None:
+    world = World(replace(settings, queue_position_min_interval_secs=5.0,
+                          queue_position_far_interval_secs=30.0))
+    ref, sconn = world.counsellor(1, capacity=10)
+    youths = [world.youth(n) for n in range(1, 27)]
+    world.chat.queue_updates()
+    world.chat.claim(ref, sconn, str(youths[0][1]["conversation"]), pk())  # everyone moves up
+
+    def pushed_places() -> list[int]:
+        return sorted(int(str(p["position"])) for to, p in events(world.chat.queue_updates(),
+                                                                   "queue")
+                      if to.namespace == YOUTH_NS)
+
+    assert pushed_places() == [1, 2, 3]  # the front hears at once
+    world.clock.advance(6)
+    assert pushed_places() == list(range(4, 21))  # near the front: every 5 s
+    world.clock.advance(6)
+    assert pushed_places() == []  # far back waits longer
+    world.clock.advance(20)
+    assert pushed_places() == list(range(21, 26))
+
+
+def test_common_staff_snapshot_is_one_event_for_all(world: World) -> None:
+    ref1, s1 = world.counsellor(1)
+    _ref2, s2 = world.counsellor(2)
+    _ref3, s3 = world.counsellor(3)
+    world.youth(1)
+    returning = world.chat.start(Conn(YOUTH_NS, "y2"), pk(), StartProfile(), returning_to=ref1.id)
+    out = world.chat.queue_updates()
+    staff_events = [e for e in out.emits if e.event == "queue" and e.to[0].namespace == STAFF_NS]
+    own = [e for e in staff_events if e.to == (s1,)]
+    common = [e for e in staff_events if set(e.to) == {s2, s3}]
+    assert len(staff_events) == 2 and own and common
+    returning_id = returning.reply["conversation"]
+    assert returning_id in [x["conversation"] for x in own[0].payload["entries"]]
+    assert returning_id not in [x["conversation"] for x in common[0].payload["entries"]]
+    assert common[0].payload["total"] == 1
 
 
 def test_duty_goes_off_after_staff_disconnect_grace(world: World) -> None:

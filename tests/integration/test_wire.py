@@ -1,0 +1,68 @@
+"""What goes over the WebSocket itself: no permessage-deflate however hard a
+client asks, and events of one outcome in the domain's order.
+
+A real server, raw WebSocket clients speaking engine.io/socket.io by hand.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+
+import aiohttp
+
+from chatserver.domain.conversations import YOUTH_NS
+from chatserver.domain.events import Conn, Outcome
+from tests.conftest import LiveServer
+
+
+async def test_websocket_compression_is_declined(live_server: LiveServer) -> None:
+    # Browsers all offer permessage-deflate; accepting it costs ~100 KB of
+    # server memory per connection (docs/performance.md).
+    async with aiohttp.ClientSession() as http:
+        ws = await http.ws_connect(
+            f"{live_server.url}/socket.io/?EIO=4&transport=websocket",
+            headers={"Origin": live_server.settings.public_origin}, compress=15)
+        try:
+            assert ws.compress == 0
+            assert "Sec-WebSocket-Extensions" not in ws._response.headers
+            assert (await ws.receive_str(timeout=5)).startswith("0{")
+            await ws.send_str("40/youth,")
+            assert (await ws.receive_str(timeout=5)).startswith("40/youth,")
+            await ws.send_str('42/youth,1["status",{}]')
+            reply = await ws.receive_str(timeout=5)
+            assert reply.startswith("43/youth,1[") and '"ok":true' in reply
+        finally:
+            await ws.close()
+
+
+async def test_events_of_one_outcome_are_never_interleaved(live_server: LiveServer) -> None:
+    # A resume's redelivered boxes must not be overtaken by a live box that
+    # another task emits meanwhile: Context.apply does not yield mid-outcome.
+    async with aiohttp.ClientSession() as http:
+        ws = await http.ws_connect(
+            f"{live_server.url}/socket.io/?EIO=4&transport=websocket",
+            headers={"Origin": live_server.settings.public_origin})
+        try:
+            await ws.receive_str(timeout=5)
+            await ws.send_str("40/youth,")
+            sid = json.loads((await ws.receive_str(timeout=5)).split(",", 1)[1])["sid"]
+            conn = Conn(YOUTH_NS, sid)
+            outcomes = []
+            for name in ("a", "b", "c"):
+                out = Outcome()
+                for i in range(40):
+                    out.emit("probe", {"outcome": name, "i": i}, (conn,))
+                outcomes.append(out)
+            await asyncio.gather(*(live_server.ctx.apply(o) for o in outcomes))
+            got = []
+            while len(got) < 120:
+                frame = await ws.receive_str(timeout=5)
+                if frame.startswith('42/youth,["probe"'):
+                    got.append(json.loads(frame.split(",", 1)[1])[1])
+            runs = [got[k:k + 40] for k in (0, 40, 80)]
+            for run in runs:
+                assert len({p["outcome"] for p in run}) == 1
+                assert [p["i"] for p in run] == list(range(40))
+        finally:
+            await ws.close()
