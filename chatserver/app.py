@@ -28,6 +28,7 @@ from chatserver.storage.sqlite import SqliteStore
 from chatserver.transport import http, wire_json
 from chatserver.transport.context import Context
 from chatserver.transport.liaison import LiaisonNamespace
+from chatserver.transport.manager import RoomIndexedManager
 from chatserver.transport.metrics import serve_metrics
 from chatserver.transport.ratelimit import AddressLimiter, FailureBudget
 from chatserver.transport.staff import StaffNamespace
@@ -75,6 +76,8 @@ def create_app(settings: Settings, clock: Clock | None = None) -> web.Applicatio
         ping_interval=settings.ping_interval_secs,
         ping_timeout=settings.ping_timeout_secs,
         json=wire_json,  # decoder/encoder built once, not per packet
+        # O(1) disconnect instead of a walk of every room (decision 0005).
+        client_manager=RoomIndexedManager(),
     )
     ctx.sio = sio
     sio.register_namespace(YouthNamespace(YOUTH_NS, ctx))

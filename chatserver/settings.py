@@ -26,7 +26,7 @@ DEFAULT_CONFIG_DIR = REPO_ROOT / "config"
 ENVIRONMENTS = ("production", "development", "test")
 PASSWORD_PROFILES = ("rfc9106_low_memory", "cheapest_for_tests")
 PASSPHRASE_PROFILES = ("return_v1", "cheapest_for_tests")
-GC_POLICIES = ("freeze", "default")
+GC_POLICIES = ("freeze", "freeze_young", "default")
 SECRET_NAMES = ("pepper", "session_key", "totp_key")
 SECRET_BYTES = 32
 
@@ -83,6 +83,8 @@ class Settings:
     # Behind the first 20 places (chatserver/domain/conversations.py): a far-back
     # youth's place and estimate change slowly in meaning, and there are many.
     queue_position_far_interval_secs: float = 30.0
+    # A counsellor at capacity cannot claim: their queue view refreshes this often.
+    queue_snapshot_at_capacity_secs: float = 5.0
     staff_queue_snapshot_max: int = 50
 
     # Staff sessions and login
@@ -130,10 +132,11 @@ class Settings:
     ping_timeout_secs: int = 20
     # Cyclic GC strategy (chatserver/gc_policy.py, docs/decisions/0002): "freeze"
     # moves long-lived objects out of the collector's reach after start-up, after
-    # every full collection and every gc_freeze_interval_secs; "default" leaves
-    # CPython's collector as shipped.
-    gc_policy: str = "freeze"
-    gc_freeze_interval_secs: float = 5.0  # measured: 5 s beat 60 s (docs/performance.md)
+    # every full collection and every gc_freeze_interval_secs; "freeze_young"
+    # collects only the young generations before each timed freeze; "default"
+    # leaves CPython's collector as shipped.
+    gc_policy: str = "freeze_young"
+    gc_freeze_interval_secs: float = 1.0  # measured in docs/performance.md
     # Frozen objects that later die in a reference cycle are reclaimed only by a
     # full unfreeze-and-collect, run this often (0 = never). One pause each time.
     gc_full_collect_interval_secs: float = 3600.0

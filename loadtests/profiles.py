@@ -63,7 +63,8 @@ def relay_step(stack: str, connections: int, *, latency_window: float | None,
 
 
 def peak_step(youths: int, counsellors: int, window: float, settle: float, ramp_per_sec: float,
-              e2e_pairs: int, label: str = "peak") -> Step:
+              e2e_pairs: int, label: str = "peak", server: dict[str, Any] | None = None,
+              variant: str = "") -> Step:
     plan = {
         "youths": youths, "counsellors": counsellors, "capacity": CAPACITY,
         "deflate": False, "delivered_every": 1,
@@ -85,7 +86,8 @@ def peak_step(youths: int, counsellors: int, window: float, settle: float, ramp_
         "max_secs": 180 + window + settle + youths / ramp_per_sec,
     }
     return Step(label, "peak", "chat", "peak", plan, accounts=counsellors,
-                server=dict(NO_START_LIMIT), e2e_pairs=e2e_pairs)
+                server={**NO_START_LIMIT, **(server or {})}, e2e_pairs=e2e_pairs,
+                variant=variant)
 
 
 def storm_step(connections: int, warmup: float, label: str = "storm",
@@ -133,6 +135,14 @@ LEVERS = [
     ("gc-default_inline", {"gc_policy": "default", "socketio_async_handlers": False}),
     ("gc-freeze5s_async", {"gc_policy": "freeze", "gc_freeze_interval_secs": 5,
                            "socketio_async_handlers": True}),
+    ("gc-young1s_async", {"gc_policy": "freeze_young", "gc_freeze_interval_secs": 1,
+                          "socketio_async_handlers": True}),
+    ("gc-young1s_inline", {"gc_policy": "freeze_young", "gc_freeze_interval_secs": 1,
+                           "socketio_async_handlers": False}),
+]
+# The peak again under the GC policy of the previous figures, side by side.
+PEAK_LEVERS = [
+    ("gc-freeze5s", {"gc_policy": "freeze", "gc_freeze_interval_secs": 5}),
 ]
 
 
@@ -140,6 +150,9 @@ def full() -> list[Step]:
     # The big scenarios first: a run cut short still has the headline figures.
     steps: list[Step] = [
         peak_step(10000, 500, window=90.0, settle=30.0, ramp_per_sec=200, e2e_pairs=10),
+        *(peak_step(10000, 500, window=90.0, settle=30.0, ramp_per_sec=200, e2e_pairs=2,
+                    label=f"peak-{variant}", server=server, variant=variant)
+          for variant, server in PEAK_LEVERS),
         # 4 000, not 10 000: at 10 000 the reconnect handshakes time out
         # (docs/performance.md, decision 0004); storm-10000, last, shows that.
         storm_step(4000, warmup=15.0),

@@ -4,6 +4,7 @@ domain tests."""
 
 from __future__ import annotations
 
+import json
 import os
 import socket
 import time
@@ -149,3 +150,32 @@ async def make_server(tmp_path: Path) -> AsyncIterator[MakeServer]:
         for client in server.clients:
             await client.close()
         await runner.cleanup()
+
+
+# ------------------------------------------------------------------ wire spy
+
+Sent = tuple[str, Any, str, str]  # event, payload, namespace, recipient sid
+
+
+def spy_sent(server: LiveServer, project: Callable[[Sent], Any] = lambda s: s) -> list[Any]:
+    """Record every event the server puts on the wire, decoded from the
+    engine.io packets (chatserver's Context.apply and any ``sio.emit`` both
+    end in ``eio.send_packet``): what a listener on the connection would see.
+    ``project`` picks what each test module keeps of a record."""
+    sio = server.ctx.sio
+    assert sio is not None
+    seen: list[Any] = []
+    real = sio.eio.send_packet
+
+    async def spy(eio_sid: str, pkt: Any) -> None:
+        data = pkt.data
+        if isinstance(data, str) and data.startswith("2"):  # a socket.io EVENT
+            rest = data[1:]
+            namespace, body = rest.split(",", 1) if rest.startswith("/") else ("/", rest)
+            event, *args = json.loads(body)
+            sid = sio.manager.sid_from_eio_sid(eio_sid, namespace) or ""
+            seen.append(project((event, args[0] if args else None, namespace, sid)))
+        await real(eio_sid, pkt)
+
+    sio.eio.send_packet = spy
+    return seen

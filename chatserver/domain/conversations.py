@@ -68,6 +68,11 @@ ROLE_NAMESPACE = {Role.YOUTH: YOUTH_NS, Role.COUNSELLOR: STAFF_NS, Role.LIAISON:
 # chat itself (docs/performance.md, "National evening peak").
 FRONT_OF_QUEUE = 3
 NEAR_FRONT_OF_QUEUE = 20
+# Far-back pushes per round, front of the queue first: youths who arrived together
+# would otherwise all fall due in the same round every 30 s (thousands of
+# events at once); the rest wait a round. Above the steady need at 10 000
+# waiting (10 000 / 30 s ≈ 333 a second), so nobody starves.
+FAR_PUSHES_PER_ROUND = 500
 # Estimated seconds per place in the queue are smoothed over recent claims.
 ETA_SMOOTHING = 0.2
 ETA_MIN_SECS, ETA_MAX_SECS = 15.0, 1800.0
@@ -112,6 +117,8 @@ class ChatService:
         self._secs_per_place = float(settings.eta_secs_per_position)
         self._last_claim_at: float | None = None
         self._queue_dirty = True
+        self._queue_version = 0  # counted up by queue_updates for each new state
+        self._push_owed = False  # a push was held back by a gap or budget
         self._abandoned: dict[str, int] = {}  # UTC day -> conversations left while waiting
         self._history: deque[tuple[int, int]] = deque(maxlen=OPS_HISTORY_SAMPLES)
         self.relayed = 0  # sends accepted since start (a metric, never per conversation)
@@ -702,38 +709,61 @@ class ChatService:
         """Coalesced queue pushes: positions to youths whose place changed,
         a snapshot to on-duty counsellors. Called every queue_push_interval_secs."""
         out = Outcome()
-        if not self._queue_dirty:
+        if not (self._queue_dirty or self._push_owed):
             return out
-        self._queue_dirty = False
+        if self._queue_dirty:
+            self._queue_version += 1  # a new state to publish
+        self._queue_dirty = self._push_owed = False
         now = self.clock.now()
+        self._push_positions(out, now)
+        self._push_staff_snapshots(out, now)
+        return out
+
+    def _push_positions(self, out: Outcome, now: float) -> None:
         near_gap = self.settings.queue_position_min_interval_secs
         far_gap = self.settings.queue_position_far_interval_secs
+        far_budget = FAR_PUSHES_PER_ROUND
         for conv_id, position in self.queue.iter_all():
             conv = self.conversations[conv_id]
-            youth = conv.youth()
-            if youth is None or youth.conn is None:
-                continue
             eta = self._eta(position)
             last = conv.last_pushed
             if last is not None and (last[0], last[1]) == (position, eta):
                 continue
+            far = position > NEAR_FRONT_OF_QUEUE
             if last is not None and position > FRONT_OF_QUEUE:
-                gap = near_gap if position <= NEAR_FRONT_OF_QUEUE else far_gap
-                if now - last[2] < gap:
-                    self._queue_dirty = True  # try again next round
+                if now - last[2] < (far_gap if far else near_gap) or \
+                        (far and far_budget <= 0):
+                    self._push_owed = True  # try again next round
                     continue
+            youth = conv.youth()
+            if youth is None or youth.conn is None:
+                continue
+            if far:
+                far_budget -= 1
             conv.last_pushed = (position, eta, now)
             out.emit("queue", {"conversation": conv_id, "position": position, "eta_secs": eta},
                      (youth.conn,))
+
+    def _push_staff_snapshots(self, out: Outcome, now: float) -> None:
         # Most counsellors have nobody in their personal lane and see the same
         # snapshot: that one payload goes out as one event (encoded once by the
-        # transport) to all of them; the others get their own.
-        shared = self._snapshot_entries((GENERAL_LANE, PROFESSIONAL_LANE))
+        # transport) to all of them; the others get their own. A counsellor at
+        # capacity cannot claim, so they see a new state at most every
+        # queue_snapshot_at_capacity_secs (at a national peak most are full,
+        # and 500 snapshots a second were 5 MB/s of JSON).
+        at_capacity_gap = self.settings.queue_snapshot_at_capacity_secs
+        shared: list[dict[str, Any]] | None = None
         common: dict[str, Any] | None = None
         common_to: list[Conn] = []
         for c in self.counsellors.values():
-            if not (c.on_duty and c.conns):
+            if not (c.on_duty and c.conns) or c.snapshot_version == self._queue_version:
                 continue
+            if c.load >= c.staff.capacity and now - c.snapshot_at < at_capacity_gap:
+                self._push_owed = True
+                continue
+            c.snapshot_version, c.snapshot_at = self._queue_version, now
+            if shared is None:
+                shared = self._snapshot_entries((GENERAL_LANE, PROFESSIONAL_LANE))
             if self.queue.lane_length(personal_lane(c.staff.id)):
                 out.emit("queue", self.staff_queue_snapshot(c.staff.id, shared), tuple(c.conns))
                 continue
@@ -742,7 +772,6 @@ class ChatService:
             common_to.extend(c.conns)
         if common is not None:
             out.emit("queue", common, common_to)
-        return out
 
     def staff_queue_snapshot(self, staff_id: int,
                              shared: list[dict[str, Any]] | None = None) -> dict[str, Any]:

@@ -167,6 +167,9 @@ class Counsellor:
     conns: set[Conn] = field(default_factory=set)
     active: set[str] = field(default_factory=set)  # conversation ids
     offline_since: float | None = None
+    # The queue state (ChatService._queue_version) this counsellor last saw, and when.
+    snapshot_version: int = -1
+    snapshot_at: float = float("-inf")
 
     @property
     def load(self) -> int:

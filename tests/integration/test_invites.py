@@ -29,22 +29,14 @@ from chatserver.client.reference import (
 from chatserver.crypto import e2e
 from chatserver.crypto.tokens import b64d, b64e
 from chatserver.settings import REPO_ROOT
-from tests.conftest import LiveServer, MakeServer
+from tests.conftest import LiveServer, MakeServer, spy_sent
 
 Emitted = list[tuple[str, Any, str, str]]  # event, payload, namespace, to (sid)
 
 
 def _spy_emits(server: LiveServer) -> Emitted:
-    seen: Emitted = []
-    assert server.ctx.sio is not None
-    real = server.ctx.sio.emit
-
-    async def spy(event: str, data: Any = None, **kw: Any) -> None:
-        seen.append((event, data, kw.get("namespace", "/"), kw.get("to", "")))
-        await real(event, data, **kw)
-
-    server.ctx.sio.emit = spy  # type: ignore[method-assign]
-    return seen
+    """Every event the server puts on the wire (tests/conftest.py: spy_sent)."""
+    return spy_sent(server)
 
 
 def _boxes_to(emitted: Emitted, namespace: str) -> list[dict[str, Any]]:

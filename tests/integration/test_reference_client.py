@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import json
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from typing import Any
 
 import pytest
@@ -18,7 +18,7 @@ import pytest
 from chatserver.client.reference import CallFailed, ReferenceClient
 from chatserver.crypto import e2e
 from chatserver.crypto.tokens import b64e
-from tests.conftest import LiveServer
+from tests.conftest import LiveServer, spy_sent
 
 Emitted = list[tuple[str, dict[str, Any]]]
 
@@ -34,16 +34,8 @@ async def _chat(server: LiveServer) -> tuple[ReferenceClient, ReferenceClient, s
 
 
 def _spy_emits(server: LiveServer) -> Emitted:
-    """Record every event the server sends to any client."""
-    seen: Emitted = []
-    real: Callable[..., Awaitable[None]] = server.ctx.sio.emit
-
-    async def spy(event: str, data: Any = None, **kw: Any) -> None:
-        seen.append((event, data))
-        await real(event, data, **kw)
-
-    server.ctx.sio.emit = spy
-    return seen
+    """Every event the server puts on the wire (tests/conftest.py: spy_sent)."""
+    return spy_sent(server, lambda s: (s[0], s[1]))
 
 
 async def _eventually(check: Callable[[], bool], secs: float = 5.0) -> None:

@@ -25,6 +25,7 @@ from tests.conftest import (
     LiveServer,
     MakeServer,
     StaffCreds,
+    spy_sent,
 )
 
 Emitted = list[tuple[str, Any, str]]
@@ -32,17 +33,8 @@ WRONG = "these five words are wrong"
 
 
 def _spy_emits(server: LiveServer) -> Emitted:
-    """Every event the server sends: (event, payload, namespace)."""
-    seen: Emitted = []
-    assert server.ctx.sio is not None
-    real = server.ctx.sio.emit
-
-    async def spy(event: str, data: Any = None, **kw: Any) -> None:
-        seen.append((event, data, kw.get("namespace", "/")))
-        await real(event, data, **kw)
-
-    server.ctx.sio.emit = spy  # type: ignore[method-assign]
-    return seen
+    """Every event the server puts on the wire (tests/conftest.py: spy_sent)."""
+    return spy_sent(server, lambda s: s[:3])
 
 
 async def _staff_id(server: LiveServer, creds: StaffCreds) -> int:

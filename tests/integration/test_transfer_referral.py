@@ -15,22 +15,14 @@ import pytest
 
 from chatserver.client.reference import CallFailed, ReferenceClient
 from chatserver.domain.stats import month_of
-from tests.conftest import LiveServer, MakeServer
+from tests.conftest import LiveServer, MakeServer, spy_sent
 
 Emitted = list[tuple[str, Any, str]]
 
 
 def _spy_emits(server: LiveServer) -> Emitted:
-    seen: Emitted = []
-    assert server.ctx.sio is not None
-    real = server.ctx.sio.emit
-
-    async def spy(event: str, data: Any = None, **kw: Any) -> None:
-        seen.append((event, data, kw.get("namespace", "/")))
-        await real(event, data, **kw)
-
-    server.ctx.sio.emit = spy  # type: ignore[method-assign]
-    return seen
+    """Every event the server puts on the wire (tests/conftest.py: spy_sent)."""
+    return spy_sent(server, lambda s: s[:3])
 
 
 async def _two_counsellors_and_a_chat(server: LiveServer) -> tuple[

@@ -9,6 +9,7 @@ import pytest
 
 from chatserver import errors
 from chatserver.crypto.tokens import b64e
+from chatserver.domain import conversations
 from chatserver.domain.clock import FakeClock
 from chatserver.domain.conversations import STAFF_NS, YOUTH_NS, ChatService, StartProfile
 from chatserver.domain.events import Conn, Outcome
@@ -344,6 +345,50 @@ def test_far_back_positions_are_pushed_less_often(settings: Settings) -> None:
     assert pushed_places() == []  # far back waits longer
     world.clock.advance(20)
     assert pushed_places() == list(range(21, 26))
+
+
+def test_far_back_pushes_are_spread_over_rounds(settings: Settings,
+                                               monkeypatch: pytest.MonkeyPatch) -> None:
+    # Youths who arrived together fall due together; a per-round budget
+    # spreads them out, front of the queue first, and every one is reached.
+    monkeypatch.setattr(conversations, "FAR_PUSHES_PER_ROUND", 4)
+    world = World(replace(settings, queue_position_min_interval_secs=5.0,
+                          queue_position_far_interval_secs=30.0))
+    ref, sconn = world.counsellor(1, capacity=10)
+    youths = [world.youth(n) for n in range(1, 33)]
+    world.chat.queue_updates()
+    world.chat.claim(ref, sconn, str(youths[0][1]["conversation"]), pk())
+    world.clock.advance(31)
+    rounds = []
+    for _ in range(5):
+        rounds.append(sorted(int(str(p["position"]))
+                             for to, p in events(world.chat.queue_updates(), "queue")
+                             if to.namespace == YOUTH_NS and int(str(p["position"])) > 20))
+    assert rounds[:3] == [[21, 22, 23, 24], [25, 26, 27, 28], [29, 30, 31]]
+    assert rounds[3:] == [[], []]
+
+
+def test_counsellor_at_capacity_sees_the_queue_less_often(settings: Settings) -> None:
+    world = World(replace(settings, queue_snapshot_at_capacity_secs=5.0))
+    ref, sconn = world.counsellor(1, capacity=1)
+
+    def snapshot_sent() -> bool:
+        return any(to == sconn for to, _ in events(world.chat.queue_updates(), "queue"))
+
+    _c1, y1 = world.youth(1)
+    assert snapshot_sent()
+    world.chat.claim(ref, sconn, str(y1["conversation"]), pk())  # now at capacity
+    world.clock.advance(1)
+    world.youth(2)
+    assert not snapshot_sent()  # at capacity: held back...
+    world.clock.advance(2)
+    world.youth(3)
+    assert not snapshot_sent()
+    world.clock.advance(2)
+    assert snapshot_sent()  # ...until 5 s have passed, without a new change
+    assert not snapshot_sent()  # and not again for the same state
+    world.chat.end(ref, sconn, str(y1["conversation"]))  # below capacity again
+    assert snapshot_sent()  # at once
 
 
 def test_common_staff_snapshot_is_one_event_for_all(world: World) -> None:

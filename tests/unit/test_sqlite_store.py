@@ -11,6 +11,8 @@ from pathlib import Path
 
 import pytest
 
+from chatserver.domain.audit import AuditLog, verify
+from chatserver.domain.clock import FakeClock
 from chatserver.errors import AccountExists
 from chatserver.storage.base import NewStaff
 from chatserver.storage.sqlite import SqliteStore, migrations
@@ -140,3 +142,37 @@ async def test_failed_transaction_rolls_back(store: SqliteStore) -> None:
     # The connection is usable again and nothing was written.
     assert await store.audit_head() is None
     await store.add_staff(_new())
+
+
+async def test_concurrent_audit_appends_share_commits_and_keep_the_chain(
+        store: SqliteStore) -> None:
+    # Group commit (append_audit): many callers at once -> few transactions,
+    # every caller gets its own committed entry, and the chain verifies.
+    statements: list[str] = []
+    await store._db.set_trace_callback(statements.append)
+    log = AuditLog(store, FakeClock())
+    entries = await asyncio.gather(*(log.record("youth", "conversation_start", f"c-{i:08x}")
+                                     for i in range(200)))
+    await store._db.set_trace_callback(None)
+    assert sorted(e.seq for e in entries) == list(range(1, 201))
+    assert {e.conversation for e in entries} == {f"c-{i:08x}" for i in range(200)}
+    commits = sum(1 for s in statements if s.strip().upper() == "COMMIT")
+    assert 1 <= commits < 20  # one per entry was the old cost
+    result = await verify(store)
+    assert result.ok and result.rows == 200
+
+
+async def test_one_failing_audit_entry_does_not_sink_its_batch(store: SqliteStore) -> None:
+    log = AuditLog(store, FakeClock())
+
+    def explode(last: object) -> object:
+        raise RuntimeError("boom")
+
+    results = await asyncio.gather(
+        log.record("youth", "conversation_start", "c-00000001"),
+        store.append_audit(explode),  # type: ignore[arg-type]
+        log.record("youth", "conversation_start", "c-00000002"),
+        return_exceptions=True)
+    assert isinstance(results[1], RuntimeError)
+    assert [r.seq for r in (results[0], results[2])] == [1, 2]  # type: ignore[union-attr]
+    assert (await verify(store)).ok
