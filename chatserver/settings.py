@@ -125,9 +125,11 @@ class Settings:
     # Prometheus metrics on 127.0.0.1:<metrics_port> only (0 = off): a port the
     # TLS proxy never forwards, so aggregate load figures stay internal.
     metrics_port: int = 0
-    # python-socketio runs each event in its own task when true; false handles
-    # events inline (fewer objects per message; see docs/performance.md).
-    socketio_async_handlers: bool = True
+    # python-socketio runs each event in its own task when true; false (the
+    # default, measured in docs/decisions/0002) handles each connection's events
+    # inline, in arrival order: one task less per event, and a handler that
+    # waits (Argon2, an audit commit) holds up only its own connection's reads.
+    socketio_async_handlers: bool = False
     ping_interval_secs: int = 25
     ping_timeout_secs: int = 20
     # Cyclic GC strategy (chatserver/gc_policy.py, docs/decisions/0002): "freeze"

@@ -35,9 +35,14 @@ log = logging.getLogger(__name__)
 
 @dataclass(slots=True)
 class ConnState:
-    """Per-connection transport state. Holds no address, only its HMAC."""
+    """Per-connection transport state. Holds no address, only its HMAC.
 
-    buckets: dict[str, TokenBucket]
+    The two rate-limit buckets are made on a connection's first event of each
+    kind: most youth connections only wait, and every idle connection's bytes
+    count (docs/performance.md, "Memory per connection")."""
+
+    send_bucket: TokenBucket | None = None
+    other_bucket: TokenBucket | None = None
     address_key: bytes | None = None
     staff: StaffRef | None = None
     session_token: str | None = field(default=None, repr=False)
@@ -103,12 +108,19 @@ class Context:
                 except EngineIOError:
                     pass  # closed between lookup and send: same as gone
 
-    def new_buckets(self) -> dict[str, TokenBucket]:
-        s, now = self.settings, self.clock.now()
-        return {
-            "send": TokenBucket.per_minute(s.rate_send_per_min, s.rate_send_burst, now),
-            "other": TokenBucket.per_minute(s.rate_other_per_min, s.rate_other_burst, now),
-        }
+    def take_token(self, state: ConnState, bucket: str, now: float) -> float:
+        """0.0 if ``state``'s ``bucket`` ("send" or "other") allows one more
+        event now, else the seconds until it would. A bucket is born full."""
+        s = self.settings
+        if bucket == "send":
+            if state.send_bucket is None:
+                state.send_bucket = TokenBucket.per_minute(s.rate_send_per_min,
+                                                           s.rate_send_burst, now)
+            return state.send_bucket.take(now)
+        if state.other_bucket is None:
+            state.other_bucket = TokenBucket.per_minute(s.rate_other_per_min,
+                                                        s.rate_other_burst, now)
+        return state.other_bucket.take(now)
 
 
 

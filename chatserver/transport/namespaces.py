@@ -83,7 +83,7 @@ class Namespace(socketio.AsyncNamespace):  # type: ignore[misc]  # socketio is u
 
     async def rate_limit(self, sid: str, state: ConnState, bucket_name: str) -> None:
         now = self.ctx.clock.now()
-        wait = state.buckets[bucket_name].take(now)
+        wait = self.ctx.take_token(state, bucket_name, now)
         if wait <= 0:
             return
         if now - state.rate_trip_logged_at >= RATE_TRIP_AUDIT_INTERVAL_SECS:
@@ -118,7 +118,7 @@ class Namespace(socketio.AsyncNamespace):  # type: ignore[misc]  # socketio is u
             self.check_origin(environ)
         except ChatError as exc:
             raise Refused(exc.code) from None
-        state = ConnState(buckets=self.ctx.new_buckets())
+        state = ConnState()
         request = environ.get("aiohttp.request")
         address = client_address(request, self.ctx.settings.client_addr_header) \
             if request is not None else None

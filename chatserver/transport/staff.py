@@ -55,7 +55,7 @@ class StaffNamespace(Namespace):
             staff = await self.ctx_staff(token)
         except ChatError as exc:
             raise Refused(exc.code) from None
-        state = ConnState(buckets=self.ctx.new_buckets(), staff=staff, session_token=token)
+        state = ConnState(staff=staff, session_token=token)
         self.ctx.conns[sid] = state
         if staff.role == "counsellor":
             await self.ctx.apply(self.ctx.chat.staff_connected(staff, self.conn(sid)))
