@@ -87,10 +87,13 @@ class Context:
         # Not ``sio.emit``: it encodes per call and, per recipient, makes a Task
         # and waits on it (docs/performance.md). Here each event is encoded
         # once per namespace and put on each recipient's engine.io queue. That
-        # queue is unbounded, so ``send_packet`` never suspends: the events of
-        # one outcome reach every connection in the domain's order and no other
-        # outcome's events can come between them (a resume's redelivered boxes
-        # are never overtaken by a live box). tests/integration guard this.
+        # queue is unbounded, so ``send_packet`` does not suspend (only when
+        # engine.io finds that very socket's pings overdue does it close it,
+        # and a closing socket is resumed from the server's buffer anyway): the
+        # events of one outcome reach every connection in the domain's order
+        # and no other outcome's events come between them (a resume's
+        # redelivered boxes are never overtaken by a live box). Guarded by
+        # tests/integration/test_wire.py and the load tests' storm.
         sio = self.sio
         manager = sio.manager
         for e in outcome.emits:
@@ -121,7 +124,6 @@ class Context:
             state.other_bucket = TokenBucket.per_minute(s.rate_other_per_min,
                                                         s.rate_other_burst, now)
         return state.other_bucket.take(now)
-
 
 
 def _encode(sio: socketio.AsyncServer, namespace: str, event: str,
