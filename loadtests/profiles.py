@@ -91,13 +91,13 @@ def peak_step(youths: int, counsellors: int, window: float, settle: float, ramp_
 
 
 def storm_step(connections: int, warmup: float, label: str = "storm",
-               drop_within: float = 5.0, reconnect_within: float = 5.0, after: float = 5.0
-               ) -> Step:
+               drop_within: float = 5.0, reconnect_within: float = 5.0, after: float = 5.0,
+               interval: tuple[float, float] = (2.0, 6.0)) -> Step:
     # Issue 5: "every client drops and reconnects within 10 s" = a drop within
     # the first 5 s, back within 5 s more.
     plan = {
         "connections": connections, "capacity": CAPACITY, "deflate": False, "delivered_every": 1,
-        "interval_min_secs": 2, "interval_max_secs": 6,
+        "interval_min_secs": interval[0], "interval_max_secs": interval[1],
         "warmup_secs": warmup, "drop_within_secs": drop_within,
         "reconnect_within_secs": reconnect_within, "max_wait_secs": 60, "after_secs": after,
         "max_secs": 240 + connections / 50,
@@ -173,7 +173,12 @@ def full() -> list[Step]:
                             group="levers", variant="deflate-offered", deflate=True))
     steps.append(ramp_step("chat", [2000, 5000, 8000, 11000, 14000, 17000, 19000],
                            window=30.0, warmup=5.0))
-    steps.append(replace(storm_step(10000, warmup=15.0, label="storm-10000"), group="storm10k"))
+    # At 10 000 connections, a message every 2–6 s per member (as at 4 000) is
+    # ~2 500 msg/s with every box acknowledged: more than one core relays
+    # (docs/performance.md), so the storm would measure overload, not
+    # recovery. The peak's rate (every 10–20 s) instead.
+    steps.append(replace(storm_step(10000, warmup=15.0, label="storm-10000",
+                                    interval=(10.0, 20.0)), group="storm10k"))
     return steps
 
 

@@ -836,6 +836,8 @@ async function scenarioPeak() {
   const counsellors = await openCounsellors(P.counsellors);
   const rssStaff = rssKb();
   const youths = new Set();
+  let markAccounted;
+  const accounted = new Promise((resolve) => { markAccounted = resolve; });
   let running = true;
   let arrivals = 0; let departures = 0; let abandoned = 0; let ended = 0;
   const interval = () => uniform(P.interval_min_secs, P.interval_max_secs) * 1000;
@@ -898,6 +900,10 @@ async function scenarioPeak() {
     }
     youths.delete(y);
     departures += 1;
+    // At the run's end, keep the connection open until the final accounting
+    // (drain, then count): closing it at once raced the last boxes in flight
+    // to it, which were then counted as lost though the server had sent them.
+    if (!running) await accounted;
     y.conn.close();
     void activated;
   }
@@ -977,6 +983,7 @@ async function scenarioPeak() {
   await drain(15000);
   for (const ep of endpoints.values()) account(ep, true);
   endpoints.clear();
+  markAccounted();
   await Promise.race([Promise.all([...lives, ...staffLoops, arrivalLoop]), sleep(20000)]);
   const secs = w.secs;
   return {
