@@ -18,7 +18,8 @@ def main(argv: list[str] | None = None) -> int:
     run = sub.add_parser("run", help="run a profile and write results + report")
     run.add_argument("--profile", choices=sorted(PROFILES), default="quick")
     run.add_argument("--only", help="comma-separated groups or step labels "
-                     "(relay, levers, peak, storm, ramp, claims, relay-chat-4000, ...)")
+                     "(relay, levers, peak, storm, ramp, claims, relay-chat-4000, ...); "
+                     "=LABEL for exactly one step")
     run.add_argument("--out", type=Path, help="results directory (default: results/<stamp>)")
     run.add_argument("--from-head", action="store_true",
                      help="measure the committed HEAD (plus this loadtests/), not the "

@@ -277,7 +277,9 @@ def run(profile: str, only: list[str] | None = None, out: Path | None = None,
     ensure_node_deps()
     steps = PROFILES[profile]()
     if only:
-        steps = [s for s in steps if any(o in (s.group, s.label) or s.label.startswith(o)
+        # "=label" selects exactly that step ("=peak": not its lever variants).
+        steps = [s for s in steps if any(s.label == o[1:] if o.startswith("=") else
+                                         o in (s.group, s.label) or s.label.startswith(o)
                                          for o in only)]
     stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
     out_dir = out or RESULTS / f"{stamp}-{profile}"

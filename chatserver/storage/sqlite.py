@@ -306,12 +306,13 @@ class SqliteStore:
         return _staff(row) if row is not None else None
 
     async def get_by_id(self, staff_id: int) -> StaffRecord | None:
-        cur = await self._db.execute(
+        # One worker-thread hop (execute_fetchall), not two (execute + fetchone):
+        # this runs before every staff action.
+        rows = await self._db.execute_fetchall(
             f"SELECT {_STAFF_COLUMNS} FROM staff WHERE id = ?",  # noqa: S608 - constant column list
             (staff_id,),
         )
-        row = await cur.fetchone()
-        return _staff(row) if row is not None else None
+        return _staff(next(iter(rows))) if rows else None
 
     async def disabled_staff_ids(self) -> set[int]:
         rows = await self._db.execute_fetchall("SELECT id FROM staff WHERE disabled = 1")
@@ -390,11 +391,10 @@ class SqliteStore:
             done: list[tuple[asyncio.Future[AuditEntry], AuditEntry]] = []
             try:
                 async with self._write() as db:
-                    cur = await db.execute(
+                    rows = await db.execute_fetchall(
                         f"SELECT {_AUDIT_COLUMNS} FROM audit ORDER BY seq DESC LIMIT 1"  # noqa: S608 - constant column list
                     )
-                    row = await cur.fetchone()
-                    last = _audit(row) if row is not None else None
+                    last = _audit(next(iter(rows))) if rows else None
                     for make, fut in batch:
                         try:
                             entry = make(last)
