@@ -282,7 +282,9 @@ def run(profile: str, only: list[str] | None = None, out: Path | None = None,
                                          o in (s.group, s.label) or s.label.startswith(o)
                                          for o in only)]
     stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
-    out_dir = out or RESULTS / f"{stamp}-{profile}"
+    # Absolute: --from-head servers run in another directory and write their
+    # GC record into logs/ here (a relative --out lost it).
+    out_dir = (out or RESULTS / f"{stamp}-{profile}").resolve()
     (out_dir / "logs").mkdir(parents=True, exist_ok=True)
     doc: dict[str, Any] = {
         "profile": profile, "started_at": datetime.now(UTC).isoformat(timespec="seconds"),
