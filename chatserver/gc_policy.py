@@ -61,6 +61,9 @@ def install(settings: Settings) -> asyncio.Task[None] | None:
         return None
     if gc.get_freeze_count() > 0:
         return None
+    if settings.gc_young_threshold > 0:
+        _, older, oldest = gc.get_threshold()
+        gc.set_threshold(settings.gc_young_threshold, older, oldest)
     _collect_and_freeze()
     return asyncio.get_running_loop().create_task(
         _run(settings.gc_freeze_interval_secs, settings.gc_full_collect_interval_secs,

@@ -142,6 +142,9 @@ class Settings:
     # Frozen objects that later die in a reference cycle are reclaimed only by a
     # full unfreeze-and-collect, run this often (0 = never). One pause each time.
     gc_full_collect_interval_secs: float = 3600.0
+    # Generation-0 threshold under the freeze policies (0 = the interpreter's
+    # 700). A lever measured in docs/performance.md, not a tuning knob.
+    gc_young_threshold: int = 0
     exit_url: str = "https://www.google.com/"
 
     # Service data (texts, hours, alternatives, lists) from the [service] table.
@@ -293,9 +296,10 @@ def _check(s: Settings) -> None:
         raise ConfigError("totp_valid_window must be 0 or 1")
     if s.gc_policy not in GC_POLICIES:
         raise ConfigError(f"gc_policy must be one of {GC_POLICIES}")
-    if s.gc_freeze_interval_secs < 0 or s.gc_full_collect_interval_secs < 0:
-        raise ConfigError("gc_freeze_interval_secs and gc_full_collect_interval_secs "
-                          "must not be negative")
+    if s.gc_freeze_interval_secs < 0 or s.gc_full_collect_interval_secs < 0 or \
+            s.gc_young_threshold < 0:
+        raise ConfigError("gc_freeze_interval_secs, gc_full_collect_interval_secs and "
+                          "gc_young_threshold must not be negative")
 
 
 def _decode_secret(name: str, text: str) -> bytes:

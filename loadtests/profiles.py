@@ -143,6 +143,7 @@ LEVERS = [
 # The peak again under the GC policy of the previous figures, side by side.
 PEAK_LEVERS = [
     ("gc-freeze5s", {"gc_policy": "freeze", "gc_freeze_interval_secs": 5}),
+    ("gc-young-t10k", {"gc_young_threshold": 10000}),
 ]
 
 
