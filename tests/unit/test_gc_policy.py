@@ -1,0 +1,85 @@
+"""chatserver/gc_policy.py: what each policy does to the collector.
+
+``gc.freeze()`` and thresholds are process-wide, so every case runs in a
+fresh interpreter (a subprocess) and reports what it saw as JSON.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from chatserver.settings import REPO_ROOT
+from tests.conftest import TEST_CONFIG
+
+PROBE = textwrap.dedent("""
+    import asyncio, gc, json, sys, weakref
+    from chatserver import gc_policy
+    from chatserver.settings import load_settings
+
+    overrides = json.loads(sys.argv[1])
+    settings = load_settings(config_file=sys.argv[2], env={"CHAT_DATA_DIR": sys.argv[3]},
+                             overrides=overrides)
+
+    class Node:
+        def __init__(self):
+            self.me = self  # a reference cycle: only the cyclic collector frees it
+
+    async def main():
+        out = {"threshold_before": gc.get_threshold()[0]}
+        task = gc_policy.install(settings)
+        out["task"] = task is not None
+        out["frozen_at_start"] = gc.get_freeze_count()
+        out["second_install"] = gc_policy.install(settings) is not None
+        keep = [Node() for _ in range(2000)]  # long-lived: should be frozen by a tick
+        dead = Node()
+        ref = weakref.ref(dead)
+        del dead  # cyclic garbage, younger than the next tick
+        frozen_before_tick = gc.get_freeze_count()
+        await asyncio.sleep(0.3)  # a few ticks of gc_freeze_interval_secs
+        out["frozen_grew"] = gc.get_freeze_count() >= frozen_before_tick + len(keep)
+        out["garbage_collected"] = ref() is None
+        out["threshold_after"] = gc.get_threshold()[0]
+        if task is not None:
+            task.cancel()
+        print(json.dumps(out))
+
+    asyncio.run(main())
+""")
+
+
+def _probe(tmp_path: Path, **overrides: Any) -> dict[str, Any]:
+    done = subprocess.run(
+        [sys.executable, "-c", PROBE, json.dumps(overrides), str(TEST_CONFIG),
+         str(tmp_path / "var")],
+        capture_output=True, text=True, cwd=REPO_ROOT, timeout=60, check=True)
+    return dict(json.loads(done.stdout.strip().splitlines()[-1]))
+
+
+@pytest.mark.parametrize("policy", ["freeze", "freeze_young"])
+def test_freeze_policies_freeze_survivors_and_collect_young_cycles(
+        tmp_path: Path, policy: str) -> None:
+    seen = _probe(tmp_path, gc_policy=policy, gc_freeze_interval_secs=0.05)
+    assert seen["task"] and seen["frozen_at_start"] > 0
+    assert seen["second_install"] is False  # idempotent: one policy task per process
+    assert seen["frozen_grew"]  # long-lived objects leave the collector's walk
+    assert seen["garbage_collected"]  # a cycle that died before the tick is not frozen
+    assert seen["threshold_after"] == seen["threshold_before"]
+
+
+def test_young_threshold_lever(tmp_path: Path) -> None:
+    seen = _probe(tmp_path, gc_policy="freeze_young", gc_freeze_interval_secs=0.05,
+                  gc_young_threshold=5000)
+    assert seen["threshold_after"] == 5000
+
+
+def test_default_policy_leaves_the_collector_alone(tmp_path: Path) -> None:
+    seen = _probe(tmp_path, gc_policy="default", gc_young_threshold=5000)
+    assert seen == {**seen, "task": False, "frozen_at_start": 0, "frozen_grew": False,
+                    "threshold_after": seen["threshold_before"]}
