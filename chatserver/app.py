@@ -85,8 +85,7 @@ def create_app(settings: Settings, clock: Clock | None = None) -> web.Applicatio
     sio.register_namespace(app_staff)
     sio.register_namespace(LiaisonNamespace(LIAISON_NS, ctx))
 
-    app = web.Application(client_max_size=BODY_MAX_BYTES, middlewares=[http.errors_as_json,
-                                                                   http.no_websocket_compression])
+    app = web.Application(client_max_size=BODY_MAX_BYTES, middlewares=[http.middleware])
     app[http.CONTEXT] = ctx
     app[STAFF_NAMESPACE] = app_staff
     sio.attach(app)

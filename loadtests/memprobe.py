@@ -1,8 +1,10 @@
 """Where the server's memory goes per idle connection.
 
-    .venv/bin/python -m loadtests.memprobe [--n 2000] [--stacks chat,sio]
+    .venv/bin/python -m loadtests.memprobe [--n 2000] [--stacks chat,sio,bare]
                                            [--variants default,arena2,malloc]
-                                           [--no-trace] [--json OUT.json]
+                                           [--lever-sets "none|lean-queue|..."]
+                                           [--browser] [--python OTHER_VENV_PYTHON]
+                                           [--no-trace | --trace-only] [--json OUT.json]
 
 For every (stack, variant) this starts one *worker* process that runs the
 server in-process — chatserver exactly as ``loadtests.chat_server`` does
@@ -35,7 +37,13 @@ Variants are environment settings of the worker: ``default``, ``arena2``
 (MALLOC_ARENA_MAX=2), ``malloc`` (PYTHONMALLOC=malloc); variants other than
 default get an ``rss`` run only.
 
-The run is short (~15 s per worker at N=2 000) and everything talks to
+Lever sets (``--lever-sets``, '|'-separated, each '+'-joined) change the
+server *in the worker process only* to measure what a change would save
+(see ``apply_levers``); ``--browser`` sends a desktop browser's upgrade
+headers and permessage-deflate offer; ``--python`` runs the workers on another
+interpreter (a venv with the same packages) to compare Python versions.
+
+An rss run is ~10 s per worker at N=2 000, a trace run ~60 s and everything talks to
 127.0.0.1 only; every server and client it starts is stopped before it exits.
 """
 
@@ -55,7 +63,7 @@ import tempfile
 import time
 import tracemalloc
 from collections import Counter
-from collections.abc import Iterable
+from collections.abc import Awaitable, Iterable
 from pathlib import Path
 from typing import Any
 
@@ -752,7 +760,7 @@ class LeanQueue:
 
 
 LEVERS = ("lean-queue", "ping-timer", "environ-trim", "ws-no-sec-headers",
-          "one-middleware", "lazy-buckets")
+          "one-middleware", "sync-middleware", "lean-clone", "lazy-buckets")
 
 
 def apply_levers(target: Target, levers: list[str]) -> None:
@@ -835,11 +843,7 @@ def apply_levers(target: Target, levers: list[str]) -> None:
             async def combined(request: web.Request, handler: Any) -> web.StreamResponse:
                 # no_websocket_compression's request rewrite, then errors_as_json
                 # around the handler: one coroutine frame instead of two
-                if (chat_http.WS_EXTENSIONS in request.headers
-                        and request.path.startswith(chat_http.SOCKET_PATH)):
-                    headers = request.headers.copy()
-                    del headers[chat_http.WS_EXTENSIONS]
-                    request = request.clone(headers=headers)
+                request = _decline_deflate(request, "lean-clone" in levers)
                 try:
                     response: web.StreamResponse = await handler(request)
                     return response
@@ -854,11 +858,68 @@ def apply_levers(target: Target, levers: list[str]) -> None:
 
             del mws[:]
             mws.append(combined)
+    if "sync-middleware" in levers and target.stack == "chat":
+        from chatserver.transport import http as chat_http
+        mws = target.app.middlewares
+        if list(mws) == [chat_http.errors_as_json, chat_http.no_websocket_compression]:
+            @web.middleware
+            def dispatch(request: web.Request,
+                         handler: Any) -> Awaitable[web.StreamResponse]:
+                # A plain function returning the next handler's awaitable: aiohttp
+                # awaits it, so no frame of ours stays on a WebSocket's stack.
+                if request.path.startswith(chat_http.SOCKET_PATH):
+                    return handler(_decline_deflate(request, "lean-clone" in levers))  # type: ignore[no-any-return]
+                return chat_http.errors_as_json(request, handler)
+
+            del mws[:]
+            mws.append(dispatch)
+    if ("lean-clone" in levers and "one-middleware" not in levers
+            and "sync-middleware" not in levers and target.stack == "chat"):
+        from chatserver.transport import http as chat_http
+        mws = target.app.middlewares
+        for i, mw in enumerate(list(mws)):
+            if mw is chat_http.no_websocket_compression:
+                @web.middleware
+                async def lean(request: web.Request, handler: Any) -> web.StreamResponse:
+                    response: web.StreamResponse = await handler(
+                        _decline_deflate(request, True))
+                    return response
+                mws[i] = lean
     if "lazy-buckets" in levers:
         pass  # shipped since: ConnState makes its buckets on first use
 
 
 _BACKGROUND: set[asyncio.Task[Any]] = set()
+
+# What the upgrade needs from a client's headers: aiohttp's handshake,
+# engine.io (Origin, Upgrade, Connection, X-Forwarded-Proto) and chatserver
+# (Origin, Cookie, the proxy's address header).
+UPGRADE_HEADERS = ("Host", "Upgrade", "Connection", "Sec-WebSocket-Key",
+                   "Sec-WebSocket-Version", "Sec-WebSocket-Protocol", "Origin", "Cookie",
+                   "X-Forwarded-For", "X-Forwarded-Proto", "X-Real-IP")
+
+
+def _decline_deflate(request: Any, lean: bool) -> Any:
+    """chatserver's no_websocket_compression rewrite; ``lean``: the clone
+    carries only UPGRADE_HEADERS (and the configured address header) instead of
+    every header but the extension offer. Both clone and original live as long
+    as the connection, and engine.io copies every header of the clone into
+    its environ."""
+    from multidict import CIMultiDict
+
+    from chatserver.transport import http as chat_http
+    if (chat_http.WS_EXTENSIONS not in request.headers
+            or not request.path.startswith(chat_http.SOCKET_PATH)):
+        return request
+    if lean:
+        keep = {h.lower() for h in UPGRADE_HEADERS}
+        keep.add(os.environ.get("CHAT_CLIENT_ADDR_HEADER", "").lower())
+        headers: Any = CIMultiDict(
+            (k, v) for k, v in request.headers.items() if k.lower() in keep)
+    else:
+        headers = request.headers.copy()
+        del headers[chat_http.WS_EXTENSIONS]
+    return request.clone(headers=headers)
 
 
 async def _noop() -> None:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import logging
 import re
+from collections.abc import Awaitable
 from pathlib import Path
 from typing import Any
 
@@ -60,8 +61,14 @@ STATUS_FOR = {BadCredentials: 401, SessionRequired: 401, LockedOut: 429, BadOrig
 
 
 async def add_security_headers(request: web.Request, response: web.StreamResponse) -> None:
-    response.headers.update(SECURITY_HEADERS)
     response.headers["Server"] = SERVER_HEADER
+    if isinstance(response, web.WebSocketResponse):
+        # A 101 upgrade carries no document: CSP, caching and the rest mean
+        # nothing to a WebSocket, and the headers object lives as long as the
+        # connection (~1–2 KB each, docs/performance.md). The Server header is
+        # still neutral.
+        return
+    response.headers.update(SECURITY_HEADERS)
     # Validators would let a browser revalidate (and so remember) a page.
     response.headers.popall("ETag", None)
     response.headers.popall("Last-Modified", None)
@@ -78,7 +85,6 @@ def json_error(exc: ChatError) -> web.Response:
     return web.json_response(body, status=status)
 
 
-@web.middleware
 async def errors_as_json(request: web.Request, handler: Any) -> web.StreamResponse:
     try:
         response: web.StreamResponse = await handler(request)
@@ -97,20 +103,26 @@ WS_EXTENSIONS = "Sec-WebSocket-Extensions"
 
 
 @web.middleware
-async def no_websocket_compression(request: web.Request, handler: Any) -> web.StreamResponse:
-    """Answer every WebSocket upgrade without permessage-deflate.
+def middleware(request: web.Request, handler: Any) -> Awaitable[web.StreamResponse]:
+    """The app's one middleware. Deliberately not ``async``: for engine.io's
+    path it hands back the handler's coroutine for aiohttp to await, so no
+    frame of ours stays on a WebSocket's stack for the connection's life
+    (~0.8 KB per connection, docs/performance.md "Memory per connection").
 
-    Every browser offers the extension and python-engineio accepts it
-    (aiohttp's default), which costs a zlib context per connection — about
-    100 KB of RSS each — and CPU per frame for ciphertext that does not
-    compress (docs/performance.md, "Levers"). Dropping the offer before
-    engine.io sees it is how we decline without patching the library."""
-    if WS_EXTENSIONS in request.headers and request.path.startswith(SOCKET_PATH):
-        headers = request.headers.copy()
-        del headers[WS_EXTENSIONS]
-        request = request.clone(headers=headers)
-    response: web.StreamResponse = await handler(request)
-    return response
+    Every WebSocket upgrade is answered without permessage-deflate. Every
+    browser offers the extension and python-engineio accepts it (aiohttp's
+    default), which costs a zlib context per connection — about 100 KB of RSS
+    each — and CPU per frame for ciphertext that does not compress. Dropping
+    the offer before engine.io sees it is how we decline without patching the
+    library. Everything else gets errors as JSON."""
+    if request.path.startswith(SOCKET_PATH):
+        if WS_EXTENSIONS in request.headers:
+            headers = request.headers.copy()
+            del headers[WS_EXTENSIONS]
+            request = request.clone(headers=headers)
+        response: Awaitable[web.StreamResponse] = handler(request)
+        return response
+    return errors_as_json(request, handler)
 
 
 def _http_code(status: int) -> str:

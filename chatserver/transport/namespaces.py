@@ -125,11 +125,24 @@ class Namespace(socketio.AsyncNamespace):  # type: ignore[misc]  # socketio is u
         if address:
             state.address_key = limiter.key_for(address)
         self.ctx.conns[sid] = state
+        _trim_environ(environ)
 
     async def on_disconnect(self, sid: str, *reason: Any) -> None:
         self.ctx.conns.pop(sid, None)
         self.ctx.ops_watchers.discard(sid)
         await self.ctx.apply(self.ctx.chat.disconnect(self.conn(sid)))
+
+
+# What an anonymous connection's environ keeps after connect: engine.io and
+# socket.io hold this dict (a copy of every request header) for the
+# connection's whole life, and nothing reads it again (docs/performance.md).
+ENVIRON_KEPT = ("HTTP_ORIGIN", "aiohttp.request")
+
+
+def _trim_environ(environ: dict[str, Any]) -> None:
+    kept = {k: environ[k] for k in ENVIRON_KEPT if k in environ}
+    environ.clear()  # a dict never shrinks on delete; clear() frees its table
+    environ.update(kept)
 
 
 def _audit_only(actor: str, action: str, bucket: str) -> Outcome:

@@ -25,7 +25,10 @@ async def test_websocket_compression_is_declined(live_server: LiveServer) -> Non
             headers={"Origin": live_server.settings.public_origin}, compress=15)
         try:
             assert ws.compress == 0
-            assert "Sec-WebSocket-Extensions" not in ws._response.headers
+            upgrade = ws._response.headers
+            assert "Sec-WebSocket-Extensions" not in upgrade
+            # The 101 keeps a neutral Server header and nothing a document needs.
+            assert upgrade["Server"] == "web" and "Content-Security-Policy" not in upgrade
             assert (await ws.receive_str(timeout=5)).startswith("0{")
             await ws.send_str("40/youth,")
             assert (await ws.receive_str(timeout=5)).startswith("40/youth,")
@@ -66,3 +69,15 @@ async def test_events_of_one_outcome_are_never_interleaved(live_server: LiveServ
                 assert [p["i"] for p in run] == list(range(40))
         finally:
             await ws.close()
+
+
+async def test_anonymous_connections_keep_only_what_they_need(live_server: LiveServer) -> None:
+    # engine.io and socket.io hold the connect-time environ (a copy of every
+    # request header) for the connection's life; /youth trims it after use.
+    youth = await live_server.youth()
+    assert youth.connected
+    sio = live_server.ctx.sio
+    assert sio is not None
+    kept = [set(environ) for environ in sio.environ.values()]
+    assert kept and all(keys <= {"HTTP_ORIGIN", "aiohttp.request"} for keys in kept)
+    assert (await youth.call("status", {}))["ok"] is True  # still works
