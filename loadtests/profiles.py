@@ -1,7 +1,7 @@
 """The scenarios of each profile, as steps: one server start + one swarm run.
 
 full  — issue 5's four scenarios at full size, baselines side by side, the
-        GC/handler levers, ≥ 60 s latency windows (~55 min).
+        GC/handler levers, ≥ 60 s latency windows (~1 h).
 quick — the same shapes, small and short (~2–3 min); latency windows are too
         short to catch GC and ping waves: a smoke of the harness, not figures.
 smoke — CI: a few hundred clients for a few seconds against chatserver;
