@@ -10,7 +10,7 @@
 import * as e2e from "../lib/e2e.js";
 import * as invite from "../lib/invite.js";
 import { call, connect } from "../lib/calls.js";
-import { Conversation, conversationTestSurface, fitsInOneBox, MAX_TEXT_CHARS, Outbox } from "../lib/conversation.js";
+import { Conversation, conversationTestSurface, MAX_TEXT_CHARS, Outbox, takeComposerText } from "../lib/conversation.js";
 import { formatClock, formatDuration, h, mount, NO_TRACE_INPUT, uid } from "../lib/dom.js";
 import { lang, onLangChange, raw, t } from "../lib/i18n.js";
 import { languageSelect, logout, me, renderLogin, session } from "../staff/session.js";
@@ -807,16 +807,10 @@ function stopTyping(entry) {
 function onSend(entry) {
   const ta = document.getElementById("composer");
   if (!ta || entry.state !== "active" || !entry.conv.others().length) return;
-  const text = ta.value.trim();
-  if (!text) return;
-  if (text.length > MAX_TEXT_CHARS || !fitsInOneBox(text)) {
-    setNotice(t("staff.errors.too_long"));
-    return;
-  }
-  ta.value = "";
+  const item = takeComposerText(ta, () => setNotice(t("staff.errors.too_long")));
+  if (!item) return;
   entry.draft = "";
   stopTyping(entry);
-  const item = { kind: "out", text, sentAt: Date.now(), state: "sending" };
   appendItem(entry, item);
   entry.outbox.push(item);
   ta.focus();

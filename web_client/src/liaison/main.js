@@ -7,7 +7,7 @@ import { takeFragment } from "./fragment.js"; // first: strips the secret from t
 import * as e2e from "../lib/e2e.js";
 import * as invite from "../lib/invite.js";
 import { call, connect } from "../lib/calls.js";
-import { Conversation, fitsInOneBox, MAX_TEXT_CHARS, Outbox } from "../lib/conversation.js";
+import { Conversation, MAX_TEXT_CHARS, Outbox, takeComposerText } from "../lib/conversation.js";
 import { formatClock, h, mount, NO_TRACE_INPUT } from "../lib/dom.js";
 import { languages, lang, onLangChange, raw, setLang, t } from "../lib/i18n.js";
 
@@ -385,16 +385,10 @@ function onSend() {
   const ta = document.getElementById("composer");
   const conv = app.conv;
   if (!ta || !conv || !app.outbox || !conv.others().length) return;
-  const text = ta.value.trim();
-  if (!text) return;
-  if (text.length > MAX_TEXT_CHARS || !fitsInOneBox(text)) {
-    setNotice(t("liaison.too_long"));
-    return;
-  }
-  ta.value = "";
+  const item = takeComposerText(ta, () => setNotice(t("liaison.too_long")));
+  if (!item) return;
   app.draft = "";
   stopTyping();
-  const item = { kind: "out", text, sentAt: Date.now(), state: "sending" };
   appendItem(item);
   app.outbox.push(item);
   ta.focus();

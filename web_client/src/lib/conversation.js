@@ -18,6 +18,23 @@ export function fitsInOneBox(text) {
   return new TextEncoder().encode(json).length + 1 <= MAX_PADDED_BYTES;
 }
 
+/**
+ * The composer's text, taken for sending: trimmed, checked against the size
+ * rules, and the field emptied. Null when there is nothing to send or it is too
+ * long (then onTooLong() runs and the text stays where the person can shorten it).
+ * Returns the outgoing chat item every page shows and puts in its Outbox.
+ */
+export function takeComposerText(ta, onTooLong) {
+  const text = ta.value.trim();
+  if (!text) return null;
+  if (text.length > MAX_TEXT_CHARS || !fitsInOneBox(text)) {
+    onTooLong();
+    return null;
+  }
+  ta.value = "";
+  return { kind: "out", text, sentAt: Date.now(), state: "sending" };
+}
+
 export class Conversation {
   /**
    * @param {{id: string, member: string, resume: string, keys: {pk: Uint8Array, sk: Uint8Array}}} o

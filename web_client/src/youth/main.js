@@ -4,7 +4,7 @@
 // Design notes: docs/design/web-client.md.
 import * as e2e from "../lib/e2e.js";
 import { call, connect } from "../lib/calls.js";
-import { Conversation, conversationTestSurface, fitsInOneBox, MAX_TEXT_CHARS, Outbox } from "../lib/conversation.js";
+import { Conversation, conversationTestSurface, MAX_TEXT_CHARS, Outbox, takeComposerText } from "../lib/conversation.js";
 import { formatClock, h, mount, NO_TRACE_INPUT, uid } from "../lib/dom.js";
 import { languages, lang, localized, onLangChange, raw, setLang, t } from "../lib/i18n.js";
 import { installQuickExit, isWiped } from "./exit.js";
@@ -970,16 +970,10 @@ function onSend(e) {
   const ta = document.getElementById("composer");
   const conv = app.conv;
   if (!ta || !conv || !app.outbox || conv.state !== "active") return;
-  const text = ta.value.trim();
-  if (!text) return;
-  if (text.length > MAX_TEXT_CHARS || !fitsInOneBox(text)) {
-    setNotice(t("youth.chat.too_long"));
-    return;
-  }
-  ta.value = "";
+  const entry = takeComposerText(ta, () => setNotice(t("youth.chat.too_long")));
+  if (!entry) return;
   app.draft = "";
   stopTyping();
-  const entry = { kind: "out", text, sentAt: Date.now(), state: "sending" };
   appendItem(entry);
   app.outbox.push(entry);
   ta.focus();
