@@ -38,6 +38,9 @@ log = logging.getLogger(__name__)
 
 TICK_SECS = 0.5  # grace and pause deadlines are honoured to within this
 OPS_PUSH_SECS = 2.0
+# Packets a queue round sends before handing the loop back: ~1 ms of work
+# (docs/performance.md, "National evening peak").
+QUEUE_ROUND_SLICE = 32
 HISTORY_SAMPLE_SECS = 60.0
 ADDRESS_SWEEP_SECS = 300.0
 RETURN_PURGE_SECS = 3600.0  # expired return codes are deleted hourly (SECURITY_DESIGN)
@@ -146,7 +149,13 @@ async def _lifecycle(app: web.Application) -> AsyncIterator[None]:
     if gc_task is not None:
         tasks.add(gc_task)
     every(TICK_SECS, lambda: apply(ctx.chat.tick), "deadlines")
-    every(ctx.settings.queue_push_interval_secs, lambda: apply(ctx.chat.queue_updates), "queue")
+    async def queue_round() -> None:
+        # Sent in slices: at a national peak one round is hundreds of pushes,
+        # and sent at once they held up every relayed message behind them.
+        await ctx.apply(ctx.chat.queue_updates(), slice_size=QUEUE_ROUND_SLICE,
+                        still_current=ctx.chat.queue_push_current)
+
+    every(ctx.settings.queue_push_interval_secs, queue_round, "queue")
     every(OPS_PUSH_SECS, push_ops, "ops")
     every(HISTORY_SAMPLE_SECS, sample, "history")
     every(ctx.settings.stats_flush_secs, flush_stats, "stats")

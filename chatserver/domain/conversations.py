@@ -21,7 +21,7 @@ from typing import Any, Protocol
 from chatserver.crypto.tokens import equal, keyed_hash, new_id, new_pseudonym, new_secret
 from chatserver.domain import relay
 from chatserver.domain.clock import Clock, to_ms
-from chatserver.domain.events import Conn, Outcome
+from chatserver.domain.events import Conn, Emit, Outcome
 from chatserver.domain.model import (
     Conversation,
     Counsellor,
@@ -68,11 +68,13 @@ ROLE_NAMESPACE = {Role.YOUTH: YOUTH_NS, Role.COUNSELLOR: STAFF_NS, Role.LIAISON:
 # chat itself (docs/performance.md, "National evening peak").
 FRONT_OF_QUEUE = 3
 NEAR_FRONT_OF_QUEUE = 20
-# Far-back pushes per round, front of the queue first: youths who arrived together
-# would otherwise all fall due in the same round every 30 s (thousands of
-# events at once); the rest wait a round. Above the steady need at 10 000
-# waiting (10 000 / 30 s ≈ 333 a second), so nobody starves.
-FAR_PUSHES_PER_ROUND = 500
+# Far-back places a round looks at, per lane, from a cursor that goes round
+# the far part of the queue: a round costs O(log n + this), not O(n) (at
+# 10 000 waiting, scanning everyone each second stalled the loop ~10 ms), and
+# youths who arrived together fall due in different rounds instead of all
+# at once. At 10 000 waiting each far youth is looked at every ~20 s, so its
+# pushes come every 30–50 s.
+FAR_SCAN_PER_ROUND = 500
 # Estimated seconds per place in the queue are smoothed over recent claims.
 ETA_SMOOTHING = 0.2
 ETA_MIN_SECS, ETA_MAX_SECS = 15.0, 1800.0
@@ -119,6 +121,7 @@ class ChatService:
         self._queue_dirty = True
         self._queue_version = 0  # counted up by queue_updates for each new state
         self._push_owed = False  # a push was held back by a gap or budget
+        self._far_cursor: dict[str, int] = {}  # lane -> next far-back place to look at
         self._abandoned: dict[str, int] = {}  # UTC day -> conversations left while waiting
         self._history: deque[tuple[int, int]] = deque(maxlen=OPS_HISTORY_SAMPLES)
         self.relayed = 0  # sends accepted since start (a metric, never per conversation)
@@ -719,30 +722,57 @@ class ChatService:
         self._push_staff_snapshots(out, now)
         return out
 
+    def queue_push_current(self, emit: Emit) -> bool:
+        """Whether a push from queue_updates() still describes the queue. The
+        transport sends a round in slices (docs/design/queue.md): a youth
+        claimed or gone meanwhile must not get a position after that. A
+        position one place off is corrected by the next round; counsellors'
+        snapshots are views and always go."""
+        if emit.event != "queue" or "position" not in emit.payload:
+            return True
+        return str(emit.payload.get("conversation")) in self.queue
+
     def _push_positions(self, out: Outcome, now: float) -> None:
         near_gap = self.settings.queue_position_min_interval_secs
         far_gap = self.settings.queue_position_far_interval_secs
-        far_budget = FAR_PUSHES_PER_ROUND
-        for conv_id, position in self.queue.iter_all():
-            conv = self.conversations[conv_id]
-            eta = self._eta(position)
-            last = conv.last_pushed
-            if last is not None and (last[0], last[1]) == (position, eta):
+        for lane in self.queue.lanes():
+            length = self.queue.lane_length(lane)
+            for conv_id, position in self.queue.iter_range(lane, 0, NEAR_FRONT_OF_QUEUE):
+                self._push_position(out, conv_id, position, now, near_gap)
+            far = length - NEAR_FRONT_OF_QUEUE
+            if far <= 0:
+                self._far_cursor.pop(lane, None)
                 continue
-            far = position > NEAR_FRONT_OF_QUEUE
-            if last is not None and position > FRONT_OF_QUEUE:
-                if now - last[2] < (far_gap if far else near_gap) or \
-                        (far and far_budget <= 0):
-                    self._push_owed = True  # try again next round
-                    continue
-            youth = conv.youth()
-            if youth is None or youth.conn is None:
-                continue
-            if far:
-                far_budget -= 1
-            conv.last_pushed = (position, eta, now)
-            out.emit("queue", {"conversation": conv_id, "position": position, "eta_secs": eta},
-                     (youth.conn,))
+            first = self._far_cursor.get(lane, 0) % far
+            take = min(far, FAR_SCAN_PER_ROUND)
+            stop = min(far, first + take)
+            near = NEAR_FRONT_OF_QUEUE
+            window = itertools.chain(  # to the end of the lane, then round from the start
+                self.queue.iter_range(lane, near + first, near + stop),
+                self.queue.iter_range(lane, near, near + take - (stop - first)))
+            for conv_id, position in window:
+                self._push_position(out, conv_id, position, now, far_gap)
+            self._far_cursor[lane] = (first + take) % far
+            if take < far:
+                self._push_owed = True  # the rest of the far part, in later rounds
+
+    def _push_position(self, out: Outcome, conv_id: str, position: int, now: float,
+                       gap: float) -> None:
+        conv = self.conversations[conv_id]
+        eta = self._eta(position)
+        last = conv.last_pushed
+        if last is not None:
+            if last[0] == position and last[1] == eta:
+                return
+            if position > FRONT_OF_QUEUE and now - last[2] < gap:
+                self._push_owed = True  # try again in a later round
+                return
+        youth = conv.youth()
+        if youth is None or youth.conn is None:
+            return
+        conv.last_pushed = (position, eta, now)
+        out.emit("queue", {"conversation": conv_id, "position": position, "eta_secs": eta},
+                 (youth.conn,))
 
     def _push_staff_snapshots(self, out: Outcome, now: float) -> None:
         # Most counsellors have nobody in their personal lane and see the same

@@ -75,6 +75,19 @@ class WaitingQueue:
         for key in self._lanes.get(lane, ()):
             yield key.conversation
 
+    def lanes(self) -> list[str]:
+        return list(self._lanes)
+
+    def iter_range(self, lane: str, start: int, stop: int) -> Iterator[tuple[str, int]]:
+        """(conversation, position) for the 0-based places start..stop-1 of a
+        lane. O(log n + k): a round of queue pushes looks at a window of the
+        queue, never the whole of it."""
+        keys = self._lanes.get(lane)
+        if keys is None:
+            return
+        for i, key in enumerate(keys.islice(start, stop), start=start + 1):
+            yield key.conversation, i
+
     def iter_all(self) -> Iterator[tuple[str, int]]:
         """(conversation, position) for every queued conversation, lane by lane."""
         for keys in self._lanes.values():

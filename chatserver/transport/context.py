@@ -4,7 +4,9 @@ root (chatserver/app.py) and the one way to carry out an ``Outcome``.
 
 from __future__ import annotations
 
+import asyncio
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -13,7 +15,7 @@ from engineio.exceptions import EngineIOError
 from socketio import packet as sio_packet
 
 from chatserver.domain.conversations import ChatService
-from chatserver.domain.events import Outcome
+from chatserver.domain.events import Emit, Outcome
 from chatserver.domain.model import StaffRef
 from chatserver.settings import Settings
 from chatserver.transport.ratelimit import AddressLimiter, FailureBudget, TokenBucket
@@ -69,13 +71,22 @@ class Context:
     sio: socketio.AsyncServer | None = None
     conns: dict[str, ConnState] = field(default_factory=dict)
     ops_watchers: set[str] = field(default_factory=set)
+    # Staff sockets, so sweeps over consoles need not walk every youth's.
+    staff_sids: set[str] = field(default_factory=set)
     # Opened at start-up by the app's lifecycle; using them earlier is a bug
     # that fails loudly (AttributeError), never silently.
     store: SqliteStore = field(init=False)
     audit: AuditLog = field(init=False)
 
-    async def apply(self, outcome: Outcome) -> None:
-        """Record audit entries, then send events to their named recipients."""
+    async def apply(self, outcome: Outcome, *, slice_size: int = 0,
+                    still_current: Callable[[Emit], bool] | None = None) -> None:
+        """Record audit entries, then send events to their named recipients.
+
+        ``slice_size`` > 0 (the queue round only): hand the loop back after
+        every ``slice_size`` packets, so that relayed messages arriving
+        meanwhile are not held up behind hundreds of queue pushes; an event
+        that ``still_current`` rejects after such a pause is dropped (the
+        state it described changed while the round was sending)."""
         for entry in outcome.audits:
             try:
                 await self.audit.record(entry.actor, entry.action, entry.conversation,
@@ -96,7 +107,11 @@ class Context:
         # tests/integration/test_wire.py and the load tests' storm.
         sio = self.sio
         manager = sio.manager
+        sent = 0
+        paused = False
         for e in outcome.emits:
+            if paused and still_current is not None and not still_current(e):
+                continue
             packets: dict[str, eio_packet.Packet] = {}
             for conn in e.to:
                 eio_sid = manager.eio_sid_from_sid(conn.sid, conn.namespace)
@@ -110,6 +125,12 @@ class Context:
                     await sio.eio.send_packet(eio_sid, pkt)
                 except EngineIOError:
                     pass  # closed between lookup and send: same as gone
+                sent += 1
+                if slice_size and sent % slice_size == 0:
+                    # Each recipient of a round gets one event from it, so
+                    # pausing here cannot reorder one connection's events.
+                    await asyncio.sleep(0)
+                    paused = True
 
     def take_token(self, state: ConnState, bucket: str, now: float) -> float:
         """0.0 if ``state``'s ``bucket`` ("send" or "other") allows one more

@@ -57,6 +57,7 @@ class StaffNamespace(Namespace):
             raise Refused(exc.code) from None
         state = ConnState(staff=staff, session_token=token)
         self.ctx.conns[sid] = state
+        self.ctx.staff_sids.add(sid)
         if staff.role == "counsellor":
             await self.ctx.apply(self.ctx.chat.staff_connected(staff, self.conn(sid)))
 
@@ -94,8 +95,9 @@ class StaffNamespace(Namespace):
         """Close consoles whose session expired or whose account was disabled
         (by the CLI, which cannot reach this process's sessions)."""
         disabled = await self.ctx.store.disabled_staff_ids()
-        for sid, state in list(self.ctx.conns.items()):
-            if state.staff is None:
+        for sid in list(self.ctx.staff_sids):
+            state = self.ctx.conns.get(sid)
+            if state is None or state.staff is None:
                 continue
             if state.staff.id in disabled:
                 self.ctx.sessions.revoke_staff(state.staff.id)

@@ -81,3 +81,36 @@ async def test_anonymous_connections_keep_only_what_they_need(live_server: LiveS
     kept = [set(environ) for environ in sio.environ.values()]
     assert kept and all(keys <= {"HTTP_ORIGIN", "aiohttp.request"} for keys in kept)
     assert (await youth.call("status", {}))["ok"] is True  # still works
+
+
+async def test_a_sliced_round_hands_the_loop_back_and_drops_what_went_stale(
+        live_server: LiveServer) -> None:
+    # The queue round (app.py) sends in slices so relayed messages are not held
+    # up behind it; what changed during a pause is not sent (docs/design/queue.md).
+    async with aiohttp.ClientSession() as http:
+        ws = await http.ws_connect(
+            f"{live_server.url}/socket.io/?EIO=4&transport=websocket",
+            headers={"Origin": live_server.settings.public_origin})
+        try:
+            await ws.receive_str(timeout=5)
+            await ws.send_str("40/youth,")
+            sid = json.loads((await ws.receive_str(timeout=5)).split(",", 1)[1])["sid"]
+            conn = Conn(YOUTH_NS, sid)
+            rounds = Outcome()
+            for i in range(20):
+                rounds.emit("probe", {"i": i}, (conn,))
+            other = Outcome()
+            other.emit("probe", {"i": "other"}, (conn,))
+            stale = {3, 12}  # 3 goes before the first pause; 12 comes after one
+            await asyncio.gather(
+                live_server.ctx.apply(rounds, slice_size=5,
+                                      still_current=lambda e: e.payload["i"] not in stale),
+                live_server.ctx.apply(other))
+            got: list[object] = []
+            while len(got) < 20:
+                frame = await ws.receive_str(timeout=5)
+                if frame.startswith('42/youth,["probe"'):
+                    got.append(json.loads(frame.split(",", 1)[1])[1]["i"])
+            assert got == [0, 1, 2, 3, 4, "other", *[i for i in range(5, 20) if i != 12]]
+        finally:
+            await ws.close()
