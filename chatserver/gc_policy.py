@@ -6,7 +6,7 @@ aiohttp protocol and WebSocket objects, our conversation state) and stall the
 event loop for hundreds of milliseconds every few seconds. Those stalls were
 the whole p99 tail of stock python-socketio (docs/performance.md).
 
-``freeze`` (the default) moves long-lived objects into the permanent
+``freeze`` moves long-lived objects into the permanent
 generation with ``gc.freeze()``, which no automatic collection walks, so a
 collection costs what was allocated recently rather than the whole heap:
 
@@ -33,6 +33,17 @@ every few seconds (docs/performance.md, peak). A young collection walks only
 what survived since the last tick. Cyclic garbage that dies after surviving
 a young collection is frozen with the rest and waits for the periodic full
 collection below — bounded by ``gc_full_collect_interval_secs``.
+
+``freeze_only`` (the default) does the same, but its timer collects nothing:
+it freezes, every ``gc_freeze_interval_secs`` (0.25 s). Measured at the
+national peak, each ``gc.collect(1)`` of ``freeze_young`` walked the
+engine.io tasks, futures and timers re-made for every message (tens of
+thousands of live young objects a second) and was itself the longest stall
+left; freezing them a quarter of a second after they are made keeps every
+young collection small, and the timer costs nothing. The automatic young
+collections in between still free short-lived cycles; a cycle that dies in
+the last fraction of a second before a tick is frozen and waits for the
+periodic full collection (the run's figures: docs/performance.md).
 
 ``default``: the interpreter as shipped; for comparison runs.
 
@@ -67,15 +78,21 @@ def install(settings: Settings) -> asyncio.Task[None] | None:
     _collect_and_freeze()
     return asyncio.get_running_loop().create_task(
         _run(settings.gc_freeze_interval_secs, settings.gc_full_collect_interval_secs,
-             young_only=settings.gc_policy == "freeze_young"),
+             collect=TICK_COLLECTS[settings.gc_policy]),
         name="gc-policy")
 
 
-def _collect_and_freeze(generation: int = 2) -> None:
+# What each policy's timer collects before it freezes: every generation, the
+# young ones, or nothing (the automatic young collections run in between).
+TICK_COLLECTS: dict[str, int | None] = {"freeze": 2, "freeze_young": 1, "freeze_only": None}
+
+
+def _collect_and_freeze(generation: int | None = 2) -> None:
     # Collect first: whatever is garbage now must not be frozen for good.
     # Only unfrozen objects are walked, so this costs what was allocated since
     # the last freeze, not the whole heap.
-    gc.collect(generation)
+    if generation is not None:
+        gc.collect(generation)
     gc.freeze()
 
 
@@ -110,7 +127,7 @@ class _FreezeAfterFullCollection:
         gc.freeze()
 
 
-async def _run(interval_secs: float, full_every_secs: float, young_only: bool = False) -> None:
+async def _run(interval_secs: float, full_every_secs: float, collect: int | None = 2) -> None:
     hook = _FreezeAfterFullCollection(asyncio.get_running_loop())
     gc.callbacks.append(hook)
     try:
@@ -124,6 +141,6 @@ async def _run(interval_secs: float, full_every_secs: float, young_only: bool = 
                 last_full = time.monotonic()
                 log.info("gc: full collection took %.0f ms", pause * 1000)
             else:
-                _collect_and_freeze(1 if young_only else 2)
+                _collect_and_freeze(collect)
     finally:
         gc.callbacks.remove(hook)

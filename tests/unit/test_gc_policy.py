@@ -44,6 +44,9 @@ PROBE = textwrap.dedent("""
         frozen_before_tick = gc.get_freeze_count()
         await asyncio.sleep(0.3)  # a few ticks of gc_freeze_interval_secs
         out["frozen_grew"] = gc.get_freeze_count() >= frozen_before_tick + len(keep)
+        # gc.get_objects() lists generations 0-2 only: frozen objects are not in it
+        collectable = {id(o) for o in gc.get_objects()}
+        out["keep_frozen"] = not any(id(k) in collectable for k in keep)
         out["garbage_collected"] = ref() is None
         out["threshold_after"] = gc.get_threshold()[0]
         if task is not None:
@@ -68,9 +71,29 @@ def test_freeze_policies_freeze_survivors_and_collect_young_cycles(
     seen = _probe(tmp_path, gc_policy=policy, gc_freeze_interval_secs=0.05)
     assert seen["task"] and seen["frozen_at_start"] > 0
     assert seen["second_install"] is False  # idempotent: one policy task per process
-    assert seen["frozen_grew"]  # long-lived objects leave the collector's walk
+    assert seen["frozen_grew"] and seen["keep_frozen"]  # long-lived objects leave the walk
     assert seen["garbage_collected"]  # a cycle that died before the tick is not frozen
     assert seen["threshold_after"] == seen["threshold_before"]
+
+
+def test_freeze_only_freezes_each_tick_and_the_full_collection_reclaims(
+        tmp_path: Path) -> None:
+    # The tick collects nothing (a cycle that died since the last automatic
+    # young collection is frozen with the rest); the periodic full collection
+    # is what bounds that garbage.
+    seen = _probe(tmp_path, gc_policy="freeze_only", gc_freeze_interval_secs=0.05,
+                  gc_full_collect_interval_secs=0.1)
+    assert seen["task"] and seen["frozen_at_start"] > 0
+    assert seen["second_install"] is False
+    assert seen["keep_frozen"]  # (the full collection unfreezes and refreezes)
+    assert seen["garbage_collected"]
+    assert seen["threshold_after"] == seen["threshold_before"]
+
+
+def test_every_freeze_policy_says_what_its_tick_collects() -> None:
+    from chatserver.gc_policy import TICK_COLLECTS
+    from chatserver.settings import GC_POLICIES
+    assert set(TICK_COLLECTS) == set(GC_POLICIES) - {"default"}
 
 
 def test_young_threshold_lever(tmp_path: Path) -> None:
@@ -82,4 +105,4 @@ def test_young_threshold_lever(tmp_path: Path) -> None:
 def test_default_policy_leaves_the_collector_alone(tmp_path: Path) -> None:
     seen = _probe(tmp_path, gc_policy="default", gc_young_threshold=5000)
     assert seen == {**seen, "task": False, "frozen_at_start": 0, "frozen_grew": False,
-                    "threshold_after": seen["threshold_before"]}
+                    "keep_frozen": False, "threshold_after": seen["threshold_before"]}
