@@ -5,10 +5,11 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from pathlib import Path
 
-from loadtests import report, runner
+from loadtests import report, runner, stalls
 from loadtests.profiles import PROFILES
 
 
@@ -24,6 +25,10 @@ def main(argv: list[str] | None = None) -> int:
     run.add_argument("--from-head", action="store_true",
                      help="measure the committed HEAD (plus this loadtests/), not the "
                           "working tree — for runs while others edit the tree")
+    run.add_argument("--stalls", action="store_true",
+                     help="diagnosis: record every event-loop callback over 5 ms and every GC "
+                          "pause in the chat server (logs/stalls-*.json); adds overhead, so "
+                          "not for the reported figures")
     rep = sub.add_parser("report", help="re-render report.md and plots from results.json")
     rep.add_argument("results_dir", type=Path)
     mer = sub.add_parser("merge", help="one report from several runs (a later run's step "
@@ -53,6 +58,8 @@ def main(argv: list[str] | None = None) -> int:
         report.write(args.out_dir, merged)
         return 0
     if args.command == "run":
+        if args.stalls:
+            os.environ[stalls.ENV] = "1"
         out = runner.run(args.profile, args.only.split(",") if args.only else None, args.out,
                          from_head=args.from_head)
         doc = json.loads((out / "results.json").read_text())

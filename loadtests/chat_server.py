@@ -14,7 +14,7 @@ from aiohttp import web
 from chatserver import gc_policy, logs
 from chatserver.app import create_app
 from chatserver.settings import load_settings
-from loadtests import gcstats
+from loadtests import gcstats, stalls
 
 
 def main() -> None:
@@ -31,6 +31,7 @@ def main() -> None:
 
     app.cleanup_ctx.append(gc_ctx)
     gcstats.install(app)
+    stalls.install(app)
     web.run_app(app, host=settings.host, port=settings.port, access_log=None, print=None,
                 backlog=4096)
 

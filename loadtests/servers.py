@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from chatserver.settings import REPO_ROOT
+from loadtests import stalls
 
 LOAD_CONFIG = Path(__file__).with_name("load.toml")
 PYTHON = sys.executable
@@ -135,6 +136,8 @@ def start(stack: str, log_dir: Path, *, core: str | None,
     log_path = log_dir / f"server-{stack}-{port}.log"
     gc_stats = log_dir / f"gc-{stack}-{port}.json"
     env = {**os.environ, "PYTHONPATH": str(root), "LOADTEST_GC_STATS": str(gc_stats)}
+    if os.environ.get(stalls.ENV) == "1":  # `run --stalls`: a record per server
+        env[stalls.ENV] = str(log_dir / f"stalls-{stack}-{port}.json")
     data_dir: Path | None = None
     created: list[dict[str, Any]] = []
     overrides = dict(chat_overrides or {})
