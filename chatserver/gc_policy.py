@@ -21,10 +21,13 @@ collection costs what was allocated recently rather than the whole heap:
   collection.
 
 The price: a frozen object that later becomes cyclic garbage is not reclaimed
-until it is unfrozen. Every ``gc_full_collect_interval_secs`` the task
-unfreezes everything, runs one full collection (one pause, its length
-proportional to the live heap; measured in docs/performance.md) and freezes
-again. 0 turns that off.
+until it is unfrozen. Every ``gc_full_collect_interval_secs`` — and after
+every ``gc_full_collect_after_disconnects`` closed connections, because each
+closed WebSocket leaves ~14 KB in a reference cycle inside python-engineio
+(docs/decisions/0007) — the task unfreezes everything, runs one full
+collection (one pause, its length proportional to the live heap: ~1.7 s at
+10 000 connections on the test machine, docs/performance.md) and freezes
+again. 0 turns either trigger off.
 
 ``freeze_young`` does the same, but its timer collects only the young
 generations (0 and 1) before freezing: with 10 000 connections churning,
@@ -58,6 +61,7 @@ import asyncio
 import gc
 import logging
 import time
+from collections.abc import Callable
 from typing import Any
 
 from chatserver.settings import Settings
@@ -65,9 +69,11 @@ from chatserver.settings import Settings
 log = logging.getLogger(__name__)
 
 
-def install(settings: Settings) -> asyncio.Task[None] | None:
+def install(settings: Settings,
+            disconnects: Callable[[], int] | None = None) -> asyncio.Task[None] | None:
     """Apply ``settings.gc_policy``. Idempotent: a process whose heap is already
-    frozen (a second call) gets ``None`` and nothing changes."""
+    frozen (a second call) gets ``None`` and nothing changes. ``disconnects``
+    counts closed connections, for ``gc_full_collect_after_disconnects``."""
     if settings.gc_policy == "default":
         return None
     if gc.get_freeze_count() > 0:
@@ -78,7 +84,10 @@ def install(settings: Settings) -> asyncio.Task[None] | None:
     _collect_and_freeze()
     return asyncio.get_running_loop().create_task(
         _run(settings.gc_freeze_interval_secs, settings.gc_full_collect_interval_secs,
-             collect=TICK_COLLECTS[settings.gc_policy]),
+             collect=TICK_COLLECTS[settings.gc_policy],
+             full_after=(disconnects, settings.gc_full_collect_after_disconnects)
+             if disconnects is not None and settings.gc_full_collect_after_disconnects > 0
+             else None),
         name="gc-policy")
 
 
@@ -127,18 +136,24 @@ class _FreezeAfterFullCollection:
         gc.freeze()
 
 
-async def _run(interval_secs: float, full_every_secs: float, collect: int | None = 2) -> None:
+async def _run(interval_secs: float, full_every_secs: float, collect: int | None = 2,
+               full_after: tuple[Callable[[], int], int] | None = None) -> None:
     hook = _FreezeAfterFullCollection(asyncio.get_running_loop())
     gc.callbacks.append(hook)
     try:
         if interval_secs <= 0:
             await asyncio.Event().wait()  # only the hook; wait for cancellation
         last_full = time.monotonic()
+        closed_at_last_full = full_after[0]() if full_after else 0
         while True:
             await asyncio.sleep(interval_secs)
-            if full_every_secs > 0 and time.monotonic() - last_full >= full_every_secs:
+            due = full_every_secs > 0 and time.monotonic() - last_full >= full_every_secs
+            if full_after is not None and full_after[0]() - closed_at_last_full >= full_after[1]:
+                due = True  # enough closed connections' cycles are frozen (decision 0007)
+            if due:
                 pause = _full_collect()
                 last_full = time.monotonic()
+                closed_at_last_full = full_after[0]() if full_after else 0
                 log.info("gc: full collection took %.0f ms", pause * 1000)
             else:
                 _collect_and_freeze(collect)

@@ -73,6 +73,7 @@ class Context:
     ops_watchers: set[str] = field(default_factory=set)
     # Staff sockets, so sweeps over consoles need not walk every youth's.
     staff_sids: set[str] = field(default_factory=set)
+    disconnects: int = 0  # closed socket.io connections since start (gc_policy)
     # Opened at start-up by the app's lifecycle; using them earlier is a bug
     # that fails loudly (AttributeError), never silently.
     store: SqliteStore = field(init=False)

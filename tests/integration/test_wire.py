@@ -7,13 +7,42 @@ A real server, raw WebSocket clients speaking engine.io/socket.io by hand.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
+from collections.abc import AsyncIterator
+from typing import Any
 
 import aiohttp
 
 from chatserver.domain.conversations import YOUTH_NS
 from chatserver.domain.events import Conn, Outcome
 from tests.conftest import LiveServer
+
+
+@contextlib.asynccontextmanager
+async def raw_youth(server: LiveServer) -> AsyncIterator[tuple[aiohttp.ClientWebSocketResponse,
+                                                               Conn]]:
+    """A /youth connection spoken by hand: the socket and how the domain names it."""
+    async with aiohttp.ClientSession() as http:
+        ws = await http.ws_connect(f"{server.url}/socket.io/?EIO=4&transport=websocket",
+                                   headers={"Origin": server.settings.public_origin})
+        try:
+            await ws.receive_str(timeout=5)
+            await ws.send_str("40/youth,")
+            sid = json.loads((await ws.receive_str(timeout=5)).split(",", 1)[1])["sid"]
+            yield ws, Conn(YOUTH_NS, sid)
+        finally:
+            await ws.close()
+
+
+async def probes(ws: aiohttp.ClientWebSocketResponse, n: int) -> list[Any]:
+    """The payloads of the next ``n`` "probe" events on ``ws``."""
+    got: list[Any] = []
+    while len(got) < n:
+        frame = await ws.receive_str(timeout=5)
+        if frame.startswith('42/youth,["probe"'):
+            got.append(json.loads(frame.split(",", 1)[1])[1])
+    return got
 
 
 async def test_websocket_compression_is_declined(live_server: LiveServer) -> None:
@@ -42,33 +71,19 @@ async def test_websocket_compression_is_declined(live_server: LiveServer) -> Non
 async def test_events_of_one_outcome_are_never_interleaved(live_server: LiveServer) -> None:
     # A resume's redelivered boxes must not be overtaken by a live box that
     # another task emits meanwhile: Context.apply does not yield mid-outcome.
-    async with aiohttp.ClientSession() as http:
-        ws = await http.ws_connect(
-            f"{live_server.url}/socket.io/?EIO=4&transport=websocket",
-            headers={"Origin": live_server.settings.public_origin})
-        try:
-            await ws.receive_str(timeout=5)
-            await ws.send_str("40/youth,")
-            sid = json.loads((await ws.receive_str(timeout=5)).split(",", 1)[1])["sid"]
-            conn = Conn(YOUTH_NS, sid)
-            outcomes = []
-            for name in ("a", "b", "c"):
-                out = Outcome()
-                for i in range(40):
-                    out.emit("probe", {"outcome": name, "i": i}, (conn,))
-                outcomes.append(out)
-            await asyncio.gather(*(live_server.ctx.apply(o) for o in outcomes))
-            got = []
-            while len(got) < 120:
-                frame = await ws.receive_str(timeout=5)
-                if frame.startswith('42/youth,["probe"'):
-                    got.append(json.loads(frame.split(",", 1)[1])[1])
-            runs = [got[k:k + 40] for k in (0, 40, 80)]
-            for run in runs:
-                assert len({p["outcome"] for p in run}) == 1
-                assert [p["i"] for p in run] == list(range(40))
-        finally:
-            await ws.close()
+    async with raw_youth(live_server) as (ws, conn):
+        outcomes = []
+        for name in ("a", "b", "c"):
+            out = Outcome()
+            for i in range(40):
+                out.emit("probe", {"outcome": name, "i": i}, (conn,))
+            outcomes.append(out)
+        await asyncio.gather(*(live_server.ctx.apply(o) for o in outcomes))
+        got = await probes(ws, 120)
+        runs = [got[k:k + 40] for k in (0, 40, 80)]
+        for run in runs:
+            assert len({p["outcome"] for p in run}) == 1
+            assert [p["i"] for p in run] == list(range(40))
 
 
 async def test_anonymous_connections_keep_only_what_they_need(live_server: LiveServer) -> None:
@@ -87,30 +102,28 @@ async def test_a_sliced_round_hands_the_loop_back_and_drops_what_went_stale(
         live_server: LiveServer) -> None:
     # The queue round (app.py) sends in slices so relayed messages are not held
     # up behind it; what changed during a pause is not sent (docs/design/queue.md).
-    async with aiohttp.ClientSession() as http:
-        ws = await http.ws_connect(
-            f"{live_server.url}/socket.io/?EIO=4&transport=websocket",
-            headers={"Origin": live_server.settings.public_origin})
-        try:
-            await ws.receive_str(timeout=5)
-            await ws.send_str("40/youth,")
-            sid = json.loads((await ws.receive_str(timeout=5)).split(",", 1)[1])["sid"]
-            conn = Conn(YOUTH_NS, sid)
-            rounds = Outcome()
-            for i in range(20):
-                rounds.emit("probe", {"i": i}, (conn,))
-            other = Outcome()
-            other.emit("probe", {"i": "other"}, (conn,))
-            stale = {3, 12}  # 3 goes before the first pause; 12 comes after one
-            await asyncio.gather(
-                live_server.ctx.apply(rounds, slice_size=5,
-                                      still_current=lambda e: e.payload["i"] not in stale),
-                live_server.ctx.apply(other))
-            got: list[object] = []
-            while len(got) < 20:
-                frame = await ws.receive_str(timeout=5)
-                if frame.startswith('42/youth,["probe"'):
-                    got.append(json.loads(frame.split(",", 1)[1])[1]["i"])
-            assert got == [0, 1, 2, 3, 4, "other", *[i for i in range(5, 20) if i != 12]]
-        finally:
-            await ws.close()
+    async with raw_youth(live_server) as (ws, conn):
+        rounds = Outcome()
+        for i in range(20):
+            rounds.emit("probe", {"i": i}, (conn,))
+        other = Outcome()
+        other.emit("probe", {"i": "other"}, (conn,))
+        stale = {3, 12}  # 3 goes before the first pause; 12 comes after one
+        await asyncio.gather(
+            live_server.ctx.apply(rounds, slice_size=5,
+                                  still_current=lambda e: e.payload["i"] not in stale),
+            live_server.ctx.apply(other))
+        got = [p["i"] for p in await probes(ws, 20)]
+        assert got == [0, 1, 2, 3, 4, "other", *[i for i in range(5, 20) if i != 12]]
+
+
+async def test_closed_connections_are_counted_for_the_gc_policy(live_server: LiveServer) -> None:
+    # gc_full_collect_after_disconnects counts these (decision 0007).
+    before = live_server.ctx.disconnects
+    youth = await live_server.youth()
+    await youth.disconnect()
+    for _ in range(50):
+        if live_server.ctx.disconnects > before:
+            break
+        await asyncio.sleep(0.05)
+    assert live_server.ctx.disconnects == before + 1

@@ -106,3 +106,53 @@ def test_default_policy_leaves_the_collector_alone(tmp_path: Path) -> None:
     seen = _probe(tmp_path, gc_policy="default", gc_young_threshold=5000)
     assert seen == {**seen, "task": False, "frozen_at_start": 0, "frozen_grew": False,
                     "keep_frozen": False, "threshold_after": seen["threshold_before"]}
+
+
+FULL_AFTER_PROBE = textwrap.dedent("""
+    import asyncio, gc, json, sys, weakref
+    from chatserver import gc_policy
+    from chatserver.settings import load_settings
+
+    overrides = json.loads(sys.argv[1])
+    settings = load_settings(config_file=sys.argv[2], env={"CHAT_DATA_DIR": sys.argv[3]},
+                             overrides=overrides)
+    closed = [0]
+
+    class Node:
+        def __init__(self):
+            self.me = self
+
+    async def main():
+        task = gc_policy.install(settings, lambda: closed[0])
+        node = Node()
+        ref = weakref.ref(node)
+        await asyncio.sleep(0.2)  # ticks freeze it while it is alive
+        del node  # frozen cyclic garbage now: no automatic collection walks it
+        gc.collect()
+        out = {"kept_while_frozen": ref() is not None}
+        closed[0] += int(sys.argv[4])  # connections closed meanwhile
+        await asyncio.sleep(0.3)
+        out["alive_after"] = ref() is not None
+        task.cancel()
+        print(json.dumps(out))
+
+    asyncio.run(main())
+""")
+
+
+@pytest.mark.parametrize(("closed", "reclaimed"), [(10, True), (9, False)])
+def test_enough_closed_connections_start_a_full_collection(
+        tmp_path: Path, closed: int, reclaimed: bool) -> None:
+    # Each closed WebSocket leaves a frozen cycle (decision 0007): the policy
+    # runs its full collection after gc_full_collect_after_disconnects closes,
+    # not only on its hourly timer.
+    done = subprocess.run(
+        [sys.executable, "-c", FULL_AFTER_PROBE,
+         json.dumps({"gc_policy": "freeze_only", "gc_freeze_interval_secs": 0.05,
+                     "gc_full_collect_interval_secs": 0,
+                     "gc_full_collect_after_disconnects": 10}),
+         str(TEST_CONFIG), str(tmp_path / "var"), str(closed)],
+        capture_output=True, text=True, cwd=REPO_ROOT, timeout=60, check=True)
+    seen = json.loads(done.stdout.strip().splitlines()[-1])
+    assert seen["kept_while_frozen"]  # even an explicit gc.collect() leaves it
+    assert seen["alive_after"] is not reclaimed
