@@ -145,7 +145,7 @@ async def _lifecycle(app: web.Application) -> AsyncIterator[None]:
         ctx.login_addresses.sweep()
         ctx.sessions.purge_expired()
 
-    gc_task = gc_policy.install(ctx.settings, lambda: ctx.disconnects)  # decisions 0002, 0007
+    gc_task = gc_policy.install(ctx.settings, lambda: ctx.websockets_opened)  # decisions 0002, 0007
     if gc_task is not None:
         tasks.add(gc_task)
     every(TICK_SECS, lambda: apply(ctx.chat.tick), "deadlines")

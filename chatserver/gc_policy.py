@@ -22,8 +22,9 @@ collection costs what was allocated recently rather than the whole heap:
 
 The price: a frozen object that later becomes cyclic garbage is not reclaimed
 until it is unfrozen. Every ``gc_full_collect_interval_secs`` — and after
-every ``gc_full_collect_after_disconnects`` closed connections, because each
-closed WebSocket leaves ~14 KB in a reference cycle inside python-engineio
+every ``gc_full_collect_after_websockets`` WebSockets opened (at most once
+per ``FULL_AFTER_WEBSOCKETS_MIN_GAP_SECS``), because each closed WebSocket
+leaves ~14 KB in a reference cycle inside python-engineio
 (docs/decisions/0007) — the task unfreezes everything, runs one full
 collection (one pause, its length proportional to the live heap: ~1.7 s at
 10 000 connections on the test machine, docs/performance.md) and freezes
@@ -44,9 +45,11 @@ engine.io tasks, futures and timers re-made for every message (tens of
 thousands of live young objects a second) and was itself the longest stall
 left; freezing them a quarter of a second after they are made keeps every
 young collection small, and the timer costs nothing. The automatic young
-collections in between still free short-lived cycles; a cycle that dies in
-the last fraction of a second before a tick is frozen and waits for the
-periodic full collection (the run's figures: docs/performance.md).
+collections in between still free short-lived cycles; a cycle that has not
+met one before the next tick (generation-1 collections run about once a
+second at the peak, ticks four times) is frozen and waits for the periodic
+full collection — measured, that left no more for it than ``freeze_young``
+(the run's figures: docs/performance.md, decision 0002).
 
 ``default``: the interpreter as shipped; for comparison runs.
 
@@ -70,10 +73,11 @@ log = logging.getLogger(__name__)
 
 
 def install(settings: Settings,
-            disconnects: Callable[[], int] | None = None) -> asyncio.Task[None] | None:
+            websockets: Callable[[], int] | None = None) -> asyncio.Task[None] | None:
     """Apply ``settings.gc_policy``. Idempotent: a process whose heap is already
-    frozen (a second call) gets ``None`` and nothing changes. ``disconnects``
-    counts closed connections, for ``gc_full_collect_after_disconnects``."""
+    frozen (a second call) gets ``None`` and nothing changes. ``websockets``
+    counts the WebSockets opened since start, for
+    ``gc_full_collect_after_websockets``."""
     if settings.gc_policy == "default":
         return None
     if gc.get_freeze_count() > 0:
@@ -85,11 +89,17 @@ def install(settings: Settings,
     return asyncio.get_running_loop().create_task(
         _run(settings.gc_freeze_interval_secs, settings.gc_full_collect_interval_secs,
              collect=TICK_COLLECTS[settings.gc_policy],
-             full_after=(disconnects, settings.gc_full_collect_after_disconnects)
-             if disconnects is not None and settings.gc_full_collect_after_disconnects > 0
+             full_after=(websockets, settings.gc_full_collect_after_websockets)
+             if websockets is not None and settings.gc_full_collect_after_websockets > 0
              else None),
         name="gc-policy")
 
+
+# The full-collection triggers are checked this often when nothing is frozen on
+# a timer (gc_freeze_interval_secs = 0).
+NO_FREEZE_TICK_SECS = 1.0
+# At most one full collection per this many seconds from the WebSocket count.
+FULL_AFTER_WEBSOCKETS_MIN_GAP_SECS = 300.0
 
 # What each policy's timer collects before it freezes: every generation, the
 # young ones, or nothing (the automatic young collections run in between).
@@ -141,21 +151,33 @@ async def _run(interval_secs: float, full_every_secs: float, collect: int | None
     hook = _FreezeAfterFullCollection(asyncio.get_running_loop())
     gc.callbacks.append(hook)
     try:
-        if interval_secs <= 0:
+        if interval_secs <= 0 and full_every_secs <= 0 and full_after is None:
             await asyncio.Event().wait()  # only the hook; wait for cancellation
+        # gc_freeze_interval_secs = 0 means no timed freeze, not no full collection.
+        tick = interval_secs if interval_secs > 0 else NO_FREEZE_TICK_SECS
         last_full = time.monotonic()
-        closed_at_last_full = full_after[0]() if full_after else 0
+        opened_at_last_full = full_after[0]() if full_after else 0
         while True:
-            await asyncio.sleep(interval_secs)
-            due = full_every_secs > 0 and time.monotonic() - last_full >= full_every_secs
-            if full_after is not None and full_after[0]() - closed_at_last_full >= full_after[1]:
-                due = True  # enough closed connections' cycles are frozen (decision 0007)
-            if due:
+            await asyncio.sleep(tick)
+            now = time.monotonic()
+            why = ""
+            if full_every_secs > 0 and now - last_full >= full_every_secs:
+                why = "timer"
+            elif full_after is not None and \
+                    full_after[0]() - opened_at_last_full >= full_after[1] and \
+                    now - last_full >= FULL_AFTER_WEBSOCKETS_MIN_GAP_SECS:
+                # Enough closed connections' cycles are frozen (decision 0007).
+                # The gap: opening WebSockets is cheap, and each full collection
+                # pauses everyone.
+                why = "websockets"
+            if why:
+                opened = full_after[0]() - opened_at_last_full if full_after else 0
                 pause = _full_collect()
                 last_full = time.monotonic()
-                closed_at_last_full = full_after[0]() if full_after else 0
-                log.info("gc: full collection took %.0f ms", pause * 1000)
-            else:
+                opened_at_last_full = full_after[0]() if full_after else 0
+                log.info("gc: full collection (%s; %d WebSockets since the last) took %.0f ms",
+                         why, opened, pause * 1000)
+            elif interval_secs > 0:
                 _collect_and_freeze(collect)
     finally:
         gc.callbacks.remove(hook)

@@ -143,11 +143,11 @@ class Settings:
     # Frozen objects that later die in a reference cycle are reclaimed only by a
     # full unfreeze-and-collect, run this often (0 = never). One pause each time.
     gc_full_collect_interval_secs: float = 3600.0
-    # ... and after this many closed connections (0 = no such trigger): each
-    # closed WebSocket leaves ~14 KB in a reference cycle inside python-engineio
-    # (docs/decisions/0007), so this bounds that memory however fast
-    # connections churn: 50 000 closes ≈ 0.7 GB.
-    gc_full_collect_after_disconnects: int = 50000
+    # ... and after this many WebSockets opened (0 = no such trigger), at most
+    # every 5 min: each closed WebSocket leaves ~14 KB in a reference cycle
+    # inside python-engineio (docs/decisions/0007), so this bounds that memory
+    # (50 000 ≈ 0.7 GB) unless more connect than that within 5 min.
+    gc_full_collect_after_websockets: int = 50000
     # Generation-0 threshold under the freeze policies (0 = the interpreter's
     # 700). A lever measured in docs/performance.md, not a tuning knob.
     gc_young_threshold: int = 0
@@ -303,9 +303,9 @@ def _check(s: Settings) -> None:
     if s.gc_policy not in GC_POLICIES:
         raise ConfigError(f"gc_policy must be one of {GC_POLICIES}")
     if s.gc_freeze_interval_secs < 0 or s.gc_full_collect_interval_secs < 0 or \
-            s.gc_young_threshold < 0 or s.gc_full_collect_after_disconnects < 0:
+            s.gc_young_threshold < 0 or s.gc_full_collect_after_websockets < 0:
         raise ConfigError("gc_freeze_interval_secs, gc_full_collect_interval_secs, "
-                          "gc_full_collect_after_disconnects and gc_young_threshold "
+                          "gc_full_collect_after_websockets and gc_young_threshold "
                           "must not be negative")
 
 

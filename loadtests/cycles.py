@@ -53,8 +53,12 @@ def _engineio_returns_none() -> None:
 
 
 async def measure(n: int) -> dict[str, Any]:
-    settings = load_settings(config_file=TEST_CONFIG,
-                             env={"CHAT_DATA_DIR": str(Path(tempfile.mkdtemp()) / "var")})
+    with tempfile.TemporaryDirectory() as data:
+        return await _measure(n, Path(data) / "var")
+
+
+async def _measure(n: int, data_dir: Path) -> dict[str, Any]:
+    settings = load_settings(config_file=TEST_CONFIG, env={"CHAT_DATA_DIR": str(data_dir)})
     runner = web.AppRunner(create_app(settings))
     await runner.setup()
     site = web.TCPSite(runner, "127.0.0.1", 0)

@@ -19,7 +19,7 @@ import gc
 import json
 import os
 import time
-from collections import defaultdict
+from collections import defaultdict, deque
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -50,9 +50,10 @@ def _label(handle: asyncio.Handle) -> str:
 class Stalls:
     def __init__(self) -> None:
         self.by_label: dict[str, list[float]] = defaultdict(list)
-        self.timeline: list[tuple[float, float, str]] = []
+        # Bounded: only the last of these are written out anyway.
+        self.timeline: deque[tuple[float, float, str]] = deque(maxlen=5000)
         self.gc_started = 0.0
-        self.gc_pauses: list[tuple[float, int, float]] = []
+        self.gc_pauses: deque[tuple[float, int, float]] = deque(maxlen=5000)
         self.t0 = time.monotonic()
         self.callbacks = 0
         self.busy = 0.0
@@ -120,7 +121,7 @@ class Stalls:
         rows.sort(key=lambda r: -r["total_ms"])
         return {"threshold_ms": THRESHOLD_MS, "callbacks": self.callbacks,
                 "busy_secs": round(self.busy, 2), "stalls": rows,
-                "timeline": self.timeline[-5000:], "gc_pauses": self.gc_pauses[-5000:],
+                "timeline": list(self.timeline), "gc_pauses": list(self.gc_pauses),
                 "young": self.young, "censuses": self.censuses}
 
 

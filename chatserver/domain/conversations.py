@@ -69,11 +69,11 @@ ROLE_NAMESPACE = {Role.YOUTH: YOUTH_NS, Role.COUNSELLOR: STAFF_NS, Role.LIAISON:
 FRONT_OF_QUEUE = 3
 NEAR_FRONT_OF_QUEUE = 20
 # Far-back places a round looks at, per lane, from a cursor that goes round
-# the far part of the queue: a round costs O(log n + this), not O(n) (at
-# 10 000 waiting, scanning everyone each second stalled the loop ~10 ms), and
-# youths who arrived together fall due in different rounds instead of all
+# the far part of the queue: a round costs O(log n + this) per lane, not O(n)
+# (at 10 000 waiting, scanning everyone each second stalled the loop ~10 ms),
+# and youths who arrived together fall due in different rounds instead of all
 # at once. At 10 000 waiting each far youth is looked at every ~20 s, so its
-# pushes come every 30–50 s.
+# pushes come every ~40 s (30 s at the least).
 FAR_SCAN_PER_ROUND = 500
 # Estimated seconds per place in the queue are smoothed over recent claims.
 ETA_SMOOTHING = 0.2
@@ -122,6 +122,7 @@ class ChatService:
         self._queue_version = 0  # counted up by queue_updates for each new state
         self._push_owed = False  # a push was held back by a gap or budget
         self._far_cursor: dict[str, int] = {}  # lane -> next far-back place to look at
+        self._far_unscanned: dict[str, int] = {}  # lane -> far places not looked at since a change
         self._abandoned: dict[str, int] = {}  # UTC day -> conversations left while waiting
         self._history: deque[tuple[int, int]] = deque(maxlen=OPS_HISTORY_SAMPLES)
         self.relayed = 0  # sends accepted since start (a metric, never per conversation)
@@ -716,45 +717,58 @@ class ChatService:
             return out
         if self._queue_dirty:
             self._queue_version += 1  # a new state to publish
+            self._far_unscanned.clear()  # every far-back place is to be looked at again
         self._queue_dirty = self._push_owed = False
         now = self.clock.now()
-        self._push_positions(out, now)
+        # Snapshots first: the transport sends a round in slices, and a view
+        # sent after a later claim would show that youth as still waiting.
         self._push_staff_snapshots(out, now)
+        self._push_positions(out, now)
         return out
 
     def queue_push_current(self, emit: Emit) -> bool:
-        """Whether a push from queue_updates() still describes the queue. The
-        transport sends a round in slices (docs/design/queue.md): a youth
-        claimed or gone meanwhile must not get a position after that. A
-        position one place off is corrected by the next round; counsellors'
-        snapshots are views and always go."""
+        """Whether a push from queue_updates() may still go. The transport sends
+        a round in slices (docs/design/queue.md): a youth claimed or gone
+        meanwhile must not get a position after that, nor one older than what a
+        reply told them since (``choose`` moves a youth and answers with the new
+        place). A position one place off after someone else's claim is
+        corrected by the next round; counsellors' snapshots are views and go."""
         if emit.event != "queue" or "position" not in emit.payload:
             return True
-        return str(emit.payload.get("conversation")) in self.queue
+        conv = self.conversations.get(str(emit.payload.get("conversation")))
+        if conv is None or conv.id not in self.queue or conv.last_pushed is None:
+            return False
+        return conv.last_pushed[:2] == (emit.payload["position"], emit.payload["eta_secs"])
 
     def _push_positions(self, out: Outcome, now: float) -> None:
         near_gap = self.settings.queue_position_min_interval_secs
         far_gap = self.settings.queue_position_far_interval_secs
-        for lane in self.queue.lanes():
-            length = self.queue.lane_length(lane)
-            for conv_id, position in self.queue.iter_range(lane, 0, NEAR_FRONT_OF_QUEUE):
+        near = NEAR_FRONT_OF_QUEUE
+        lanes = self.queue.lanes()
+        for lane in lanes:  # the fronts of all lanes before any far-back window
+            for conv_id, position in self.queue.iter_range(lane, 0, near):
                 self._push_position(out, conv_id, position, now, near_gap)
-            far = length - NEAR_FRONT_OF_QUEUE
+        for lane in lanes:
+            far = self.queue.lane_length(lane) - near
             if far <= 0:
                 self._far_cursor.pop(lane, None)
+                self._far_unscanned.pop(lane, None)
                 continue
             first = self._far_cursor.get(lane, 0) % far
             take = min(far, FAR_SCAN_PER_ROUND)
             stop = min(far, first + take)
-            near = NEAR_FRONT_OF_QUEUE
             window = itertools.chain(  # to the end of the lane, then round from the start
                 self.queue.iter_range(lane, near + first, near + stop),
                 self.queue.iter_range(lane, near, near + take - (stop - first)))
             for conv_id, position in window:
                 self._push_position(out, conv_id, position, now, far_gap)
             self._far_cursor[lane] = (first + take) % far
-            if take < far:
-                self._push_owed = True  # the rest of the far part, in later rounds
+            # Until one whole pass since the last change, later rounds owe a look
+            # at the rest; after it a still queue costs nothing.
+            unscanned = self._far_unscanned.get(lane, far) - take
+            self._far_unscanned[lane] = max(unscanned, 0)
+            if unscanned > 0:
+                self._push_owed = True
 
     def _push_position(self, out: Outcome, conv_id: str, position: int, now: float,
                        gap: float) -> None:

@@ -55,7 +55,10 @@ class WaitingQueue:
         if found is None:
             return False
         lane, key = found
-        self._lanes[lane].remove(key)
+        keys = self._lanes[lane]
+        keys.remove(key)
+        if not keys and lane != GENERAL_LANE:
+            del self._lanes[lane]  # personal lanes come and go; a round walks the lanes
         return True
 
     def position(self, conversation: str) -> int:

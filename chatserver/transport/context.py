@@ -73,7 +73,7 @@ class Context:
     ops_watchers: set[str] = field(default_factory=set)
     # Staff sockets, so sweeps over consoles need not walk every youth's.
     staff_sids: set[str] = field(default_factory=set)
-    disconnects: int = 0  # closed socket.io connections since start (gc_policy)
+    websockets_opened: int = 0  # WebSocket upgrades asked for since start (gc_policy)
     # Opened at start-up by the app's lifecycle; using them earlier is a bug
     # that fails loudly (AttributeError), never silently.
     store: SqliteStore = field(init=False)
@@ -85,9 +85,11 @@ class Context:
 
         ``slice_size`` > 0 (the queue round only): hand the loop back after
         every ``slice_size`` packets, so that relayed messages arriving
-        meanwhile are not held up behind hundreds of queue pushes; an event
-        that ``still_current`` rejects after such a pause is dropped (the
-        state it described changed while the round was sending)."""
+        meanwhile are not held up behind hundreds of queue pushes. Other
+        outcomes' events may then come between this one's, which is safe only
+        when each recipient gets at most one event from it (a round). An
+        event that ``still_current`` rejects is dropped: the state it
+        described changed while the outcome was being sent."""
         for entry in outcome.audits:
             try:
                 await self.audit.record(entry.actor, entry.action, entry.conversation,
@@ -103,15 +105,15 @@ class Context:
         # engine.io finds that very socket's pings overdue does it close it,
         # and a closing socket is resumed from the server's buffer anyway): the
         # events of one outcome reach every connection in the domain's order
-        # and no other outcome's events come between them (a resume's
-        # redelivered boxes are never overtaken by a live box). Guarded by
-        # tests/integration/test_wire.py and the load tests' storm.
+        # and, unless the caller asks for slices, no other outcome's events
+        # come between them (a resume's redelivered boxes are never overtaken
+        # by a live box). Guarded by tests/integration/test_wire.py and the
+        # load tests' storm.
         sio = self.sio
         manager = sio.manager
         sent = 0
-        paused = False
         for e in outcome.emits:
-            if paused and still_current is not None and not still_current(e):
+            if still_current is not None and not still_current(e):
                 continue
             packets: dict[str, eio_packet.Packet] = {}
             for conn in e.to:
@@ -128,10 +130,7 @@ class Context:
                     pass  # closed between lookup and send: same as gone
                 sent += 1
                 if slice_size and sent % slice_size == 0:
-                    # Each recipient of a round gets one event from it, so
-                    # pausing here cannot reorder one connection's events.
                     await asyncio.sleep(0)
-                    paused = True
 
     def take_token(self, state: ConnState, bucket: str, now: float) -> float:
         """0.0 if ``state``'s ``bucket`` ("send" or "other") allows one more

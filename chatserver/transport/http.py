@@ -116,6 +116,10 @@ def middleware(request: web.Request, handler: Any) -> Awaitable[web.StreamRespon
     the offer before engine.io sees it is how we decline without patching the
     library. Everything else gets errors as JSON."""
     if request.path.startswith(SOCKET_PATH):
+        if request.headers.get("Upgrade", "").lower() == "websocket":
+            # Counted for the GC policy: every WebSocket engine.io serves ends
+            # in a reference cycle when it closes (docs/decisions/0007).
+            request.app[CONTEXT].websockets_opened += 1
         if WS_EXTENSIONS in request.headers:
             headers = request.headers.copy()
             del headers[WS_EXTENSIONS]

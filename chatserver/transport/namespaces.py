@@ -131,7 +131,6 @@ class Namespace(socketio.AsyncNamespace):  # type: ignore[misc]  # socketio is u
         self.ctx.conns.pop(sid, None)
         self.ctx.ops_watchers.discard(sid)
         self.ctx.staff_sids.discard(sid)
-        self.ctx.disconnects += 1
         await self.ctx.apply(self.ctx.chat.disconnect(self.conn(sid)))
 
 

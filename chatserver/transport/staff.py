@@ -59,7 +59,14 @@ class StaffNamespace(Namespace):
         self.ctx.conns[sid] = state
         self.ctx.staff_sids.add(sid)
         if staff.role == "counsellor":
-            await self.ctx.apply(self.ctx.chat.staff_connected(staff, self.conn(sid)))
+            try:
+                await self.ctx.apply(self.ctx.chat.staff_connected(staff, self.conn(sid)))
+            except BaseException:
+                # socket.io will not call on_disconnect for a connect that
+                # failed: forget the socket here, or the sweep keeps it forever.
+                self.ctx.conns.pop(sid, None)
+                self.ctx.staff_sids.discard(sid)
+                raise
 
     async def ctx_staff(self, token: str | None) -> StaffRef:
         if not token:

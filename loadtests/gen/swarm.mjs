@@ -369,6 +369,7 @@ class Youth {
   constructor() { this.conn = null; this.ep = null; this.conv = null; this.member = null; this.resume = null; this.state = 'new'; this.onEnded = null; this.onStateChange = null; }
 
   setState(state) {
+    if (state === this.state) return;
     this.state = state;
     const notify = this.onStateChange;
     this.onStateChange = null;

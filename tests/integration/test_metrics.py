@@ -27,6 +27,8 @@ async def test_metrics_on_loopback_port_aggregate_only(tmp_path: Path) -> None:
         assert 'chat_conversations{state="active"} 1.0' in text
         assert "chat_counsellors_on_duty 1.0" in text
         assert "chat_messages_relayed_total 1.0" in text
+        assert 'chat_connections{kind="staff"} 1.0' in text
+        assert 'chat_connections{kind="youth"} 1.0' in text
         assert conv not in text and "Alias" not in text
         await youth.close()
         await counsellor.close()

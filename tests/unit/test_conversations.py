@@ -342,6 +342,41 @@ def test_a_round_push_goes_stale_when_its_youth_leaves_the_queue(world: World) -
     assert world.chat.queue_push_current(to_staff)  # a view; the next round corrects it
 
 
+def test_a_round_push_goes_stale_when_a_reply_told_newer_figures(world: World) -> None:
+    # A returning youth who stops waiting for their counsellor is answered with
+    # their new place at once; the round's older figure must not follow it.
+    ref1, _s1 = world.counsellor(1)
+    ref2, s2 = world.counsellor(2)
+    _c1, y1 = world.youth(1)
+    _c3, y3 = world.youth(3)
+    world.youth(4)
+    conn = Conn(YOUTH_NS, "r1")
+    conv_id = str(world.chat.start(conn, pk(), StartProfile(),
+                                   returning_to=ref1.id).reply["conversation"])
+    world.chat.queue_updates()
+    world.chat.claim(ref2, s2, str(y1["conversation"]), pk())
+    world.clock.advance(20)
+    world.chat.claim(ref2, s2, str(y3["conversation"]), pk())  # estimates change
+    push = next(e for e in world.chat.queue_updates().emits
+                if e.payload.get("conversation") == conv_id)
+    assert world.chat.queue_push_current(push)
+    reply = world.chat.choose(conn, conv_id, wait=False).reply
+    assert (reply["position"], push.payload["position"]) == (2, 1)
+    assert not world.chat.queue_push_current(push)
+
+
+def test_round_sends_counsellors_their_view_first(world: World) -> None:
+    # The transport sends a round in slices; a view sent after a later claim
+    # would show that youth as still waiting.
+    ref, sconn = world.counsellor(1)
+    world.youth(1)
+    world.youth(2)
+    world.chat.claim(ref, sconn, None, pk())
+    emits = world.chat.queue_updates().emits
+    assert emits[0].to == (sconn,) and "entries" in emits[0].payload
+    assert all("position" in e.payload for e in emits[1:])
+
+
 def test_far_back_positions_are_pushed_less_often(settings: Settings) -> None:
     world = World(replace(settings, queue_position_min_interval_secs=5.0,
                           queue_position_far_interval_secs=30.0))
@@ -386,6 +421,41 @@ def test_far_back_pushes_are_spread_over_rounds(settings: Settings,
     everyone = sorted(p for r in rounds for p in r)
     assert everyone == list(range(21, 32))  # each reached, once
     assert rounds[-1] == []
+
+
+def test_far_back_windows_per_lane_and_a_still_queue_stops_costing(
+        settings: Settings, monkeypatch: pytest.MonkeyPatch) -> None:
+    # Each lane has its own cursor; a lane that shrinks below it is still
+    # scanned whole; once a pass since the last change is done and nothing is
+    # held back by a gap, rounds do nothing.
+    monkeypatch.setattr(conversations, "FAR_SCAN_PER_ROUND", 3)
+    world = World(replace(settings, queue_position_min_interval_secs=5.0,
+                          queue_position_far_interval_secs=30.0))
+    ref, sconn = world.counsellor(1, capacity=20)
+    general = [world.youth(n) for n in range(1, 28)]  # far part: places 21-27
+    for n in range(28, 54):  # professional lane, far part: places 21-26
+        world.chat.start(Conn(YOUTH_NS, f"p{n}"), pk(), StartProfile(professional=True))
+    world.chat.queue_updates()
+    for _ in range(4):  # the front of the general lane moves on
+        world.chat.claim(ref, sconn, str(general.pop(0)[1]["conversation"]), pk())
+    world.clock.advance(31)
+    pushed: list[tuple[str, int]] = []
+    rounds = 0
+    while True:
+        out = world.chat.queue_updates()
+        if not out.emits:
+            break
+        rounds += 1
+        for e in out.emits:
+            if "position" in e.payload and int(str(e.payload["position"])) > 20:
+                lane = "p" if e.to[0].sid.startswith("p") else "g"
+                pushed.append((lane, int(str(e.payload["position"]))))
+        assert rounds < 10
+    # every far youth of both lanes once (claims changed everyone's estimate),
+    # the general lane's whole far part although it shrank below its cursor
+    assert sorted(p for lane, p in pushed if lane == "g") == [21, 22, 23]  # 23 left
+    assert sorted(p for lane, p in pushed if lane == "p") == list(range(21, 27))
+    assert world.chat.queue_updates().emits == []  # still: nothing owed
 
 
 def test_counsellor_at_capacity_sees_the_queue_less_often(settings: Settings) -> None:

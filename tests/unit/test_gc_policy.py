@@ -116,21 +116,23 @@ FULL_AFTER_PROBE = textwrap.dedent("""
     overrides = json.loads(sys.argv[1])
     settings = load_settings(config_file=sys.argv[2], env={"CHAT_DATA_DIR": sys.argv[3]},
                              overrides=overrides)
-    closed = [0]
+    gc_policy.FULL_AFTER_WEBSOCKETS_MIN_GAP_SECS = float(sys.argv[5])
+    gc_policy.NO_FREEZE_TICK_SECS = 0.05
+    opened = [0]
 
     class Node:
         def __init__(self):
             self.me = self
 
     async def main():
-        task = gc_policy.install(settings, lambda: closed[0])
         node = Node()
         ref = weakref.ref(node)
-        await asyncio.sleep(0.2)  # ticks freeze it while it is alive
+        task = gc_policy.install(settings, lambda: opened[0])  # freezes it, alive
+        await asyncio.sleep(0.1)  # the policy's task starts counting
         del node  # frozen cyclic garbage now: no automatic collection walks it
         gc.collect()
         out = {"kept_while_frozen": ref() is not None}
-        closed[0] += int(sys.argv[4])  # connections closed meanwhile
+        opened[0] += int(sys.argv[4])  # WebSockets opened meanwhile
         await asyncio.sleep(0.3)
         out["alive_after"] = ref() is not None
         task.cancel()
@@ -140,19 +142,63 @@ FULL_AFTER_PROBE = textwrap.dedent("""
 """)
 
 
-@pytest.mark.parametrize(("closed", "reclaimed"), [(10, True), (9, False)])
-def test_enough_closed_connections_start_a_full_collection(
-        tmp_path: Path, closed: int, reclaimed: bool) -> None:
+@pytest.mark.parametrize(("opened", "min_gap", "freeze_every", "reclaimed"), [
+    (10, 0, 0.05, True),
+    (9, 0, 0.05, False),
+    (10, 300, 0.05, False),  # not again within the minimum gap
+    (10, 0, 0, True),  # no timed freeze does not mean no full collection
+])
+def test_enough_websockets_start_a_full_collection(
+        tmp_path: Path, opened: int, min_gap: float, freeze_every: float,
+        reclaimed: bool) -> None:
     # Each closed WebSocket leaves a frozen cycle (decision 0007): the policy
-    # runs its full collection after gc_full_collect_after_disconnects closes,
-    # not only on its hourly timer.
+    # runs its full collection after gc_full_collect_after_websockets are
+    # opened, not only on its hourly timer.
     done = subprocess.run(
         [sys.executable, "-c", FULL_AFTER_PROBE,
-         json.dumps({"gc_policy": "freeze_only", "gc_freeze_interval_secs": 0.05,
+         json.dumps({"gc_policy": "freeze_only", "gc_freeze_interval_secs": freeze_every,
                      "gc_full_collect_interval_secs": 0,
-                     "gc_full_collect_after_disconnects": 10}),
-         str(TEST_CONFIG), str(tmp_path / "var"), str(closed)],
+                     "gc_full_collect_after_websockets": 10}),
+         str(TEST_CONFIG), str(tmp_path / "var"), str(opened), str(min_gap)],
         capture_output=True, text=True, cwd=REPO_ROOT, timeout=60, check=True)
     seen = json.loads(done.stdout.strip().splitlines()[-1])
     assert seen["kept_while_frozen"]  # even an explicit gc.collect() leaves it
     assert seen["alive_after"] is not reclaimed
+
+
+TICK_PROBE = textwrap.dedent("""
+    import asyncio, gc, json, sys, weakref
+    from chatserver import gc_policy
+    from chatserver.settings import load_settings
+
+    settings = load_settings(config_file=sys.argv[2], env={"CHAT_DATA_DIR": sys.argv[3]},
+                             overrides=json.loads(sys.argv[1]))
+
+    class Node:
+        def __init__(self):
+            self.me = self
+
+    async def main():
+        task = gc_policy.install(settings)
+        gc.disable()  # no automatic collection: only what the tick itself does counts
+        node = Node()
+        ref = weakref.ref(node)
+        del node  # garbage before the next tick
+        await asyncio.sleep(0.3)
+        print(json.dumps({"collected_by_tick": ref() is None}))
+        task.cancel()
+
+    asyncio.run(main())
+""")
+
+
+@pytest.mark.parametrize(("policy", "collects"), [("freeze_only", False),
+                                                  ("freeze_young", True)])
+def test_what_a_tick_collects_before_it_freezes(tmp_path: Path, policy: str,
+                                                collects: bool) -> None:
+    done = subprocess.run(
+        [sys.executable, "-c", TICK_PROBE,
+         json.dumps({"gc_policy": policy, "gc_freeze_interval_secs": 0.05}),
+         str(TEST_CONFIG), str(tmp_path / "var")],
+        capture_output=True, text=True, cwd=REPO_ROOT, timeout=60, check=True)
+    assert json.loads(done.stdout.strip().splitlines()[-1])["collected_by_tick"] is collects
