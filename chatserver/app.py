@@ -149,6 +149,7 @@ async def _lifecycle(app: web.Application) -> AsyncIterator[None]:
     if gc_task is not None:
         tasks.add(gc_task)
     every(TICK_SECS, lambda: apply(ctx.chat.tick), "deadlines")
+
     async def queue_round() -> None:
         # Sent in slices: at a national peak one round is hundreds of pushes,
         # and sent at once they held up every relayed message behind them.

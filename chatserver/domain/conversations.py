@@ -745,6 +745,9 @@ class ChatService:
         far_gap = self.settings.queue_position_far_interval_secs
         near = NEAR_FRONT_OF_QUEUE
         lanes = self.queue.lanes()
+        for gone in self._far_cursor.keys() - set(lanes):  # an emptied personal lane
+            del self._far_cursor[gone]
+            self._far_unscanned.pop(gone, None)
         for lane in lanes:  # the fronts of all lanes before any far-back window
             for conv_id, position in self.queue.iter_range(lane, 0, near):
                 self._push_position(out, conv_id, position, now, near_gap)

@@ -458,6 +458,22 @@ def test_far_back_windows_per_lane_and_a_still_queue_stops_costing(
     assert world.chat.queue_updates().emits == []  # still: nothing owed
 
 
+def test_an_emptied_personal_lane_leaves_no_cursor_behind(
+        world: World, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(conversations, "NEAR_FRONT_OF_QUEUE", 1)
+    monkeypatch.setattr(conversations, "FAR_SCAN_PER_ROUND", 1)
+    ref, sconn = world.counsellor(1, capacity=5)
+    for n in range(3):
+        world.chat.start(Conn(YOUTH_NS, f"r{n}"), pk(), StartProfile(), returning_to=ref.id)
+    world.chat.queue_updates()
+    lane = conversations.personal_lane(ref.id)
+    assert lane in world.chat._far_cursor  # two far places, one looked at a round
+    for _ in range(3):
+        world.chat.claim(ref, sconn, None, pk())
+    world.chat.queue_updates()
+    assert lane not in world.chat.queue.lanes() and lane not in world.chat._far_cursor
+
+
 def test_counsellor_at_capacity_sees_the_queue_less_often(settings: Settings) -> None:
     world = World(replace(settings, queue_snapshot_at_capacity_secs=5.0))
     ref, sconn = world.counsellor(1, capacity=1)
