@@ -14,7 +14,7 @@ from engineio import packet as eio_packet
 from engineio.exceptions import EngineIOError
 from socketio import packet as sio_packet
 
-from chatserver.domain.conversations import ChatService
+from chatserver.domain.conversations import STAFF_NS, ChatService
 from chatserver.domain.events import Emit, Outcome
 from chatserver.domain.model import StaffRef
 from chatserver.settings import Settings
@@ -71,8 +71,6 @@ class Context:
     sio: socketio.AsyncServer | None = None
     conns: dict[str, ConnState] = field(default_factory=dict)
     ops_watchers: set[str] = field(default_factory=set)
-    # Staff sockets, so sweeps over consoles need not walk every youth's.
-    staff_sids: set[str] = field(default_factory=set)
     websockets_opened: int = 0  # WebSocket upgrades asked for since start (gc_policy)
     # Opened at start-up by the app's lifecycle; using them earlier is a bug
     # that fails loudly (AttributeError), never silently.
@@ -131,6 +129,15 @@ class Context:
                 sent += 1
                 if slice_size and sent % slice_size == 0:
                     await asyncio.sleep(0)
+
+    def staff_sids(self) -> list[str]:
+        """The consoles connected now. socket.io keeps every namespace's
+        sockets in its ``None`` room, so this is O(staff), not a walk over
+        every youth's connection (the 5 s sweep did that at 10 000)."""
+        if self.sio is None:
+            return []
+        return [sid for sid, _ in self.sio.manager.get_participants(STAFF_NS, None)
+                if sid in self.conns]
 
     def take_token(self, state: ConnState, bucket: str, now: float) -> float:
         """0.0 if ``state``'s ``bucket`` ("send" or "other") allows one more

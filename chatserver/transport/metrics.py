@@ -40,7 +40,7 @@ class ChatCollector(Collector):
                                 value=sum(1 for c in ops["counsellors"] if c["on_duty"]))
         conns = GaugeMetricFamily("chat_connections", "Open socket.io connections",
                                   labels=["kind"])
-        staff = len(self.ctx.staff_sids)
+        staff = len(self.ctx.staff_sids())
         conns.add_metric(["staff"], staff)
         conns.add_metric(["youth"], len(self.ctx.conns) - staff)
         yield conns

@@ -130,7 +130,6 @@ class Namespace(socketio.AsyncNamespace):  # type: ignore[misc]  # socketio is u
     async def on_disconnect(self, sid: str, *reason: Any) -> None:
         self.ctx.conns.pop(sid, None)
         self.ctx.ops_watchers.discard(sid)
-        self.ctx.staff_sids.discard(sid)
         await self.ctx.apply(self.ctx.chat.disconnect(self.conn(sid)))
 
 

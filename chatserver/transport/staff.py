@@ -57,15 +57,13 @@ class StaffNamespace(Namespace):
             raise Refused(exc.code) from None
         state = ConnState(staff=staff, session_token=token)
         self.ctx.conns[sid] = state
-        self.ctx.staff_sids.add(sid)
         if staff.role == "counsellor":
             try:
                 await self.ctx.apply(self.ctx.chat.staff_connected(staff, self.conn(sid)))
             except BaseException:
                 # socket.io will not call on_disconnect for a connect that
-                # failed: forget the socket here, or the sweep keeps it forever.
+                # failed: forget the socket here, or its state stays forever.
                 self.ctx.conns.pop(sid, None)
-                self.ctx.staff_sids.discard(sid)
                 raise
 
     async def ctx_staff(self, token: str | None) -> StaffRef:
@@ -102,7 +100,7 @@ class StaffNamespace(Namespace):
         """Close consoles whose session expired or whose account was disabled
         (by the CLI, which cannot reach this process's sessions)."""
         disabled = await self.ctx.store.disabled_staff_ids()
-        for sid in list(self.ctx.staff_sids):
+        for sid in self.ctx.staff_sids():
             state = self.ctx.conns.get(sid)
             if state is None or state.staff is None:
                 continue
