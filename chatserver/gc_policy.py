@@ -89,9 +89,8 @@ def install(settings: Settings,
     return asyncio.get_running_loop().create_task(
         _run(settings.gc_freeze_interval_secs, settings.gc_full_collect_interval_secs,
              collect=TICK_COLLECTS[settings.gc_policy],
-             full_after=(websockets, settings.gc_full_collect_after_websockets)
-             if websockets is not None and settings.gc_full_collect_after_websockets > 0
-             else None),
+             websockets=websockets or (lambda: 0),
+             full_after_websockets=settings.gc_full_collect_after_websockets),
         name="gc-policy")
 
 
@@ -147,34 +146,34 @@ class _FreezeAfterFullCollection:
 
 
 async def _run(interval_secs: float, full_every_secs: float, collect: int | None = 2,
-               full_after: tuple[Callable[[], int], int] | None = None) -> None:
+               websockets: Callable[[], int] = lambda: 0,
+               full_after_websockets: int = 0) -> None:
     hook = _FreezeAfterFullCollection(asyncio.get_running_loop())
     gc.callbacks.append(hook)
     try:
-        if interval_secs <= 0 and full_every_secs <= 0 and full_after is None:
+        if interval_secs <= 0 and full_every_secs <= 0 and full_after_websockets <= 0:
             await asyncio.Event().wait()  # only the hook; wait for cancellation
         # gc_freeze_interval_secs = 0 means no timed freeze, not no full collection.
         tick = interval_secs if interval_secs > 0 else NO_FREEZE_TICK_SECS
         last_full = time.monotonic()
-        opened_at_last_full = full_after[0]() if full_after else 0
+        opened_at_last_full = websockets()
         while True:
             await asyncio.sleep(tick)
             now = time.monotonic()
+            opened = websockets() - opened_at_last_full
             why = ""
             if full_every_secs > 0 and now - last_full >= full_every_secs:
                 why = "timer"
-            elif full_after is not None and \
-                    full_after[0]() - opened_at_last_full >= full_after[1] and \
+            elif 0 < full_after_websockets <= opened and \
                     now - last_full >= FULL_AFTER_WEBSOCKETS_MIN_GAP_SECS:
                 # Enough closed connections' cycles are frozen (decision 0007).
                 # The gap: opening WebSockets is cheap, and each full collection
                 # pauses everyone.
                 why = "websockets"
             if why:
-                opened = full_after[0]() - opened_at_last_full if full_after else 0
                 pause = _full_collect()
                 last_full = time.monotonic()
-                opened_at_last_full = full_after[0]() if full_after else 0
+                opened_at_last_full = websockets()
                 log.info("gc: full collection (%s; %d WebSockets since the last) took %.0f ms",
                          why, opened, pause * 1000)
             elif interval_secs > 0:

@@ -18,19 +18,32 @@ import pytest
 from chatserver.settings import REPO_ROOT
 from tests.conftest import TEST_CONFIG
 
-PROBE = textwrap.dedent("""
+# Every probe: the settings from argv[1] (overrides), argv[2] (config file),
+# argv[3] (data dir); further argv are the probe's own. Prints one JSON line.
+PROBE_HEAD = textwrap.dedent("""
     import asyncio, gc, json, sys, weakref
     from chatserver import gc_policy
     from chatserver.settings import load_settings
 
-    overrides = json.loads(sys.argv[1])
     settings = load_settings(config_file=sys.argv[2], env={"CHAT_DATA_DIR": sys.argv[3]},
-                             overrides=overrides)
+                             overrides=json.loads(sys.argv[1]))
 
     class Node:
         def __init__(self):
             self.me = self  # a reference cycle: only the cyclic collector frees it
+""")
 
+
+def _run_probe(body: str, tmp_path: Path, overrides: dict[str, Any],
+               *args: object) -> dict[str, Any]:
+    done = subprocess.run(
+        [sys.executable, "-c", PROBE_HEAD + textwrap.dedent(body), json.dumps(overrides),
+         str(TEST_CONFIG), str(tmp_path / "var"), *map(str, args)],
+        capture_output=True, text=True, cwd=REPO_ROOT, timeout=60, check=True)
+    return dict(json.loads(done.stdout.strip().splitlines()[-1]))
+
+
+PROBE = """
     async def main():
         out = {"threshold_before": gc.get_threshold()[0]}
         task = gc_policy.install(settings)
@@ -54,15 +67,11 @@ PROBE = textwrap.dedent("""
         print(json.dumps(out))
 
     asyncio.run(main())
-""")
+"""
 
 
 def _probe(tmp_path: Path, **overrides: Any) -> dict[str, Any]:
-    done = subprocess.run(
-        [sys.executable, "-c", PROBE, json.dumps(overrides), str(TEST_CONFIG),
-         str(tmp_path / "var")],
-        capture_output=True, text=True, cwd=REPO_ROOT, timeout=60, check=True)
-    return dict(json.loads(done.stdout.strip().splitlines()[-1]))
+    return _run_probe(PROBE, tmp_path, overrides)
 
 
 @pytest.mark.parametrize("policy", ["freeze", "freeze_young"])
@@ -108,21 +117,10 @@ def test_default_policy_leaves_the_collector_alone(tmp_path: Path) -> None:
                     "keep_frozen": False, "threshold_after": seen["threshold_before"]}
 
 
-FULL_AFTER_PROBE = textwrap.dedent("""
-    import asyncio, gc, json, sys, weakref
-    from chatserver import gc_policy
-    from chatserver.settings import load_settings
-
-    overrides = json.loads(sys.argv[1])
-    settings = load_settings(config_file=sys.argv[2], env={"CHAT_DATA_DIR": sys.argv[3]},
-                             overrides=overrides)
+FULL_AFTER_PROBE = """
     gc_policy.FULL_AFTER_WEBSOCKETS_MIN_GAP_SECS = float(sys.argv[5])
     gc_policy.NO_FREEZE_TICK_SECS = 0.05
     opened = [0]
-
-    class Node:
-        def __init__(self):
-            self.me = self
 
     async def main():
         node = Node()
@@ -139,7 +137,7 @@ FULL_AFTER_PROBE = textwrap.dedent("""
         print(json.dumps(out))
 
     asyncio.run(main())
-""")
+"""
 
 
 @pytest.mark.parametrize(("opened", "min_gap", "freeze_every", "reclaimed"), [
@@ -154,30 +152,15 @@ def test_enough_websockets_start_a_full_collection(
     # Each closed WebSocket leaves a frozen cycle (decision 0007): the policy
     # runs its full collection after gc_full_collect_after_websockets are
     # opened, not only on its hourly timer.
-    done = subprocess.run(
-        [sys.executable, "-c", FULL_AFTER_PROBE,
-         json.dumps({"gc_policy": "freeze_only", "gc_freeze_interval_secs": freeze_every,
-                     "gc_full_collect_interval_secs": 0,
-                     "gc_full_collect_after_websockets": 10}),
-         str(TEST_CONFIG), str(tmp_path / "var"), str(opened), str(min_gap)],
-        capture_output=True, text=True, cwd=REPO_ROOT, timeout=60, check=True)
-    seen = json.loads(done.stdout.strip().splitlines()[-1])
+    seen = _run_probe(FULL_AFTER_PROBE, tmp_path,
+                      {"gc_policy": "freeze_only", "gc_freeze_interval_secs": freeze_every,
+                       "gc_full_collect_interval_secs": 0,
+                       "gc_full_collect_after_websockets": 10}, opened, min_gap)
     assert seen["kept_while_frozen"]  # even an explicit gc.collect() leaves it
     assert seen["alive_after"] is not reclaimed
 
 
-TICK_PROBE = textwrap.dedent("""
-    import asyncio, gc, json, sys, weakref
-    from chatserver import gc_policy
-    from chatserver.settings import load_settings
-
-    settings = load_settings(config_file=sys.argv[2], env={"CHAT_DATA_DIR": sys.argv[3]},
-                             overrides=json.loads(sys.argv[1]))
-
-    class Node:
-        def __init__(self):
-            self.me = self
-
+TICK_PROBE = """
     async def main():
         task = gc_policy.install(settings)
         gc.disable()  # no automatic collection: only what the tick itself does counts
@@ -189,16 +172,13 @@ TICK_PROBE = textwrap.dedent("""
         task.cancel()
 
     asyncio.run(main())
-""")
+"""
 
 
 @pytest.mark.parametrize(("policy", "collects"), [("freeze_only", False),
                                                   ("freeze_young", True)])
 def test_what_a_tick_collects_before_it_freezes(tmp_path: Path, policy: str,
                                                 collects: bool) -> None:
-    done = subprocess.run(
-        [sys.executable, "-c", TICK_PROBE,
-         json.dumps({"gc_policy": policy, "gc_freeze_interval_secs": 0.05}),
-         str(TEST_CONFIG), str(tmp_path / "var")],
-        capture_output=True, text=True, cwd=REPO_ROOT, timeout=60, check=True)
-    assert json.loads(done.stdout.strip().splitlines()[-1])["collected_by_tick"] is collects
+    seen = _run_probe(TICK_PROBE, tmp_path,
+                      {"gc_policy": policy, "gc_freeze_interval_secs": 0.05})
+    assert seen["collected_by_tick"] is collects
