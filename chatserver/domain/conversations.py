@@ -121,8 +121,9 @@ class ChatService:
         self._queue_dirty = True
         self._queue_version = 0  # counted up by queue_updates for each new state
         self._push_owed = False  # a push was held back by a gap or budget
-        self._far_cursor: dict[str, int] = {}  # lane -> next far-back place to look at
-        self._far_unscanned: dict[str, int] = {}  # lane -> far places not looked at since a change
+        # lane -> (next far-back place to look at, far places not looked at since
+        # the queue last changed); only lanes that have a far-back part
+        self._far_scan: dict[str, tuple[int, int]] = {}
         self._abandoned: dict[str, int] = {}  # UTC day -> conversations left while waiting
         self._history: deque[tuple[int, int]] = deque(maxlen=OPS_HISTORY_SAMPLES)
         self.relayed = 0  # sends accepted since start (a metric, never per conversation)
@@ -715,15 +716,15 @@ class ChatService:
         out = Outcome()
         if not (self._queue_dirty or self._push_owed):
             return out
-        if self._queue_dirty:
+        changed = self._queue_dirty
+        if changed:
             self._queue_version += 1  # a new state to publish
-            self._far_unscanned.clear()  # every far-back place is to be looked at again
         self._queue_dirty = self._push_owed = False
         now = self.clock.now()
         # Snapshots first: the transport sends a round in slices, and a view
         # sent after a later claim would show that youth as still waiting.
         self._push_staff_snapshots(out, now)
-        self._push_positions(out, now)
+        self._push_positions(out, now, changed)
         return out
 
     def queue_push_current(self, emit: Emit) -> bool:
@@ -740,24 +741,23 @@ class ChatService:
             return False
         return conv.last_pushed[:2] == (emit.payload["position"], emit.payload["eta_secs"])
 
-    def _push_positions(self, out: Outcome, now: float) -> None:
+    def _push_positions(self, out: Outcome, now: float, changed: bool) -> None:
         near_gap = self.settings.queue_position_min_interval_secs
         far_gap = self.settings.queue_position_far_interval_secs
         near = NEAR_FRONT_OF_QUEUE
         lanes = self.queue.lanes()
-        for gone in self._far_cursor.keys() - set(lanes):  # an emptied personal lane
-            del self._far_cursor[gone]
-            self._far_unscanned.pop(gone, None)
         for lane in lanes:  # the fronts of all lanes before any far-back window
             for conv_id, position in self.queue.iter_range(lane, 0, near):
                 self._push_position(out, conv_id, position, now, near_gap)
+        far_scan: dict[str, tuple[int, int]] = {}
         for lane in lanes:
             far = self.queue.lane_length(lane) - near
             if far <= 0:
-                self._far_cursor.pop(lane, None)
-                self._far_unscanned.pop(lane, None)
                 continue
-            first = self._far_cursor.get(lane, 0) % far
+            cursor, unscanned = self._far_scan.get(lane, (0, far))
+            if changed:
+                unscanned = far  # every far-back place is to be looked at again
+            first = cursor % far
             take = min(far, FAR_SCAN_PER_ROUND)
             stop = min(far, first + take)
             window = itertools.chain(  # to the end of the lane, then round from the start
@@ -765,13 +765,13 @@ class ChatService:
                 self.queue.iter_range(lane, near, near + take - (stop - first)))
             for conv_id, position in window:
                 self._push_position(out, conv_id, position, now, far_gap)
-            self._far_cursor[lane] = (first + take) % far
             # Until one whole pass since the last change, later rounds owe a look
             # at the rest; after it a still queue costs nothing.
-            unscanned = self._far_unscanned.get(lane, far) - take
-            self._far_unscanned[lane] = max(unscanned, 0)
+            unscanned -= take
+            far_scan[lane] = ((first + take) % far, max(unscanned, 0))
             if unscanned > 0:
                 self._push_owed = True
+        self._far_scan = far_scan  # lanes emptied or short again are forgotten
 
     def _push_position(self, out: Outcome, conv_id: str, position: int, now: float,
                        gap: float) -> None:

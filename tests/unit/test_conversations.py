@@ -467,11 +467,11 @@ def test_an_emptied_personal_lane_leaves_no_cursor_behind(
         world.chat.start(Conn(YOUTH_NS, f"r{n}"), pk(), StartProfile(), returning_to=ref.id)
     world.chat.queue_updates()
     lane = conversations.personal_lane(ref.id)
-    assert lane in world.chat._far_cursor  # two far places, one looked at a round
+    assert lane in world.chat._far_scan  # two far places, one looked at a round
     for _ in range(3):
         world.chat.claim(ref, sconn, None, pk())
     world.chat.queue_updates()
-    assert lane not in world.chat.queue.lanes() and lane not in world.chat._far_cursor
+    assert lane not in world.chat.queue.lanes() and lane not in world.chat._far_scan
 
 
 def test_counsellor_at_capacity_sees_the_queue_less_often(settings: Settings) -> None:
