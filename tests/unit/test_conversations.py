@@ -455,7 +455,8 @@ def test_far_back_windows_per_lane_and_a_still_queue_stops_costing(
     # the general lane's whole far part although it shrank below its cursor
     assert sorted(p for lane, p in pushed if lane == "g") == [21, 22, 23]  # 23 left
     assert sorted(p for lane, p in pushed if lane == "p") == list(range(21, 27))
-    assert world.chat.queue_updates().emits == []  # still: nothing owed
+    assert world.chat.queue_updates().emits == []
+    assert not world.chat._push_owed  # a still queue: the next round returns at once
 
 
 def test_an_emptied_personal_lane_leaves_no_cursor_behind(
