@@ -40,6 +40,26 @@ from chatserver.settings import REPO_ROOT, load_settings
 TEST_CONFIG = REPO_ROOT / "config" / "test.toml"
 
 
+def cyclic_garbage() -> tuple[int, collections.Counter[str], int]:
+    """Collect everything unfrozen once with ``gc.DEBUG_SAVEALL``, so the
+    unreachable objects are kept in ``gc.garbage`` instead of freed: (how many,
+    how many by type, bytes they held per tracemalloc — 0 unless it is
+    tracing), then free them for good."""
+    gc.set_debug(gc.DEBUG_SAVEALL)
+    try:
+        gc.collect()
+        by_type = collections.Counter(f"{type(o).__module__}.{type(o).__qualname__}"
+                                      for o in gc.garbage)
+        total = len(gc.garbage)
+    finally:
+        gc.set_debug(0)
+        held = tracemalloc.get_traced_memory()[0]
+        gc.garbage.clear()
+        gc.collect()  # now freed, with everything the cycles held
+        held -= tracemalloc.get_traced_memory()[0]
+    return total, by_type, held
+
+
 def _engineio_returns_none() -> None:
     from engineio.async_drivers import aiohttp as driver
 
@@ -77,18 +97,7 @@ async def _measure(n: int, data_dir: Path) -> dict[str, Any]:
         for client in clients:
             await client.disconnect()
         await asyncio.sleep(1.0)
-        gc.set_debug(gc.DEBUG_SAVEALL)
-        try:
-            gc.collect()
-            by_type = collections.Counter(f"{type(o).__module__}.{type(o).__qualname__}"
-                                          for o in gc.garbage)
-            total = len(gc.garbage)
-        finally:
-            gc.set_debug(0)
-            held = tracemalloc.get_traced_memory()[0]
-            gc.garbage.clear()
-            gc.collect()  # now freed for good, with everything the cycles held
-            held -= tracemalloc.get_traced_memory()[0]
+        total, by_type, held = cyclic_garbage()
     finally:
         await runner.cleanup()
     return {"closed_connections": n, "garbage_objects": total,

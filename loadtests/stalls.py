@@ -26,6 +26,8 @@ from typing import Any
 
 from aiohttp import web
 
+from loadtests.cycles import cyclic_garbage
+
 ENV = "LOADTEST_STALLS"
 # Seconds after start at which to count the cyclic garbage (frozen included)
 # by type, e.g. "120,150": the difference is what 30 s of load left.
@@ -35,16 +37,12 @@ THRESHOLD_MS = 5.0
 
 def _label(handle: asyncio.Handle) -> str:
     cb = getattr(handle, "_callback", None)
-    owner = getattr(cb, "__self__", None)
-    if isinstance(owner, asyncio.Task):
-        coro = owner.get_coro()
-        return f"task {getattr(coro, '__qualname__', repr(coro))} ({owner.get_name()})"
-    for arg in getattr(handle, "_args", None) or ():
-        if isinstance(arg, asyncio.Task):  # task_wakeup(fut) style
-            coro = arg.get_coro()
-            return f"task {getattr(coro, '__qualname__', repr(coro))} ({arg.get_name()})"
-    name = getattr(cb, "__qualname__", None) or type(cb).__name__
-    return str(name)
+    # A task's step is a method of the task; its wake-up gets the task as an argument.
+    for candidate in (getattr(cb, "__self__", None), *(getattr(handle, "_args", None) or ())):
+        if isinstance(candidate, asyncio.Task):
+            coro = candidate.get_coro()
+            return f"task {getattr(coro, '__qualname__', repr(coro))} ({candidate.get_name()})"
+    return str(getattr(cb, "__qualname__", None) or type(cb).__name__)
 
 
 class Stalls:
@@ -96,21 +94,13 @@ class Stalls:
         long pause; diagnosis only."""
         started = time.perf_counter()
         gc.unfreeze()
-        gc.set_debug(gc.DEBUG_SAVEALL)
         try:
-            gc.collect()
-            by_type: dict[str, int] = defaultdict(int)
-            for obj in gc.garbage:
-                by_type[f"{type(obj).__module__}.{type(obj).__qualname__}"] += 1
-            total = len(gc.garbage)
+            total, by_type, _ = cyclic_garbage()
         finally:
-            gc.set_debug(0)
-            gc.garbage.clear()
-            gc.collect()
             gc.freeze()
-        top = sorted(by_type.items(), key=lambda kv: -kv[1])[:40]
         self.censuses.append({"t": round(time.monotonic() - self.t0, 1), "garbage": total,
-                              "secs": round(time.perf_counter() - started, 2), "top": top})
+                              "secs": round(time.perf_counter() - started, 2),
+                              "top": by_type.most_common(40)})
 
     def summary(self) -> dict[str, Any]:
         rows = []
