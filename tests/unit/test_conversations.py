@@ -326,8 +326,8 @@ def test_queue_updates_push_changed_positions(world: World) -> None:
 
 
 def test_a_round_push_goes_stale_when_its_youth_leaves_the_queue(world: World) -> None:
-    # The transport sends a round in slices and asks before each push after a
-    # pause (Context.apply): a claim in between must win.
+    # The transport sends a round in slices and asks before each push
+    # (Context.apply): a claim in between must win.
     ref, sconn = world.counsellor(1)
     world.youth(1)
     c2, y2 = world.youth(2)
