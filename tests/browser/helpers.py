@@ -97,7 +97,8 @@ async def console_login(page: Any, server: ChatServer, account: StaffAccount,
 
 
 async def console_duty_on(page: Any) -> None:
-    await page.wait_for_selector("#duty", timeout=TIMEOUT_MS)
+    # Enabled once the socket is connected; only then is aria-pressed the server's word.
+    await page.wait_for_selector("#duty:not([disabled])", timeout=TIMEOUT_MS)
     if await page.get_attribute("#duty", "aria-pressed") != "true":
         await page.click("#duty")
     await page.wait_for_selector("#duty[aria-pressed=true]", timeout=TIMEOUT_MS)

@@ -105,6 +105,9 @@ function renderBar() {
     id: "duty",
     class: "secondary",
     "aria-pressed": app.duty.on ? "true" : "false",
+    // Not before the socket is up: a click then could only answer "offline",
+    // and a counsellor who clicks right after signing in would stay off duty.
+    disabled: !app.online,
     onclick: toggleDuty,
     text: t("staff.duty.toggle"),
   });
