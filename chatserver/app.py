@@ -30,6 +30,7 @@ from chatserver.transport.context import Context
 from chatserver.transport.liaison import LiaisonNamespace
 from chatserver.transport.manager import RoomIndexedManager
 from chatserver.transport.metrics import serve_metrics
+from chatserver.transport.packet_queue import use_packet_queues
 from chatserver.transport.ratelimit import AddressLimiter, FailureBudget
 from chatserver.transport.staff import StaffNamespace
 from chatserver.transport.youth import YouthNamespace
@@ -82,6 +83,8 @@ def create_app(settings: Settings, clock: Clock | None = None) -> web.Applicatio
         # O(1) disconnect instead of a walk of every room (decision 0005).
         client_manager=RoomIndexedManager(),
     )
+    if settings.engineio_lean_queue:
+        use_packet_queues(sio.eio)
     ctx.sio = sio
     sio.register_namespace(YouthNamespace(YOUTH_NS, ctx))
     app_staff = StaffNamespace(STAFF_NS, ctx)

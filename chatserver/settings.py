@@ -130,6 +130,11 @@ class Settings:
     # inline, in arrival order: one task less per event, and a handler that
     # waits (Argon2, an audit commit) holds up only its own connection's reads.
     socketio_async_handlers: bool = False
+    # Each engine.io connection's outgoing-packet queue: true gives it a
+    # PacketQueue that holds no containers while idle (~3 KB less per
+    # connection, chatserver/transport/packet_queue.py); false, the library's
+    # asyncio.Queue. A lever measured in docs/performance.md, not a tuning knob.
+    engineio_lean_queue: bool = True
     ping_interval_secs: int = 25
     ping_timeout_secs: int = 20
     # Cyclic GC strategy (chatserver/gc_policy.py, docs/decisions/0002): "freeze"

@@ -670,101 +670,18 @@ def _shared_with_request(value: str, req: Any) -> bool:
 #
 # Each lever changes the server *in this process*, through the objects a
 # deployment could change without patching a library file, to measure what a
-# change would save. None of them is installed by chatserver.
+# change would save. None of them is installed by chatserver, except
+# lean-queue: chatserver's own PacketQueue, on by default since the fourth
+# session (engineio_lean_queue); stock-queue takes it away again.
 
-class LeanQueue:
-    """What engine.io needs of ``asyncio.Queue`` (unbounded put/put_nowait,
-    get/get_nowait, task_done, join), with nothing allocated while empty.
-    ``asyncio.Queue`` allocates three deques and an Event (a fourth deque)
-    up front: 4 x 760 B per connection on CPython 3.11."""
-
-    __slots__ = ("_finished", "_getters", "_items", "_unfinished")
-
-    def __init__(self, maxsize: int = 0) -> None:
-        self._items: Any = None  # a deque while non-empty
-        self._getters: list[asyncio.Future[None]] | None = None
-        self._unfinished = 0
-        self._finished: asyncio.Event | None = None
-
-    def qsize(self) -> int:
-        return len(self._items) if self._items else 0
-
-    def empty(self) -> bool:
-        return not self._items
-
-    def full(self) -> bool:
-        return False
-
-    def put_nowait(self, item: Any) -> None:
-        if self._items is None:
-            import collections
-            self._items = collections.deque()
-        self._items.append(item)
-        self._unfinished += 1
-        self._wake_getter()
-
-    async def put(self, item: Any) -> None:
-        self.put_nowait(item)
-
-    def _wake_getter(self) -> None:
-        getters = self._getters
-        while getters:
-            fut = getters.pop(0)
-            if not fut.done():
-                fut.set_result(None)
-                break
-        if getters is not None and not getters:
-            self._getters = None
-
-    def get_nowait(self) -> Any:
-        items = self._items
-        if not items:
-            raise asyncio.QueueEmpty
-        item = items.popleft()
-        if not items:
-            self._items = None
-        return item
-
-    async def get(self) -> Any:
-        while not self._items:
-            fut = asyncio.get_running_loop().create_future()
-            if self._getters is None:
-                self._getters = []
-            self._getters.append(fut)
-            try:
-                await fut
-            except BaseException:
-                fut.cancel()
-                if self._getters is not None and fut in self._getters:
-                    self._getters.remove(fut)
-                    if not self._getters:
-                        self._getters = None
-                if self._items and not fut.cancelled():
-                    self._wake_getter()
-                raise
-        return self.get_nowait()
-
-    def task_done(self) -> None:
-        if self._unfinished <= 0:
-            raise ValueError("task_done() called too many times")
-        self._unfinished -= 1
-        if self._unfinished == 0 and self._finished is not None:
-            self._finished.set()
-            self._finished = None
-
-    async def join(self) -> None:
-        if self._unfinished > 0:
-            if self._finished is None:
-                self._finished = asyncio.Event()
-            await self._finished.wait()
-
-
-LEVERS = ("lean-queue", "ping-timer", "environ-trim", "ws-no-sec-headers",
+LEVERS = ("lean-queue", "stock-queue", "ping-timer", "environ-trim", "ws-no-sec-headers",
           "one-middleware", "sync-middleware", "lean-clone", "lazy-buckets")
 
 
 def apply_levers(target: Target, levers: list[str]) -> None:
     from aiohttp import web
+
+    from chatserver.transport.packet_queue import use_packet_queues
 
     eio, sio = target.eio, target.sio
     for lever in levers:
@@ -772,7 +689,9 @@ def apply_levers(target: Target, levers: list[str]) -> None:
             raise SystemExit(f"unknown lever {lever!r}; one of {LEVERS}")
     if "lean-queue" in levers and eio is not None:
         # engine.io makes each socket's queue with server.create_queue()
-        eio.create_queue = LeanQueue
+        use_packet_queues(eio)
+    if "stock-queue" in levers and eio is not None:
+        eio.create_queue = lambda *args, **kwargs: asyncio.Queue(*args, **kwargs)
     if "ping-timer" in levers and eio is not None:
         # engine.io runs each ping wait as a Task sleeping ping_interval; a
         # TimerHandle does the same wait without task, coroutines and future.

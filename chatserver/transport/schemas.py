@@ -30,6 +30,11 @@ MAX_PASSPHRASE_CHARS = 200  # five words of the EFF list are at most ~50 charact
 INVITE_ROLES = ("police", "health", "social_services")
 MAX_TAGS = 8
 MAX_QUERY_CHARS = 64
+# The keys of the relay events, built once: every message passes here.
+SEND_KEYS = frozenset({"conversation", "epoch", "seq", "boxes"})
+BOX_KEYS = frozenset({"to", "nonce", "ct"})
+DELIVERED_KEYS = frozenset({"conversation", "from", "seq"})
+TYPING_KEYS = frozenset({"conversation", "active"})
 
 
 def obj(payload: Any, required: frozenset[str], optional: frozenset[str] = frozenset()
@@ -39,7 +44,10 @@ def obj(payload: Any, required: frozenset[str], optional: frozenset[str] = froze
     if len(payload) > len(required) + len(optional):
         raise TooLarge() if len(payload) > 32 else BadPayload()
     keys = payload.keys()
-    if not required <= keys or not keys <= required | optional:
+    if optional:
+        if not required <= keys or not keys <= required | optional:
+            raise BadPayload()
+    elif keys != required:  # the relay events' case: no set built per call
         raise BadPayload()
     return payload
 
@@ -130,7 +138,7 @@ def resume(payload: Any) -> tuple[str, str, str]:
 
 
 def send(payload: Any, settings: Settings) -> tuple[str, int, int, list[BoxIn]]:
-    p = obj(payload, frozenset({"conversation", "epoch", "seq", "boxes"}))
+    p = obj(payload, SEND_KEYS)
     boxes = p["boxes"]
     if not isinstance(boxes, list):
         raise BadPayload()
@@ -139,7 +147,7 @@ def send(payload: Any, settings: Settings) -> tuple[str, int, int, list[BoxIn]]:
     max_ct_chars = (settings.max_box_bytes * 4 + 2) // 3
     out: list[BoxIn] = []
     for raw in boxes:
-        b = obj(raw, frozenset({"to", "nonce", "ct"}))
+        b = obj(raw, BOX_KEYS)
         ct_len = b64_len(b["ct"], max_ct_chars)
         body = ct_len - TAG_BYTES
         if body < PAD_BLOCK or body % PAD_BLOCK:
@@ -149,12 +157,12 @@ def send(payload: Any, settings: Settings) -> tuple[str, int, int, list[BoxIn]]:
 
 
 def delivered(payload: Any) -> tuple[str, str, int]:
-    p = obj(payload, frozenset({"conversation", "from", "seq"}))
+    p = obj(payload, DELIVERED_KEYS)
     return conv_id(p["conversation"]), conv_id(p["from"]), uint(p["seq"], MAX_SEQ)
 
 
 def typing(payload: Any) -> tuple[str, bool]:
-    p = obj(payload, frozenset({"conversation", "active"}))
+    p = obj(payload, TYPING_KEYS)
     return conv_id(p["conversation"]), boolean(p["active"])
 
 

@@ -16,7 +16,8 @@ import aiohttp
 
 from chatserver.domain.conversations import YOUTH_NS
 from chatserver.domain.events import Conn, Outcome
-from tests.conftest import LiveServer
+from chatserver.transport.packet_queue import PacketQueue
+from tests.conftest import LiveServer, MakeServer
 
 
 @contextlib.asynccontextmanager
@@ -129,3 +130,25 @@ async def test_websockets_are_counted_for_the_gc_policy(live_server: LiveServer)
         async with http.get(f"{live_server.url}/socket.io/?EIO=4&transport=polling") as r:
             assert r.status == 200
     assert live_server.ctx.websockets_opened == before + 2
+
+
+async def test_connections_queue_packets_in_a_packet_queue(make_server: MakeServer) -> None:
+    # engine.io's per-connection queue is a PacketQueue (~3 KB less per idle
+    # connection, decision 0006), it carries real traffic in order, and it
+    # holds nothing once the writer has drained it. The lever switches back.
+    lean = await make_server()
+    async with raw_youth(lean) as (ws, conn):
+        out = Outcome()
+        for i in range(50):
+            out.emit("probe", {"i": i}, (conn,))
+        await lean.ctx.apply(out)
+        assert [p["i"] for p in await probes(ws, 50)] == list(range(50))
+        assert lean.ctx.sio is not None
+        queues = [s.queue for s in lean.ctx.sio.eio.sockets.values()]
+        assert queues and all(isinstance(q, PacketQueue) for q in queues)
+        assert all(q.qsize() == 0 and q._items is None for q in queues)
+    stock = await make_server(engineio_lean_queue=False)
+    async with raw_youth(stock):
+        assert stock.ctx.sio is not None
+        queues = [s.queue for s in stock.ctx.sio.eio.sockets.values()]
+        assert queues and all(type(q) is asyncio.Queue for q in queues)
