@@ -51,6 +51,15 @@ second at the peak, ticks four times) is frozen and waits for the periodic
 full collection — measured, that left no more for it than ``freeze_young``
 (the run's figures: docs/performance.md, decision 0002).
 
+Under every freeze policy with a timer, the automatic *older* collections
+(generations 1 and 2) are switched off by ``gc_older_threshold``: they
+walked young survivors that the next tick freezes anyway, and at relay
+saturation they were three quarters of the collector's CPU (generation-1
+118 ms and generation-2 74 ms a second against generation-0's 63 at 10 000
+connections; docs/performance.md). What they used to free — a cycle that
+survived one young collection and died before the tick — is frozen with the
+rest and waits for the full collection, like every other frozen cycle.
+
 ``default``: the interpreter as shipped; for comparison runs.
 
 Call :func:`install` once the app is running (from its ``cleanup_ctx``); it
@@ -82,9 +91,15 @@ def install(settings: Settings,
         return None
     if gc.get_freeze_count() > 0:
         return None
+    young, older, oldest = gc.get_threshold()
     if settings.gc_young_threshold > 0:
-        _, older, oldest = gc.get_threshold()
-        gc.set_threshold(settings.gc_young_threshold, older, oldest)
+        young = settings.gc_young_threshold
+    if settings.gc_older_threshold > 0 and settings.gc_freeze_interval_secs > 0:
+        # Only with a timed freeze: without one, nothing else would ever move
+        # young survivors out of the way, and the older collections would be
+        # the only thing freeing their cycles before the full collection.
+        older = oldest = settings.gc_older_threshold
+    gc.set_threshold(young, older, oldest)
     _collect_and_freeze()
     return asyncio.get_running_loop().create_task(
         _run(settings.gc_freeze_interval_secs, settings.gc_full_collect_interval_secs,

@@ -156,6 +156,13 @@ class Settings:
     # Generation-0 threshold under the freeze policies (0 = the interpreter's
     # 700). A lever measured in docs/performance.md, not a tuning knob.
     gc_young_threshold: int = 0
+    # Generation-1 and -2 thresholds under the freeze policies, when
+    # gc_freeze_interval_secs > 0 (0 = the interpreter's 10 and 10). The timed
+    # freeze already takes every survivor of a young collection out of the
+    # collector's reach, so automatic older collections only walked what the
+    # next tick would freeze anyway: a quarter of a saturated server's CPU
+    # (docs/performance.md). The default means they never come.
+    gc_older_threshold: int = 1_000_000
     exit_url: str = "https://www.google.com/"
 
     # Service data (texts, hours, alternatives, lists) from the [service] table.
@@ -308,10 +315,11 @@ def _check(s: Settings) -> None:
     if s.gc_policy not in GC_POLICIES:
         raise ConfigError(f"gc_policy must be one of {GC_POLICIES}")
     if s.gc_freeze_interval_secs < 0 or s.gc_full_collect_interval_secs < 0 or \
-            s.gc_young_threshold < 0 or s.gc_full_collect_after_websockets < 0:
+            s.gc_young_threshold < 0 or s.gc_full_collect_after_websockets < 0 or \
+            s.gc_older_threshold < 0:
         raise ConfigError("gc_freeze_interval_secs, gc_full_collect_interval_secs, "
-                          "gc_full_collect_after_websockets and gc_young_threshold "
-                          "must not be negative")
+                          "gc_full_collect_after_websockets, gc_young_threshold and "
+                          "gc_older_threshold must not be negative")
 
 
 def _decode_secret(name: str, text: str) -> bytes:

@@ -28,18 +28,29 @@ class GcStats:
         self.started = 0.0
         self.pauses: dict[int, list[float]] = {0: [], 1: [], 2: []}
         self.collected: dict[int, int] = {0: 0, 1: 0, 2: 0}
+        # GC CPU ms per generation in each second since start-up: which phase
+        # of a step (connecting, warm-up, the window) the collections cost.
+        self.t0 = time.monotonic()
+        self.per_second: list[list[float]] = []
 
     def __call__(self, phase: str, info: dict[str, Any]) -> None:
         if phase == "start":
             self.started = time.thread_time()
         else:
             gen = int(info.get("generation", 0))
-            self.pauses[gen].append((time.thread_time() - self.started) * 1000)
+            ms = (time.thread_time() - self.started) * 1000
+            self.pauses[gen].append(ms)
+            sec = int(time.monotonic() - self.t0)
+            while len(self.per_second) <= sec:
+                self.per_second.append([0.0, 0.0, 0.0])
+            self.per_second[sec][gen] += ms
             self.collected[gen] += int(info.get("collected", 0))
 
     def summary(self) -> dict[str, Any]:
         out: dict[str, Any] = {"frozen_objects_at_exit": gc.get_freeze_count(),
-                               "tracked_objects_at_exit": len(gc.get_objects())}
+                               "tracked_objects_at_exit": len(gc.get_objects()),
+                               "per_second_ms": [[round(ms, 1) for ms in s]
+                                                 for s in self.per_second]}
         for gen, ps in self.pauses.items():
             ordered = sorted(ps)
             out[f"gen{gen}"] = {

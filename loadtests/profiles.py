@@ -128,10 +128,14 @@ def claims_step(sizes: list[int], per_size: int) -> Step:
                 server=dict(NO_RATE_LIMITS))
 
 
-# Each row changes one thing against the shipped defaults (freeze_young every
-# 1 s, inline handlers). Earlier sessions' rows (freeze every 5 s/60 s with
-# async handlers) are kept in docs/performance.md.
+# Each row changes one thing against the shipped defaults (freeze_only every
+# 0.25 s without older collections, inline handlers, PacketQueue). Earlier
+# sessions' rows (freeze every 5 s/60 s with async handlers) are kept in
+# docs/performance.md.
 LEVERS = [
+    # The fourth session's two changes, each taken away again.
+    ("gc-older-default", {"gc_older_threshold": 0}),
+    ("stock-queue", {"engineio_lean_queue": False}),
     ("gc-default_inline", {"gc_policy": "default", "socketio_async_handlers": False}),
     ("gc-freeze5s_inline", {"gc_policy": "freeze", "gc_freeze_interval_secs": 5,
                             "socketio_async_handlers": False}),
@@ -150,6 +154,11 @@ PEAK_LEVERS = [
     # at the peak's heap, and (its "collected" count) how much frozen cyclic
     # garbage each policy leaves for it per minute.
     ("gc-only-full60s", {"gc_full_collect_interval_secs": 60}),
+    # The automatic generation-1/-2 collections back on (before the fourth
+    # session): the tail, and how much frozen garbage they had kept away.
+    ("gc-older-default", {"gc_older_threshold": 0}),
+    ("gc-older-default-full60s", {"gc_older_threshold": 0,
+                                  "gc_full_collect_interval_secs": 60}),
     ("gc-young1s-full60s", {"gc_policy": "freeze_young", "gc_freeze_interval_secs": 1,
                             "gc_full_collect_interval_secs": 60}),
 ]
@@ -171,6 +180,11 @@ def full() -> list[Step]:
         for stack in ("bare", "sio", "chat"):
             steps.append(relay_step(stack, n, latency_window=60.0 if n == 4000 else None,
                                     saturate_window=15.0, e2e_pairs=5 if n == 4000 else 0))
+    # Saturation at 10 000 with the older collections back on, next to `chat`:
+    # where they cost most (a quarter of the server's CPU, docs/performance.md).
+    steps.append(relay_step("chat", 10000, latency_window=None, saturate_window=15.0,
+                            group="levers", variant="gc-older-default-10k",
+                            server={"gc_older_threshold": 0}))
     # Levers: a load chatserver sustains (250 msg/s at 4 000 connections, well
     # under its saturation), so the GC and handler effects show in the tail
     # instead of drowning in queueing.

@@ -245,3 +245,39 @@ async def test_youth_page_shows_a_partner_card_as_text(
         assert await page.locator("#log li[data-kind=card] a[href^='http']").count() == 0
     finally:
         await ctx.close()
+
+
+async def test_duty_button_waits_for_the_socket(browser: Any, chat_server: ChatServer) -> None:
+    # A click before the socket is up could only answer "offline" and leave a
+    # counsellor who signed in and clicked at once off duty: the button stays
+    # disabled, with a "connecting" notice, until the first connect.
+    ctx = await browser.new_context(viewport=DESKTOP)
+    held: list[Any] = []
+    released = False
+
+    def hold(ws: Any) -> None:
+        # The page's WebSocket opens, but no server is behind it yet: socket.io
+        # waits for engine.io's open packet, as on a slow network.
+        if released:
+            ws.connect_to_server()
+        else:
+            held.append(ws)
+
+    try:
+        page = await ctx.new_page()
+        await page.route_web_socket(re.compile(r"/socket\.io/"), hold)
+        await console_login(page, chat_server, chat_server.add_staff())
+        await page.wait_for_selector("#duty[disabled]")
+        await eventually(lambda: len(held) > 0)
+        notice = page.locator("p.offline[role=status]")
+        assert await notice.inner_text() == "Connecting …"
+        await page.click("#duty", force=True)  # a click on a disabled button does nothing
+        assert await page.get_attribute("#duty", "aria-pressed") == "false"
+
+        released = True
+        for ws in held:
+            ws.connect_to_server()
+        await console_duty_on(page)
+        assert await notice.count() == 0
+    finally:
+        await ctx.close()

@@ -32,7 +32,8 @@ const app = {
   order: [], // conversation ids, oldest first
   selected: null,
   notice: "",
-  online: true,
+  online: false, // true while the socket is connected; not before its first connect
+  connectedOnce: false, // "connecting …" before the first connect, "lost" after
   pending: [],
   busy: false,
   offers: new Map(), // conversation -> transfer_offer waiting for this counsellor's answer
@@ -130,7 +131,9 @@ function renderConsole() {
   renderBar();
   mount(
     main,
-    app.online ? null : h("p", { class: "offline", role: "status", text: t("staff.offline") }),
+    app.online
+      ? null
+      : h("p", { class: "offline", role: "status", text: t(app.connectedOnce ? "staff.offline" : "staff.connecting") }),
     h("p", { class: ["notice", app.notice ? "" : "empty"], role: "alert", id: "notice", text: app.notice }),
     h("div", { id: "offers", class: "offers" }),
     h(
@@ -1237,6 +1240,7 @@ function refreshTyping(entry) {
 
 async function onConnect() {
   app.online = true;
+  app.connectedOnce = true;
   // After a dropped connection, take every live conversation back.
   for (const entry of app.convs.values()) {
     if (entry.state === "ended") continue;
@@ -1273,6 +1277,8 @@ async function start(message = "") {
     });
   }
   await e2e.ready();
+  app.online = false; // a new socket (sign-in, or again after sign-out): connecting
+  app.connectedOnce = false;
   const socket = connect("/staff");
   app.socket = socket;
   socket.on("connect", onConnect);
