@@ -91,7 +91,8 @@ def install(settings: Settings,
         return None
     if gc.get_freeze_count() > 0:
         return None
-    young, older, oldest = gc.get_threshold()
+    shipped = gc.get_threshold()
+    young, older, oldest = shipped
     if settings.gc_young_threshold > 0:
         young = settings.gc_young_threshold
     if settings.gc_older_threshold > 0 and settings.gc_freeze_interval_secs > 0:
@@ -101,12 +102,25 @@ def install(settings: Settings,
         older = oldest = settings.gc_older_threshold
     gc.set_threshold(young, older, oldest)
     _collect_and_freeze()
-    return asyncio.get_running_loop().create_task(
+    task = asyncio.get_running_loop().create_task(
         _run(settings.gc_freeze_interval_secs, settings.gc_full_collect_interval_secs,
              collect=TICK_COLLECTS[settings.gc_policy],
              websockets=websockets or (lambda: 0),
              full_after_websockets=settings.gc_full_collect_after_websockets),
         name="gc-policy")
+    task.add_done_callback(lambda t: _ended(t, shipped))
+    return task
+
+
+def _ended(task: asyncio.Task[None], shipped: tuple[int, int, int]) -> None:
+    # Without the task's ticks and full collections, thresholds that rely on
+    # them would let young survivors and their cycles pile up unwalked: give
+    # the interpreter its own collector back, whether the task was cancelled
+    # (shutdown) or died.
+    gc.set_threshold(*shipped)
+    if not task.cancelled() and task.exception() is not None:
+        log.error("gc: the policy task failed; the interpreter's collector is back",
+                  exc_info=task.exception())
 
 
 # The full-collection triggers are checked this often when nothing is frozen on

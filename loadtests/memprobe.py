@@ -63,7 +63,7 @@ import tempfile
 import time
 import tracemalloc
 from collections import Counter
-from collections.abc import Awaitable, Iterable
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
@@ -674,8 +674,10 @@ def _shared_with_request(value: str, req: Any) -> bool:
 # lean-queue: chatserver's own PacketQueue, on by default since the fourth
 # session (engineio_lean_queue); stock-queue takes it away again.
 
-LEVERS = ("lean-queue", "stock-queue", "ping-timer", "environ-trim", "ws-no-sec-headers",
-          "one-middleware", "sync-middleware", "lean-clone", "lazy-buckets")
+# (one-middleware, sync-middleware, lean-clone and lazy-buckets measured
+# changes that chatserver has made since; their figures are in
+# docs/performance.md, and the levers went when the code they rewrote did.)
+LEVERS = ("lean-queue", "stock-queue", "ping-timer", "environ-trim", "ws-no-sec-headers")
 
 
 def apply_levers(target: Target, levers: list[str]) -> None:
@@ -687,6 +689,8 @@ def apply_levers(target: Target, levers: list[str]) -> None:
     for lever in levers:
         if lever not in LEVERS:
             raise SystemExit(f"unknown lever {lever!r}; one of {LEVERS}")
+    if "lean-queue" in levers and "stock-queue" in levers:
+        raise SystemExit("lean-queue and stock-queue contradict each other")
     if "lean-queue" in levers and eio is not None:
         # engine.io makes each socket's queue with server.create_queue()
         use_packet_queues(eio)
@@ -753,93 +757,9 @@ def apply_levers(target: Target, levers: list[str]) -> None:
                         return _noop()
                     return hook(request, response)
                 hooks[i] = skip_ws
-    if "one-middleware" in levers and target.stack == "chat":
-        from chatserver.errors import ChatError
-        from chatserver.transport import http as chat_http
-        mws = target.app.middlewares
-        if list(mws) == [chat_http.errors_as_json, chat_http.no_websocket_compression]:
-            @web.middleware
-            async def combined(request: web.Request, handler: Any) -> web.StreamResponse:
-                # no_websocket_compression's request rewrite, then errors_as_json
-                # around the handler: one coroutine frame instead of two
-                request = _decline_deflate(request, "lean-clone" in levers)
-                try:
-                    response: web.StreamResponse = await handler(request)
-                    return response
-                except ChatError as exc:
-                    return chat_http.json_error(exc)
-                except web.HTTPException as exc:
-                    if exc.status >= 400:
-                        return web.json_response(
-                            {"ok": False, "error": chat_http._http_code(exc.status)},
-                            status=exc.status)
-                    raise
-
-            del mws[:]
-            mws.append(combined)
-    if "sync-middleware" in levers and target.stack == "chat":
-        from chatserver.transport import http as chat_http
-        mws = target.app.middlewares
-        if list(mws) == [chat_http.errors_as_json, chat_http.no_websocket_compression]:
-            @web.middleware
-            def dispatch(request: web.Request,
-                         handler: Any) -> Awaitable[web.StreamResponse]:
-                # A plain function returning the next handler's awaitable: aiohttp
-                # awaits it, so no frame of ours stays on a WebSocket's stack.
-                if request.path.startswith(chat_http.SOCKET_PATH):
-                    return handler(_decline_deflate(request, "lean-clone" in levers))  # type: ignore[no-any-return]
-                return chat_http.errors_as_json(request, handler)
-
-            del mws[:]
-            mws.append(dispatch)
-    if ("lean-clone" in levers and "one-middleware" not in levers
-            and "sync-middleware" not in levers and target.stack == "chat"):
-        from chatserver.transport import http as chat_http
-        mws = target.app.middlewares
-        for i, mw in enumerate(list(mws)):
-            if mw is chat_http.no_websocket_compression:
-                @web.middleware
-                async def lean(request: web.Request, handler: Any) -> web.StreamResponse:
-                    response: web.StreamResponse = await handler(
-                        _decline_deflate(request, True))
-                    return response
-                mws[i] = lean
-    if "lazy-buckets" in levers:
-        pass  # shipped since: ConnState makes its buckets on first use
 
 
 _BACKGROUND: set[asyncio.Task[Any]] = set()
-
-# What the upgrade needs from a client's headers: aiohttp's handshake,
-# engine.io (Origin, Upgrade, Connection, X-Forwarded-Proto) and chatserver
-# (Origin, Cookie, the proxy's address header).
-UPGRADE_HEADERS = ("Host", "Upgrade", "Connection", "Sec-WebSocket-Key",
-                   "Sec-WebSocket-Version", "Sec-WebSocket-Protocol", "Origin", "Cookie",
-                   "X-Forwarded-For", "X-Forwarded-Proto", "X-Real-IP")
-
-
-def _decline_deflate(request: Any, lean: bool) -> Any:
-    """chatserver's no_websocket_compression rewrite; ``lean``: the clone
-    carries only UPGRADE_HEADERS (and the configured address header) instead of
-    every header but the extension offer. Both clone and original live as long
-    as the connection, and engine.io copies every header of the clone into
-    its environ."""
-    from multidict import CIMultiDict
-
-    from chatserver.transport import http as chat_http
-    if (chat_http.WS_EXTENSIONS not in request.headers
-            or not request.path.startswith(chat_http.SOCKET_PATH)):
-        return request
-    if lean:
-        keep = {h.lower() for h in UPGRADE_HEADERS}
-        keep.add(os.environ.get("CHAT_CLIENT_ADDR_HEADER", "").lower())
-        headers: Any = CIMultiDict(
-            (k, v) for k, v in request.headers.items() if k.lower() in keep)
-    else:
-        headers = request.headers.copy()
-        del headers[chat_http.WS_EXTENSIONS]
-    return request.clone(headers=headers)
-
 
 async def _noop() -> None:
     return None

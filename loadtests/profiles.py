@@ -181,7 +181,7 @@ def full() -> list[Step]:
             steps.append(relay_step(stack, n, latency_window=60.0 if n == 4000 else None,
                                     saturate_window=15.0, e2e_pairs=5 if n == 4000 else 0))
     # Saturation at 10 000 with the older collections back on, next to `chat`:
-    # where they cost most (a quarter of the server's CPU, docs/performance.md).
+    # where they cost most (~19 % of the server's CPU, docs/performance.md).
     steps.append(relay_step("chat", 10000, latency_window=None, saturate_window=15.0,
                             group="levers", variant="gc-older-default-10k",
                             server={"gc_older_threshold": 0}))

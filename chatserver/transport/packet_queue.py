@@ -1,12 +1,14 @@
-"""The outgoing-packet queue of each engine.io connection, without containers
-while idle.
+"""The outgoing-packet queue of each engine.io connection, without the empty
+deques of ``asyncio.Queue``.
 
 python-engineio gives every connection a queue from its server's public
 ``create_queue()`` utility: an ``asyncio.Queue``, which allocates four empty
 deques (items, getters, putters, and its ``join()`` event's waiters) up front.
-That is ~3.3 KB per connection (loadtests/memprobe.py), a tenth of what an
-idle youth costs the server, while almost every queue is empty almost all of
-the time: engine.io's writer drains it as soon as a packet arrives.
+That is ~3.5 KB per connection (measured: docs/performance.md), an eighth of
+what an idle youth costs the server, while almost every queue is empty
+almost all of the time: engine.io's writer drains it as soon as a packet
+arrives, then waits in ``get()`` (one small list and a future while it
+waits).
 
 ``PacketQueue`` has the whole public interface of an *unbounded*
 ``asyncio.Queue`` (put, put_nowait, get, get_nowait, task_done, join, qsize,

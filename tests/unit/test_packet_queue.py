@@ -3,10 +3,12 @@ an unbounded ``asyncio.Queue``: python-engineio is entitled to use any of the
 queue's public methods, in any order, with cancellations in between.
 
 The differential test runs the same random script of operations against both
-on a real event loop (getter and joiner tasks, cancellations, ``wait_for``
-time-outs, wake-ups cancelled before the woken task runs) and compares every
-observable result after every step. The other tests pin what the class is
-for: no containers held while idle.
+on a real event loop (getter and joiner tasks, getters inside ``wait_for`` as
+engine.io's writer waits, cancellations, including of a getter a put has just
+woken) and compares every observable result after every step; afterwards the
+PacketQueue must hold no waiter it has no use for. The other tests pin the
+writer's time-out, the hand-over of a cancelled wake-up, and what the class
+is for: no deques held while idle.
 """
 
 from __future__ import annotations
@@ -29,16 +31,19 @@ def script(seed: int, length: int = 120) -> list[tuple[str, int]]:
     return [(rng.choice(OPS), rng.randrange(1000)) for _ in range(length)]
 
 
-async def run(make: Callable[[], Any], steps: list[tuple[str, int]]) -> list[Any]:
-    """Play ``steps`` on a fresh queue; return everything one could observe."""
+async def run(make: Callable[[], Any], steps: list[tuple[str, int]]) -> tuple[list[Any], Any]:
+    """Play ``steps`` on a fresh queue; return everything one could observe,
+    and the queue."""
     q = make()
     tasks: list[asyncio.Task[Any]] = []
     trace: list[Any] = []
 
     async def timed_get() -> Any:
-        # engine.io's writer: ``wait_for(queue.get(), timeout)``; 0 expires
-        # at once unless an item is already there.
-        return await asyncio.wait_for(q.get(), 0)
+        # engine.io's writer: ``wait_for(queue.get(), timeout)``. A timeout
+        # that never expires here, so the script stays deterministic; the
+        # "cancel" op then cancels it through wait_for, as a closing
+        # connection does (the expiry itself: test_the_writers_time_out_...).
+        return await asyncio.wait_for(q.get(), 3600)
 
     for op, arg in steps:
         result: Any = None
@@ -76,7 +81,7 @@ async def run(make: Callable[[], Any], steps: list[tuple[str, int]]) -> list[Any
     for t in tasks:
         t.cancel()
     await asyncio.gather(*tasks, return_exceptions=True)
-    return trace
+    return trace, q
 
 
 def _state(task: asyncio.Task[Any]) -> Any:
@@ -91,25 +96,43 @@ def _state(task: asyncio.Task[Any]) -> Any:
 @pytest.mark.parametrize("seed", range(300))
 async def test_behaves_as_an_unbounded_asyncio_queue(seed: int) -> None:
     steps = script(seed)
-    expected = await run(asyncio.Queue, steps)
-    assert await run(PacketQueue, steps) == expected
+    expected, _ = await run(asyncio.Queue, steps)
+    trace, q = await run(PacketQueue, steps)
+    assert trace == expected
+    # Every waiter is gone: nothing of a cancelled getter or joiner is kept.
+    assert q._getters is None and q._joiners is None
+    assert (q._items is None) == (q.qsize() == 0)
 
 
 async def test_the_script_reaches_the_hard_cases() -> None:
     # The differential test is only as good as its scripts: check that they
-    # produce woken-then-cancelled getters, timed-out getters, finished
+    # produce cancelled waiters, items taken by waiting getters, finished
     # joiners and refused task_done calls, on the library's own queue.
     seen: set[str] = set()
     for seed in range(300):
-        for op, result, states in await run(asyncio.Queue, script(seed)):
+        trace, _ = await run(asyncio.Queue, script(seed))
+        for op, result, states in trace:
             if op == "task_done" and result == "ValueError":
                 seen.add("task_done refused")
             if op == "get_nowait" and result == "QueueEmpty":
                 seen.add("empty")
-            seen.update("timed out" for s in states if s == "TimeoutError")
+            seen.update("cancelled" for s in states if s == "cancelled")
             seen.update("got" for s in states if isinstance(s, tuple) and s[1] is not None)
             seen.update("joined" for s in states if s == ("ok", None))
-    assert seen == {"task_done refused", "empty", "timed out", "got", "joined"}
+    assert seen == {"task_done refused", "empty", "cancelled", "got", "joined"}
+
+
+async def test_the_writers_time_out_leaves_nothing_behind() -> None:
+    # engine.io's writer: wait_for(get(), ping_interval + ping_timeout) on an
+    # idle connection expires; the queue must drop that getter and still work.
+    q = PacketQueue()
+    with pytest.raises(asyncio.TimeoutError):
+        await asyncio.wait_for(q.get(), 0.01)
+    assert q._getters is None
+    writer = asyncio.ensure_future(asyncio.wait_for(q.get(), 5))
+    await asyncio.sleep(0)
+    q.put_nowait("ping")
+    assert await writer == "ping" and q._getters is None and q._items is None
 
 
 async def test_a_woken_getter_cancelled_before_it_runs_passes_the_item_on() -> None:
