@@ -74,9 +74,7 @@ class PacketQueue:
     async def get(self) -> Any:
         while not self._items:
             getter = asyncio.get_running_loop().create_future()
-            if self._getters is None:
-                self._getters = []
-            self._getters.append(getter)
+            self._getters = _with(self._getters, getter)
             try:
                 await getter
             except BaseException:
@@ -84,7 +82,8 @@ class PacketQueue:
                 # passes its wake-up on, so no item is left with a waiter
                 # asleep.
                 getter.cancel()
-                self._forget_getter(getter)
+                # (it may already be gone: the put that woke it took it off)
+                self._getters = _without(self._getters, getter)
                 if self._items and not getter.cancelled():
                     self._wake_next_getter()
                 raise
@@ -113,17 +112,11 @@ class PacketQueue:
         if self._unfinished == 0:
             return
         joiner = asyncio.get_running_loop().create_future()
-        if self._joiners is None:
-            self._joiners = []
-        self._joiners.append(joiner)
+        self._joiners = _with(self._joiners, joiner)
         try:
             await joiner
         finally:
-            joiners = self._joiners
-            if joiners is not None and joiner in joiners:
-                joiners.remove(joiner)
-                if not joiners:
-                    self._joiners = None
+            self._joiners = _without(self._joiners, joiner)
 
     def _wake_next_getter(self) -> None:
         getters = self._getters
@@ -135,16 +128,22 @@ class PacketQueue:
         if getters is not None and not getters:
             self._getters = None
 
-    def _forget_getter(self, getter: asyncio.Future[None]) -> None:
-        getters = self._getters
-        if getters is None:
-            return
-        try:
-            getters.remove(getter)
-        except ValueError:
-            pass  # already taken off by the put that woke it
-        if not getters:
-            self._getters = None
+
+Waiters = list[asyncio.Future[None]]
+
+
+def _with(waiters: Waiters | None, waiter: asyncio.Future[None]) -> Waiters:
+    if waiters is None:
+        waiters = []
+    waiters.append(waiter)
+    return waiters
+
+
+def _without(waiters: Waiters | None, waiter: asyncio.Future[None]) -> Waiters | None:
+    """``waiters`` without ``waiter`` (if it is there); None once empty."""
+    if waiters is not None and waiter in waiters:
+        waiters.remove(waiter)
+    return waiters or None
 
 
 def use_packet_queues(eio: Any) -> None:
