@@ -44,12 +44,11 @@ national peak, each ``gc.collect(1)`` of ``freeze_young`` walked the
 engine.io tasks, futures and timers re-made for every message (tens of
 thousands of live young objects a second) and was itself the longest stall
 left; freezing them a quarter of a second after they are made keeps every
-young collection small, and the timer costs nothing. The automatic young
-collections in between still free short-lived cycles; a cycle that has not
-met one before the next tick (generation-1 collections run about once a
-second at the peak, ticks four times) is frozen and waits for the periodic
-full collection — measured, that left no more for it than ``freeze_young``
-(the run's figures: docs/performance.md, decision 0002).
+young collection small, and the timer costs nothing. The automatic
+generation-0 collections in between still free short-lived cycles; a cycle
+that has not met one before the next tick is frozen and waits for the
+periodic full collection — measured, that left no more for it than
+``freeze_young`` (the run's figures: docs/performance.md, decision 0002).
 
 Under every freeze policy with a timer, the automatic *older* collections
 (generations 1 and 2) are switched off by ``gc_older_threshold``: they

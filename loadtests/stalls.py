@@ -76,7 +76,7 @@ class Stalls:
 
     def gc_hook(self, phase: str, info: dict[str, Any]) -> None:
         if phase == "start":
-            gen = info.get("generation")
+            gen = int(info.get("generation", 0))
             self.seen[gen] = self.seen.get(gen, 0) + 1
             if (gen == 1 and self.seen[gen] % 3 == 0) or (gen == 0 and self.seen[gen] % 40 == 0):
                 self.sample_young(gen)  # what this collection is about to walk
@@ -103,7 +103,7 @@ class Stalls:
                               "top": by_type.most_common(40)})
 
     def summary(self) -> dict[str, Any]:
-        rows = []
+        rows: list[dict[str, Any]] = []
         for label, ms in self.by_label.items():
             ms.sort()
             rows.append({"label": label, "count": len(ms), "total_ms": round(sum(ms), 1),
