@@ -221,6 +221,30 @@ async def test_keyboard_only_youth_completes_a_chat(
         await ctx.close()
 
 
+async def test_keyboard_language_change_keeps_the_focus(
+        browser: Any, chat_server: ChatServer) -> None:
+    """Changing the language re-renders the whole page; a keyboard user stays
+    on the language menu (not thrown back to the top) and the quick exit is
+    still one Shift+Tab away."""
+    ctx = await browser.new_context(viewport=PHONE)
+    try:
+        page = await ctx.new_page()
+        await open_youth(page, chat_server)
+        await tab_to(page, "#lang")
+        before = await page.get_attribute("html", "lang")
+        await page.keyboard.press("ArrowUp")  # Svenska is last: up is English
+        await eventually(lambda: _lang_changed(page, before), 3)
+        assert await page.evaluate("document.activeElement.id") == "lang"
+        await page.keyboard.press("Shift+Tab")
+        assert await page.evaluate("document.activeElement.id") == "qx"
+    finally:
+        await ctx.close()
+
+
+async def _lang_changed(page: Any, before: str | None) -> bool:
+    return await page.get_attribute("html", "lang") != before
+
+
 async def _state(staff: Any, conv: str, want: str) -> bool:
     return await staff.get_attribute(f"#tab-{conv} .st", "data-state") == want
 

@@ -147,7 +147,8 @@ async def test_queue_position_is_live_and_leaving_the_queue(
 async def test_youth_page_resumes_after_a_dropped_connection(
         browser: Any, chat_server: ChatServer) -> None:
     """The transport drops mid-chat; socket.io reconnects, the page resumes and
-    gets what was sent meanwhile — once each, in order."""
+    gets what was sent meanwhile — once each, in order. The half-typed draft,
+    the focus and the caret in it survive the drop and the reconnect."""
     staff_ctx = await browser.new_context()
     youth_ctx = await browser.new_context(viewport=PHONE)
     sockets: list[Any] = []
@@ -170,9 +171,20 @@ async def test_youth_page_resumes_after_a_dropped_connection(
         await youth_send(youth, "före avbrottet")
         await console_sees(staff, conv, "före avbrottet")
 
+        # Half a sentence typed, the caret moved back into it by keyboard
+        assert await youth.evaluate("document.activeElement.id") == "composer"
+        await youth.keyboard.type("halv mening")
+        for _ in range(len("mening")):
+            await youth.keyboard.press("ArrowLeft")
+        caret = "[document.activeElement.id, document.activeElement.selectionStart]"
+        assert await youth.evaluate(caret) == ["composer", len("halv ")]
+
         # The connection drops; the counsellor writes while the youth is away
         await sockets[-1].close()
         await youth.wait_for_selector(".offline")
+        # The screen re-rendered ("offline" line) without taking the focus or
+        # the caret: the phone's keyboard would otherwise close mid-word.
+        assert await youth.evaluate(caret) == ["composer", len("halv ")]
         for text in ("under avbrottet 1", "under avbrottet 2"):
             await staff.fill("#composer", text)
             await staff.click("#send")
@@ -181,6 +193,9 @@ async def test_youth_page_resumes_after_a_dropped_connection(
         await youth.wait_for_selector(".offline", state="detached")
         shown = await youth.locator("#log li.in .text").all_inner_texts()
         assert shown == ["under avbrottet 1", "under avbrottet 2"]
+        assert await youth.evaluate(caret) == ["composer", len("halv ")]
+        await youth.keyboard.type("ny ")
+        assert await youth.input_value("#composer") == "halv ny mening"
         await youth_send(youth, "efter avbrottet")
         await console_sees(staff, conv, "efter avbrottet")
     finally:

@@ -11,7 +11,7 @@ import * as e2e from "../lib/e2e.js";
 import * as invite from "../lib/invite.js";
 import { call, connect } from "../lib/calls.js";
 import { Conversation, conversationTestSurface, MAX_TEXT_CHARS, Outbox, takeComposerText } from "../lib/conversation.js";
-import { formatClock, formatDuration, h, mount, NO_TRACE_INPUT, uid } from "../lib/dom.js";
+import { formatClock, formatDuration, h, keepFocus, mount, NO_TRACE_INPUT, uid } from "../lib/dom.js";
 import { lang, onLangChange, raw, t } from "../lib/i18n.js";
 import { languageSelect, logout, me, renderLogin, session } from "../staff/session.js";
 
@@ -148,17 +148,6 @@ function renderConsole() {
   renderQueue();
   renderConvList();
   renderPane();
-}
-
-/** Re-render a region and give focus back to the element that had it (by id). */
-function keepFocus(fn) {
-  const active = document.activeElement;
-  const id = active && active.id;
-  fn();
-  if (id && document.activeElement !== active) {
-    const again = document.getElementById(id);
-    if (again) again.focus();
-  }
 }
 
 function renderQueue() {
@@ -1140,12 +1129,7 @@ const HANDLERS = {
     if (app.selected === entry.conv.id) {
       const ta = document.getElementById("composer");
       if (ta) entry.draft = ta.value;
-      const hadFocus = document.activeElement && document.activeElement.id;
-      renderPane();
-      if (hadFocus) {
-        const el = document.getElementById(hadFocus);
-        if (el) el.focus();
-      }
+      keepFocus(renderPane);
     }
   },
 

@@ -8,7 +8,7 @@ import * as e2e from "../lib/e2e.js";
 import * as invite from "../lib/invite.js";
 import { call, connect } from "../lib/calls.js";
 import { Conversation, MAX_TEXT_CHARS, Outbox, takeComposerText } from "../lib/conversation.js";
-import { formatClock, h, mount, NO_TRACE_INPUT } from "../lib/dom.js";
+import { formatClock, h, keepFocus, mount, NO_TRACE_INPUT } from "../lib/dom.js";
 import { languages, lang, onLangChange, raw, setLang, t } from "../lib/i18n.js";
 
 const TYPING_IDLE_MS = 4000;
@@ -102,7 +102,7 @@ window.addEventListener("beforeunload", (e) => {
 function renderBar() {
   const select = h(
     "select",
-    { class: "lang", "aria-label": `${t("liaison.language")} / Language`, ...NO_TRACE_INPUT },
+    { id: "lang", class: "lang", "aria-label": `${t("liaison.language")} / Language`, ...NO_TRACE_INPUT },
     languages().map((l) => h("option", { value: l.code, lang: l.code, text: l.name, selected: l.code === lang() })),
   );
   select.addEventListener("change", () => setLang(select.value));
@@ -123,15 +123,21 @@ function memberName(m) {
 
 function render(focus = false) {
   captureDraft();
+  if (!focus) {
+    keepFocus(paint);
+    return;
+  }
+  paint();
+  window.scrollTo(0, 0);
+  const target = main.querySelector("[data-autofocus]") || main.querySelector("h1, h2");
+  if (target) target.focus({ preventScroll: true });
+}
+
+function paint() {
   renderBar();
   const screen = SCREENS[app.screen] || SCREENS.loading;
   mount(main, ...[].concat(screen()));
   main.setAttribute("data-screen", app.screen);
-  if (focus) {
-    window.scrollTo(0, 0);
-    const target = main.querySelector("[data-autofocus]") || main.querySelector("h1, h2");
-    if (target) target.focus({ preventScroll: true });
-  }
 }
 
 function go(screen) {

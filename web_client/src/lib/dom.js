@@ -41,6 +41,30 @@ export function mount(el, ...children) {
   return el;
 }
 
+/**
+ * Run fn (a re-render that replaces nodes) and give focus back, by id, to the
+ * element that had it. A removed node takes the focus with it: without this a
+ * keyboard or screen-reader user is thrown back to the top of the page, and a
+ * phone's on-screen keyboard closes mid-word, whenever a message, a roster
+ * change or a reconnect re-renders the screen. The caret of a text field comes
+ * back too. If fn moved the focus on purpose, it stays where fn put it.
+ */
+export function keepFocus(fn) {
+  const active = document.activeElement;
+  const id = active && active !== document.body ? active.id : "";
+  const caret = id && typeof active.selectionStart === "number"
+    ? [active.selectionStart, active.selectionEnd, active.selectionDirection || "none"]
+    : null;
+  const result = fn();
+  const now = document.activeElement;
+  if (!id || (now && now !== document.body)) return result;
+  const again = document.getElementById(id);
+  if (!again) return result;
+  again.focus({ preventScroll: true });
+  if (caret && typeof again.setSelectionRange === "function") again.setSelectionRange(...caret);
+  return result;
+}
+
 /** Inputs that leave nothing in the browser's autofill, dictionary or spell-check. */
 export const NO_TRACE_INPUT = Object.freeze({
   autocomplete: "off",

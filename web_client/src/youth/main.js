@@ -5,7 +5,7 @@
 import * as e2e from "../lib/e2e.js";
 import { call, connect } from "../lib/calls.js";
 import { Conversation, conversationTestSurface, MAX_TEXT_CHARS, Outbox, takeComposerText } from "../lib/conversation.js";
-import { formatClock, h, mount, NO_TRACE_INPUT, uid } from "../lib/dom.js";
+import { formatClock, h, keepFocus, mount, NO_TRACE_INPUT, uid } from "../lib/dom.js";
 import { languages, lang, localized, onLangChange, raw, setLang, t } from "../lib/i18n.js";
 import { installQuickExit, isWiped } from "./exit.js";
 
@@ -142,11 +142,17 @@ onLangChange(() => {
 
 function render(focus = false) {
   if (isWiped()) return;
+  if (focus) {
+    paint();
+    focusScreen();
+  } else keepFocus(paint);
+}
+
+function paint() {
   renderBar();
   const screen = SCREENS[app.screen] || SCREENS.loading;
   mount(main, ...[].concat(screen()));
   main.setAttribute("data-screen", app.screen);
-  if (focus) focusScreen();
 }
 
 function focusScreen() {
