@@ -280,3 +280,48 @@ async def test_duty_button_waits_for_the_socket(browser: Any, chat_server: ChatS
         assert await notice.count() == 0
     finally:
         await ctx.close()
+
+
+async def test_console_says_when_the_server_cannot_be_reached(
+        browser: Any, chat_server: ChatServer) -> None:
+    # The first connect fails (the WebSocket closes without a word, so the
+    # attempt ends at socket.io's connect timeout; long-polling is refused):
+    # the notice changes from "Connecting …" to "cannot be reached", the duty
+    # button stays disabled, and once the server answers socket.io's own
+    # retry connects and the notice goes.
+    ctx = await browser.new_context(viewport=DESKTOP)
+    refused = 0
+    reachable = False
+
+    async def ws_route(ws: Any) -> None:
+        nonlocal refused
+        if reachable:
+            ws.connect_to_server()
+        else:
+            refused += 1
+            await ws.close()
+
+    async def polling_route(route: Any) -> None:
+        nonlocal refused
+        if reachable:
+            await route.continue_()
+        else:
+            refused += 1
+            await route.abort("connectionrefused")
+
+    try:
+        page = await ctx.new_page()
+        await page.route_web_socket(re.compile(r"/socket\.io/"), ws_route)
+        await page.route(re.compile(r"/socket\.io/"), polling_route)
+        await console_login(page, chat_server, chat_server.add_staff())
+        # socket.io's connect timeout (10 s in lib/calls.js) ends the attempt
+        unreachable = "The server cannot be reached. Trying again …"
+        await eventually(lambda: _text_is(page, "p.offline[role=status]", unreachable), 20)
+        assert refused > 0
+        assert await page.get_attribute("#duty", "disabled") is not None
+
+        reachable = True
+        await console_duty_on(page)  # waits for the retry's connect
+        assert await page.locator("p.offline").count() == 0
+    finally:
+        await ctx.close()

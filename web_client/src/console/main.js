@@ -34,6 +34,7 @@ const app = {
   notice: "",
   online: false, // true while the socket is connected; not before its first connect
   connectedOnce: false, // "connecting …" before the first connect, "lost" after
+  unreachable: false, // the first connect has failed at least once
   pending: [],
   busy: false,
   offers: new Map(), // conversation -> transfer_offer waiting for this counsellor's answer
@@ -127,13 +128,20 @@ function renderBar() {
   );
 }
 
+function offlineKey() {
+  if (app.connectedOnce) return "staff.offline";
+  // Not "connecting …" for ever: a counsellor at the start of a shift should
+  // see that the server is not answering (and call IT), not wait.
+  return app.unreachable ? "staff.unreachable" : "staff.connecting";
+}
+
 function renderConsole() {
   renderBar();
   mount(
     main,
     app.online
       ? null
-      : h("p", { class: "offline", role: "status", text: t(app.connectedOnce ? "staff.offline" : "staff.connecting") }),
+      : h("p", { class: "offline", role: "status", text: t(offlineKey()) }),
     h("p", { class: ["notice", app.notice ? "" : "empty"], role: "alert", id: "notice", text: app.notice }),
     h("div", { id: "offers", class: "offers" }),
     h(
@@ -1225,6 +1233,7 @@ function refreshTyping(entry) {
 async function onConnect() {
   app.online = true;
   app.connectedOnce = true;
+  app.unreachable = false;
   // After a dropped connection, take every live conversation back.
   for (const entry of app.convs.values()) {
     if (entry.state === "ended") continue;
@@ -1263,6 +1272,7 @@ async function start(message = "") {
   await e2e.ready();
   app.online = false; // a new socket (sign-in, or again after sign-out): connecting
   app.connectedOnce = false;
+  app.unreachable = false;
   const socket = connect("/staff");
   app.socket = socket;
   socket.on("connect", onConnect);
@@ -1275,6 +1285,10 @@ async function start(message = "") {
       socket.disconnect();
       wipeAll();
       start(t("staff.session_expired"));
+    } else if (!app.connectedOnce && !app.unreachable && app.socket === socket) {
+      // socket.io keeps trying by itself; this only changes what is shown.
+      app.unreachable = true;
+      renderConsole();
     }
   });
   for (const event of Object.keys(HANDLERS)) {
