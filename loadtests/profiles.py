@@ -132,7 +132,7 @@ def claims_step(sizes: list[int], per_size: int) -> Step:
 # 0.25 s without older collections, inline handlers, PacketQueue). Earlier
 # sessions' rows (freeze every 5 s/60 s with async handlers) are kept in
 # docs/performance.md.
-LEVERS = [
+LEVERS: list[tuple[str, dict[str, Any]]] = [
     # The fourth session's two changes, each taken away again.
     ("gc-older-default", {"gc_older_threshold": 0}),
     ("stock-queue", {"engineio_lean_queue": False}),
@@ -145,7 +145,7 @@ LEVERS = [
                            "socketio_async_handlers": False}),
 ]
 # The peak again under other GC policies, side by side.
-PEAK_LEVERS = [
+PEAK_LEVERS: list[tuple[str, dict[str, Any]]] = [
     # The previous default (second session) and the same timer at the new
     # interval: what each half of the change gave.
     ("gc-young-1s", {"gc_policy": "freeze_young", "gc_freeze_interval_secs": 1}),

@@ -37,7 +37,7 @@ def _f(v: Any, digits: int = 1) -> str:
 def _errors(step: dict[str, Any]) -> int:
     errs = sum((step.get("errors") or {}).values())
     c = step.get("counters") or {}
-    return errs + c.get("connect_failures", 0) + c.get("unexpected_disconnects", 0)
+    return int(errs + c.get("connect_failures", 0) + c.get("unexpected_disconnects", 0))
 
 
 def _late(i: dict[str, Any]) -> str:
@@ -71,10 +71,10 @@ def _relay_table(steps: list[dict[str, Any]]) -> tuple[list[str], dict[int, dict
              "generator CPU | RSS / idle youth conn | RSS / paired youth conn |",
              "|---|---|---|---|---|---|---|---|---|---|---|"]
     for level in sorted(by_level):
-        bare_sat = _res(by_level[level].get("bare", {})).get("saturate", {})
+        bare_sat = _res(by_level[level].get("bare", {})).get("saturate") or {}
         bare, bare_norm = bare_sat.get("relayed_per_s"), per_core(bare_sat)
         for stack in ("bare", "sio", "chat"):
-            s = by_level[level].get(stack)
+            s = by_level[level].get(stack) or {}
             if not s:
                 continue
             r = _res(s)
@@ -98,7 +98,7 @@ def per_core(sat: dict[str, Any]) -> int | None:
     rate, cpu = sat.get("relayed_per_s"), sat.get("server_cpu_pct")
     if not rate or not cpu:
         return None
-    return round(rate / (cpu / 100))
+    return round(float(rate) / (float(cpu) / 100))
 
 
 def _latency_row(name: str, lat: dict[str, Any], bare_p99: float | None, extra: str = "") -> str:
@@ -216,7 +216,9 @@ def write(out_dir: Path, doc: dict[str, Any]) -> None:
             bare_lat = ((_res(stacks.get("bare", {})).get("latency") or {}).get("latency") or {})
             for stack in ("bare", "sio", "chat"):
                 s = stacks.get(stack)
-                lat = ((_res(s).get("latency") or {}).get("latency")) if s else None
+                if not s:
+                    continue
+                lat = (_res(s).get("latency") or {}).get("latency")
                 if not lat:
                     continue
                 lp = _res(s)["latency"]

@@ -4,6 +4,7 @@ load-test path, and the files render on any Git host or browser."""
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping, Sequence
 from html import escape
 
 COLOURS = ("#1f77b4", "#d62728", "#2ca02c", "#ff7f0e", "#9467bd", "#8c564b", "#e377c2")
@@ -37,10 +38,11 @@ def _fmt(v: float) -> str:
     return f"{v:g}"
 
 
-def line_chart(title: str, series: dict[str, list[tuple[float, float]]], *, x_label: str,
-               y_label: str, log_x: bool = False, y_min: float | None = None,
+def line_chart(title: str, series: Mapping[str, Sequence[tuple[float, float | None]]], *,
+               x_label: str, y_label: str, log_x: bool = False, y_min: float | None = None,
                y_max: float | None = None, hlines: dict[str, float] | None = None) -> str:
-    pts = [p for s in series.values() for p in s if p[1] is not None and (not log_x or p[0] > 0)]
+    # A step without a figure (None) is left out of the plot, not drawn as 0.
+    pts = [(x, y) for s in series.values() for x, y in s if y is not None and (not log_x or x > 0)]
     if not pts:
         return (f'<svg xmlns="http://www.w3.org/2000/svg" width="{W}" height="80">'
                 f'<text x="10" y="40">{escape(title)}: no data</text></svg>')
