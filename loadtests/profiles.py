@@ -164,6 +164,19 @@ PEAK_LEVERS: list[tuple[str, dict[str, Any]]] = [
 ]
 
 
+# The peak's relay rate per connection: ~189 msg/s relayed among ~10 350
+# connections in the full peak (docs/performance.md). The `peakrate` steps
+# relay at this rate on every stack, so the peak's tail has a bare-aiohttp
+# floor in the same run: the generator, loopback and scheduling at that many
+# sockets, without the queue, the claims or socket.io.
+PEAK_RELAY_RATE = 0.019
+
+
+def peakrate_steps(connections: int, window: float, stacks: tuple[str, ...]) -> list[Step]:
+    return [relay_step(stack, connections, latency_window=window, saturate_window=None,
+                       group="peakrate", latency_rate=PEAK_RELAY_RATE) for stack in stacks]
+
+
 def full() -> list[Step]:
     # The big scenarios first: a run cut short still has the headline figures.
     steps: list[Step] = [
@@ -171,6 +184,7 @@ def full() -> list[Step]:
         *(peak_step(10000, 500, window=90.0, settle=30.0, ramp_per_sec=200, e2e_pairs=2,
                     label=f"peak-{variant}", server=server, variant=variant)
           for variant, server in PEAK_LEVERS),
+        *peakrate_steps(10000, 90.0, ("bare", "sio", "chat")),
         # 4 000, not 10 000: at 10 000 the reconnect handshakes time out
         # (docs/performance.md, decision 0004); storm-10000, last, shows that.
         storm_step(4000, warmup=15.0),
@@ -210,6 +224,7 @@ def quick() -> list[Step]:
                         e2e_pairs=2)
              for stack in ("bare", "sio", "chat")]
     steps.append(peak_step(1500, 75, window=20.0, settle=5.0, ramp_per_sec=500, e2e_pairs=2))
+    steps += peakrate_steps(1500, 20.0, ("bare",))
     steps.append(storm_step(1000, warmup=4.0))
     steps.append(ramp_step("chat", [1000, 3000], window=8.0, warmup=2.0))
     steps.append(claims_step([100, 1000], per_size=15))

@@ -308,6 +308,37 @@ def write(out_dir: Path, doc: dict[str, Any]) -> None:
             targets.append((f"peak p99.9 ≤ {TARGET_P999_MS:.0f} ms", f"{lat['p999_ms']} ms",
                             "meets" if lat["p999_ms"] <= TARGET_P999_MS else "MISSES"))
 
+    # ---- the peak's relay rate on each stack (bare floor for the peak's tail)
+    peakrate = _steps(doc, "peakrate")
+    if peakrate:
+        bare_pr = next((((_res(s).get("latency") or {}).get("latency") or {})
+                        for s in peakrate if s["step"]["stack"] == "bare"), {})
+        md += ["### The peak's relay rate on each stack (relay only)", "",
+               "The same connection count and message rate as the peak, as 1:1 relay "
+               "conversations with no queue and no claims: the bare-aiohttp row is the floor "
+               "(generator, loopback, scheduling) under the peak's tail in this run.", "",
+               "| stack | samples | p50 ms | p95 ms | p99 ms | p99 × bare | p99.9 ms | "
+               "max ms | window | offered / relayed msg/s | server CPU |",
+               "|---|---|---|---|---|---|---|---|---|---|---|"]
+        for s in peakrate:
+            r = _res(s)
+            lp = r.get("latency") or {}
+            lat = lp.get("latency") or {}
+            conns = (s.get("plan") or {}).get("connections")
+            name = f"{STACK_NAMES[s['step']['stack']]}, {_f(conns)} conns"
+            md.append(_latency_row(
+                name, lat, bare_pr.get("p99_ms"),
+                f" {_f(lp.get('window_secs'))} s | {_f(r.get('latency_offered_per_s'))}"
+                f" / {_f(lp.get('relayed_per_s'))} | {_f(lp.get('server_cpu_pct'))} % |"))
+            if lat.get("cdf"):
+                cdf[f"{name} at the peak's rate"] = [tuple(p) for p in lat["cdf"]]
+        main_peak = next((_res(s).get("latency") or {} for s in _steps(doc, "peak")
+                          if not s["step"].get("variant")), {})
+        if main_peak.get("p99_ms") and bare_pr.get("p99_ms"):
+            md += ["", f"The peak's p99 ({_f(main_peak['p99_ms'], 2)} ms) is "
+                   f"{main_peak['p99_ms'] / bare_pr['p99_ms']:.1f}× bare aiohttp's at its rate."]
+        md.append("")
+
     # ---- storm
     for s in _steps(doc, "storm") + _steps(doc, "storm10k"):
         r = _res(s)
