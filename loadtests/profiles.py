@@ -164,11 +164,12 @@ PEAK_LEVERS: list[tuple[str, dict[str, Any]]] = [
 ]
 
 
-# The peak's relay rate per connection: ~189 msg/s relayed among ~10 350
-# connections in the full peak (docs/performance.md). The `peakrate` steps
-# relay at this rate on every stack, so the peak's tail has a bare-aiohttp
-# floor in the same run: the generator, loopback and scheduling at that many
-# sockets, without the queue, the claims or socket.io.
+# The peak relays ~189 msg/s among ~10 350 connections (docs/performance.md);
+# 0.019 msg/s per connection is that total over the 10 000 connections of a
+# `peakrate` step (190 msg/s). Those steps relay at this rate on every stack,
+# so the peak's tail has a bare-aiohttp floor in the same run: the generator,
+# loopback and scheduling at that many sockets, without the queue, the claims
+# or socket.io.
 PEAK_RELAY_RATE = 0.019
 
 

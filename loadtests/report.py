@@ -313,10 +313,11 @@ def write(out_dir: Path, doc: dict[str, Any]) -> None:
     if peakrate:
         bare_pr = next((((_res(s).get("latency") or {}).get("latency") or {})
                         for s in peakrate if s["step"]["stack"] == "bare"), {})
-        md += ["### The peak's relay rate on each stack (relay only)", "",
-               "The same connection count and message rate as the peak, as 1:1 relay "
-               "conversations with no queue and no claims: the bare-aiohttp row is the floor "
-               "(generator, loopback, scheduling) under the peak's tail in this run.", "",
+        md += ["## The peak's relay rate on each stack (relay only)", "",
+               "The peak's total message rate over as many 1:1 relay conversations "
+               "(with no queue and no claims) as the peak has connections, near enough: "
+               "the bare-aiohttp row is the floor (generator, loopback, scheduling) under "
+               "the peak's tail in this run.", "",
                "| stack | samples | p50 ms | p95 ms | p99 ms | p99 × bare | p99.9 ms | "
                "max ms | window | offered / relayed msg/s | server CPU |",
                "|---|---|---|---|---|---|---|---|---|---|---|"]

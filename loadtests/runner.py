@@ -277,9 +277,11 @@ def run(profile: str, only: list[str] | None = None, out: Path | None = None,
     ensure_node_deps()
     steps = PROFILES[profile]()
     if only:
-        # "=label" selects exactly that step ("=peak": not its lever variants).
+        # "=label" selects exactly that step ("=peak": not its lever variants);
+        # a prefix ends at a "-" ("peak" takes peak-gc-…, not peakrate-…).
         steps = [s for s in steps if any(s.label == o[1:] if o.startswith("=") else
-                                         o in (s.group, s.label) or s.label.startswith(o)
+                                         o in (s.group, s.label)
+                                         or s.label.startswith(o.rstrip("-") + "-")
                                          for o in only)]
     stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
     # Absolute: --from-head servers run in another directory and write their

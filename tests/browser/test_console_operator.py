@@ -317,11 +317,14 @@ async def test_console_says_when_the_server_cannot_be_reached(
         # socket.io's connect timeout (10 s in lib/calls.js) ends the attempt
         unreachable = "The server cannot be reached. Trying again …"
         await eventually(lambda: _text_is(page, "p.offline[role=status]", unreachable), 20)
+        # At once: socket.io retries 0.25–0.75 s after the failure, and a retry
+        # that meets the silent WebSocket waits out another 10 s.
+        reachable = True
         assert refused > 0
         assert await page.get_attribute("#duty", "disabled") is not None
-
-        reachable = True
-        await console_duty_on(page)  # waits for the retry's connect
+        await page.wait_for_selector("#duty:not([disabled])", timeout=25_000)
+        await console_duty_on(page)
         assert await page.locator("p.offline").count() == 0
     finally:
         await ctx.close()
+

@@ -147,24 +147,29 @@ async def test_queue_position_is_live_and_leaving_the_queue(
 async def test_youth_page_resumes_after_a_dropped_connection(
         browser: Any, chat_server: ChatServer) -> None:
     """The transport drops mid-chat; socket.io reconnects, the page resumes and
-    gets what was sent meanwhile — once each, in order. The half-typed draft,
-    the focus and the caret in it survive the drop and the reconnect."""
+    gets what was sent meanwhile — once each, in order. The half-typed draft
+    (also what is typed while offline), the focus and the caret in it survive
+    the drop and the reconnect."""
     staff_ctx = await browser.new_context()
     youth_ctx = await browser.new_context(viewport=PHONE)
     sockets: list[Any] = []
+    staff_sockets: list[Any] = []
 
-    async def track(ws: Any) -> None:
-        server = ws.connect_to_server()
-        ws.on_message(lambda m: server.send(m))
-        server.on_message(lambda m: ws.send(m))
-        sockets.append(ws)
+    def tracker(into: list[Any]) -> Any:
+        async def track(ws: Any) -> None:
+            server = ws.connect_to_server()
+            ws.on_message(lambda m: server.send(m))
+            server.on_message(lambda m: ws.send(m))
+            into.append(ws)
+        return track
 
     try:
         staff = await staff_ctx.new_page()
+        await staff.route_web_socket(re.compile(r".*/socket\.io/.*"), tracker(staff_sockets))
         await console_login(staff, chat_server, chat_server.add_staff(alias="Bo"))
         await console_duty_on(staff)
         youth = await youth_ctx.new_page()
-        await youth.route_web_socket(re.compile(r".*/socket\.io/.*"), track)
+        await youth.route_web_socket(re.compile(r".*/socket\.io/.*"), tracker(sockets))
         await youth_to_queue(youth, chat_server)
         conv = await console_claim_first(staff)
         await youth_wait_chat(youth)
@@ -185,6 +190,8 @@ async def test_youth_page_resumes_after_a_dropped_connection(
         # The screen re-rendered ("offline" line) without taking the focus or
         # the caret: the phone's keyboard would otherwise close mid-word.
         assert await youth.evaluate(caret) == ["composer", len("halv ")]
+        # Typing goes on while offline (and may meet the reconnect's re-render)
+        await youth.keyboard.type("ny ")
         for text in ("under avbrottet 1", "under avbrottet 2"):
             await staff.fill("#composer", text)
             await staff.click("#send")
@@ -193,9 +200,19 @@ async def test_youth_page_resumes_after_a_dropped_connection(
         await youth.wait_for_selector(".offline", state="detached")
         shown = await youth.locator("#log li.in .text").all_inner_texts()
         assert shown == ["under avbrottet 1", "under avbrottet 2"]
-        assert await youth.evaluate(caret) == ["composer", len("halv ")]
-        await youth.keyboard.type("ny ")
         assert await youth.input_value("#composer") == "halv ny mening"
+        assert await youth.evaluate(caret) == ["composer", len("halv ny ")]
+
+        # The console too: the counsellor's own connection drops mid-draft
+        await staff.click("#composer")
+        await staff.keyboard.type("ett utkast")
+        await staff_sockets[-1].close()
+        await staff.wait_for_selector("p.offline")
+        assert await staff.evaluate(caret) == ["composer", len("ett utkast")]
+        await eventually(lambda: len(staff_sockets) >= 2, 10)
+        await staff.wait_for_selector("p.offline", state="detached")
+        assert await staff.input_value("#composer") == "ett utkast"
+        assert await staff.evaluate(caret) == ["composer", len("ett utkast")]
         await youth_send(youth, "efter avbrottet")
         await console_sees(staff, conv, "efter avbrottet")
     finally:

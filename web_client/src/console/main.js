@@ -136,6 +136,13 @@ function offlineKey() {
 }
 
 function renderConsole() {
+  // The whole page is rebuilt (a dropped or restored connection, a language
+  // switch): keep the open conversation's unsent text, the focus and the caret.
+  saveDraft();
+  keepFocus(paintConsole);
+}
+
+function paintConsole() {
   renderBar();
   mount(
     main,
@@ -251,6 +258,14 @@ function renderConvList() {
   document.title = unread ? `(${unread}) ${t("staff.console_title")}` : t("staff.console_title");
 }
 
+/** Keep what was typed in the open conversation's box before it is redrawn. */
+function saveDraft() {
+  const pane = document.getElementById("pane");
+  const typed = document.getElementById("composer");
+  const entry = app.selected && app.convs.get(app.selected);
+  if (pane && typed && entry && pane.getAttribute("data-conversation") === entry.conv.id) entry.draft = typed.value;
+}
+
 function renderPane() {
   const pane = document.getElementById("pane");
   if (!pane) return;
@@ -259,9 +274,7 @@ function renderPane() {
     mount(pane, h("p", { text: t("staff.convs.select") }));
     return;
   }
-  // Keep what was typed when the pane is redrawn for the same conversation.
-  const typed = document.getElementById("composer");
-  if (typed && pane.getAttribute("data-conversation") === entry.conv.id) entry.draft = typed.value;
+  saveDraft();
   pane.setAttribute("data-conversation", entry.conv.id);
   const ended = entry.state === "ended";
   const log = h("ol", { class: "log", id: "log" });
@@ -1287,6 +1300,9 @@ async function start(message = "") {
       start(t("staff.session_expired"));
     } else if (!app.connectedOnce && !app.unreachable && app.socket === socket) {
       // socket.io keeps trying by itself; this only changes what is shown.
+      // (A refusal by the server other than session_required — a foreign
+      // Origin behind a misconfigured proxy — is not retried by socket.io and
+      // still shows this text: docs/design/web-client.md.)
       app.unreachable = true;
       renderConsole();
     }

@@ -59,9 +59,16 @@ export function keepFocus(fn) {
   const now = document.activeElement;
   if (!id || (now && now !== document.body)) return result;
   const again = document.getElementById(id);
-  if (!again) return result;
+  // Same id, same kind of control: an id reused for something else is not "it".
+  if (!again || again.tagName !== active.tagName) return result;
   again.focus({ preventScroll: true });
-  if (caret && typeof again.setSelectionRange === "function") again.setSelectionRange(...caret);
+  if (caret) {
+    try {
+      again.setSelectionRange(...caret);
+    } catch {
+      // an input type without a caret (a changed type): the focus is enough
+    }
+  }
   return result;
 }
 

@@ -5,7 +5,7 @@
 import * as e2e from "../lib/e2e.js";
 import { call, connect } from "../lib/calls.js";
 import { Conversation, conversationTestSurface, MAX_TEXT_CHARS, Outbox, takeComposerText } from "../lib/conversation.js";
-import { formatClock, h, keepFocus, mount, NO_TRACE_INPUT, uid } from "../lib/dom.js";
+import { formatClock, h, keepFocus, mount, NO_TRACE_INPUT } from "../lib/dom.js";
 import { languages, lang, localized, onLangChange, raw, setLang, t } from "../lib/i18n.js";
 import { installQuickExit, isWiped } from "./exit.js";
 
@@ -134,7 +134,6 @@ function renderBar() {
 
 onLangChange(() => {
   document.title = t("youth.title");
-  captureDraft();
   render();
 });
 
@@ -142,6 +141,9 @@ onLangChange(() => {
 
 function render(focus = false) {
   if (isWiped()) return;
+  // The message box is rebuilt from app.draft: take what is in it now (text
+  // typed while offline, or since the last render) before it goes.
+  captureDraft();
   if (focus) {
     paint();
     focusScreen();
@@ -163,7 +165,6 @@ function focusScreen() {
 }
 
 function go(screen) {
-  captureDraft();
   app.screen = screen;
   app.notice = "";
   app.confirmEnd = false;
@@ -261,7 +262,8 @@ const SCREENS = {
   profile() {
     const lists = (app.status && app.status.profile) || {};
     const field = (name, listKey, codesKey, labelKey = `youth.profile.${name}`) => {
-      const id = uid("f");
+      // Fixed ids (not uid()): a re-render gives the focus back by id.
+      const id = `f-${name}`;
       const codes = Array.isArray(lists[listKey]) ? lists[listKey] : [];
       if (!codes.length) return null;
       return h(
@@ -276,10 +278,10 @@ const SCREENS = {
         ),
       );
     };
-    const urgentId = uid("f");
-    const proId = uid("f");
-    const codeId = uid("f");
-    const codeHint = uid("f");
+    const urgentId = "f-urgent";
+    const proId = "f-pro";
+    const codeId = "f-code";
+    const codeHint = "f-code-hint";
     // Type text, never password: a password field would make the browser offer
     // to save the code. Nothing about it is stored; it goes out with `start`.
     const codeInput = h("input", {
@@ -761,7 +763,6 @@ function captureDraft() {
 }
 
 function setConfirmEnd(on) {
-  captureDraft();
   app.confirmEnd = on;
   render();
   const next = document.getElementById(on ? "end-yes" : "end");
@@ -912,7 +913,6 @@ function onPause() {
   const conv = app.conv;
   if (app.screen === "decoy" || (!conv && app.screen !== "returncode")) return;
   // The decoy comes first and synchronously; the server is told afterwards.
-  captureDraft();
   app.resumeScreen = app.screen;
   app.paused = true;
   app.screen = "decoy";
@@ -998,7 +998,10 @@ function onEndConfirmed() {
 }
 
 function endConversation(reason) {
-  captureDraft();
+  // Unsent text goes with the conversation: empty the box too, or the next
+  // render would take it back into app.draft.
+  const ta = document.getElementById("composer");
+  if (ta) ta.value = "";
   app.draft = "";
   app.endedReason = reason;
   wipeConversation();
@@ -1037,7 +1040,6 @@ async function onConsent(c, accept) {
   if (!conv) return;
   app.consents.delete(c.request);
   if (app.screen === "chat") {
-    captureDraft();
     render(); // the card goes at once: one answer per request
   }
   const reply = await call(app.socket, "consent", { conversation: conv.id, request: c.request, accept });
@@ -1050,7 +1052,6 @@ async function onConsent(c, accept) {
   }
   app.intros.delete(c.request);
   if (app.screen === "chat") {
-    captureDraft();
     render();
     if (!reply.ok) setNotice(t("youth.consent.gone"));
     else if (!accept) setNotice(t("youth.consent.declined"));
@@ -1111,7 +1112,6 @@ const HANDLERS = {
     if (data.state === "ended") return;
     if (app.screen === "waiting" && conv.others().length) go("chat");
     else if (app.screen === "chat") {
-      captureDraft();
       render();
     } else if (app.screen === "decoy") app.resumeScreen = conv.others().length ? "chat" : app.resumeScreen;
   },
@@ -1135,7 +1135,6 @@ const HANDLERS = {
       if (app.intros.size >= 20) app.intros.delete(app.intros.keys().next().value);
       app.intros.set(r.request, { role: r.role, kxPk: r.kxPk, from: r.from });
       if (app.consents.has(r.request) && app.screen === "chat") {
-        captureDraft();
         render();
       }
     }
@@ -1161,7 +1160,6 @@ const HANDLERS = {
     if (data.state === "paused") return;
     if (data.state === "active" && app.screen === "waiting" && conv.others().length) go("chat");
     else if (app.screen === "chat") {
-      captureDraft();
       render();
     }
   },
@@ -1190,7 +1188,6 @@ const HANDLERS = {
     if (!forUs(data) || typeof data.request !== "string" || typeof data.kx_pk !== "string") return;
     app.consents.set(data.request, { request: data.request, role: String(data.role || ""), kxPk: data.kx_pk });
     if (app.screen !== "chat") return; // shown when the youth is back in the chat
-    captureDraft();
     render();
     const hd = document.getElementById(`consent-h-${data.request}`);
     if (hd) {
@@ -1251,7 +1248,6 @@ function onDisconnect() {
   if (isWiped()) return;
   app.online = false;
   if (app.screen === "waiting" || app.screen === "chat") {
-    captureDraft();
     render();
   }
 }
