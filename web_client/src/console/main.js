@@ -1147,11 +1147,7 @@ const HANDLERS = {
     }
     entry.state = data.state;
     renderConvList();
-    if (app.selected === entry.conv.id) {
-      const ta = document.getElementById("composer");
-      if (ta) entry.draft = ta.value;
-      keepFocus(renderPane);
-    }
+    if (app.selected === entry.conv.id) keepFocus(renderPane); // renderPane keeps the draft
   },
 
   transfer_offer(data) {
