@@ -109,6 +109,24 @@ def _latency_row(name: str, lat: dict[str, Any], bare_p99: float | None, extra: 
             f"{_f(lat.get('max_ms'), 1)} |{extra}")
 
 
+RELAY_LATENCY_HEAD = ["| stack | samples | p50 ms | p95 ms | p99 ms | p99 × bare | p99.9 ms | "
+                      "max ms | window | offered / relayed msg/s | server CPU |",
+                      "|---|---|---|---|---|---|---|---|---|---|---|"]
+
+
+def _relay_latency(step: dict[str, Any]) -> dict[str, Any]:
+    """A relay step's latency-window figures ({} without a window)."""
+    return (_res(step).get("latency") or {}).get("latency") or {}
+
+
+def _relay_latency_row(name: str, step: dict[str, Any], bare_p99: float | None) -> str:
+    r = _res(step)
+    lp = r.get("latency") or {}
+    return _latency_row(name, _relay_latency(step), bare_p99,
+                        f" {_f(lp.get('window_secs'))} s | {_f(r.get('latency_offered_per_s'))}"
+                        f" / {_f(lp.get('relayed_per_s'))} | {_f(lp.get('server_cpu_pct'))} % |")
+
+
 def write(out_dir: Path, doc: dict[str, Any]) -> None:
     m = doc["machine"]
     md: list[str] = [
@@ -213,26 +231,18 @@ def write(out_dir: Path, doc: dict[str, Any]) -> None:
                                 "meets" if rss <= TARGET_RSS_KB else "MISSES"))
         lat_rows = []
         for level, stacks in sorted(by_level.items()):
-            bare_lat = ((_res(stacks.get("bare", {})).get("latency") or {}).get("latency") or {})
+            bare_p99 = _relay_latency(stacks.get("bare", {})).get("p99_ms")
             for stack in ("bare", "sio", "chat"):
                 s = stacks.get(stack)
-                if not s:
+                lat = _relay_latency(s) if s else {}
+                if not s or not lat:
                     continue
-                lat = (_res(s).get("latency") or {}).get("latency")
-                if not lat:
-                    continue
-                lp = _res(s)["latency"]
-                lat_rows.append(_latency_row(
-                    f"{STACK_NAMES[stack]}, {level:,} conns", lat, bare_lat.get("p99_ms"),
-                    f" {_f(lp.get('window_secs'))} s | {_f(_res(s).get('latency_offered_per_s'))}"
-                    f" / {_f(lp.get('relayed_per_s'))} | {_f(lp.get('server_cpu_pct'))} % |"))
+                lat_rows.append(_relay_latency_row(f"{STACK_NAMES[stack]}, {level:,} conns", s,
+                                                   bare_p99))
                 cdf[f"{STACK_NAMES[stack]} {level:,}"] = [tuple(p) for p in lat.get("cdf", [])]
         if lat_rows:
             md += ["### Relay latency at 0.5 msg/s per connection (issue 5's 1 msg/s per pair)", "",
-                   "| stack | samples | p50 ms | p95 ms | p99 ms | p99 × bare | p99.9 ms | "
-                   "max ms | window | offered / relayed msg/s | server CPU |",
-                   "|---|---|---|---|---|---|---|---|---|---|---|",
-                   *lat_rows, ""]
+                   *RELAY_LATENCY_HEAD, *lat_rows, ""]
 
     # ---- levers
     levers = _steps(doc, "levers")
@@ -311,26 +321,17 @@ def write(out_dir: Path, doc: dict[str, Any]) -> None:
     # ---- the peak's relay rate on each stack (bare floor for the peak's tail)
     peakrate = _steps(doc, "peakrate")
     if peakrate:
-        bare_pr = next((((_res(s).get("latency") or {}).get("latency") or {})
-                        for s in peakrate if s["step"]["stack"] == "bare"), {})
+        bare_pr = next((_relay_latency(s) for s in peakrate if s["step"]["stack"] == "bare"), {})
         md += ["## The peak's relay rate on each stack (relay only)", "",
                "The peak's total message rate over as many 1:1 relay conversations "
                "(with no queue and no claims) as the peak has connections, near enough: "
                "the bare-aiohttp row is the floor (generator, loopback, scheduling) under "
-               "the peak's tail in this run.", "",
-               "| stack | samples | p50 ms | p95 ms | p99 ms | p99 × bare | p99.9 ms | "
-               "max ms | window | offered / relayed msg/s | server CPU |",
-               "|---|---|---|---|---|---|---|---|---|---|---|"]
+               "the peak's tail in this run.", "", *RELAY_LATENCY_HEAD]
         for s in peakrate:
-            r = _res(s)
-            lp = r.get("latency") or {}
-            lat = lp.get("latency") or {}
+            lat = _relay_latency(s)
             conns = (s.get("plan") or {}).get("connections")
             name = f"{STACK_NAMES[s['step']['stack']]}, {_f(conns)} conns"
-            md.append(_latency_row(
-                name, lat, bare_pr.get("p99_ms"),
-                f" {_f(lp.get('window_secs'))} s | {_f(r.get('latency_offered_per_s'))}"
-                f" / {_f(lp.get('relayed_per_s'))} | {_f(lp.get('server_cpu_pct'))} % |"))
+            md.append(_relay_latency_row(name, s, bare_pr.get("p99_ms")))
             if lat.get("cdf"):
                 cdf[f"{name} at the peak's rate"] = [tuple(p) for p in lat["cdf"]]
         main_peak = next((_res(s).get("latency") or {} for s in _steps(doc, "peak")
