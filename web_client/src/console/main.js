@@ -32,9 +32,9 @@ const app = {
   order: [], // conversation ids, oldest first
   selected: null,
   notice: "",
-  online: false, // true while the socket is connected; not before its first connect
-  connectedOnce: false, // "connecting …" before the first connect, "lost" after
-  unreachable: false, // the first connect has failed at least once
+  // The socket: "connecting" (before its first connect), "unreachable" (the
+  // first connect failed; socket.io keeps trying), "online", "lost" (after).
+  link: "connecting",
   pending: [],
   busy: false,
   offers: new Map(), // conversation -> transfer_offer waiting for this counsellor's answer
@@ -109,7 +109,7 @@ function renderBar() {
     "aria-pressed": app.duty.on ? "true" : "false",
     // Not before the socket is up: a click then could only answer "offline",
     // and a counsellor who clicks right after signing in would stay off duty.
-    disabled: !app.online,
+    disabled: app.link !== "online",
     onclick: toggleDuty,
     text: t("staff.duty.toggle"),
   });
@@ -128,12 +128,7 @@ function renderBar() {
   );
 }
 
-function offlineKey() {
-  if (app.connectedOnce) return "staff.offline";
-  // Not "connecting …" for ever: a counsellor at the start of a shift should
-  // see that the server is not answering (and call IT), not wait.
-  return app.unreachable ? "staff.unreachable" : "staff.connecting";
-}
+const LINK_TEXT = { connecting: "staff.connecting", unreachable: "staff.unreachable", lost: "staff.offline" };
 
 function renderConsole() {
   // The whole page is rebuilt (a dropped or restored connection, a language
@@ -146,9 +141,7 @@ function paintConsole() {
   renderBar();
   mount(
     main,
-    app.online
-      ? null
-      : h("p", { class: "offline", role: "status", text: t(offlineKey()) }),
+    app.link === "online" ? null : h("p", { class: "offline", role: "status", text: t(LINK_TEXT[app.link]) }),
     h("p", { class: ["notice", app.notice ? "" : "empty"], role: "alert", id: "notice", text: app.notice }),
     h("div", { id: "offers", class: "offers" }),
     h(
@@ -1240,9 +1233,7 @@ function refreshTyping(entry) {
 }
 
 async function onConnect() {
-  app.online = true;
-  app.connectedOnce = true;
-  app.unreachable = false;
+  app.link = "online";
   // After a dropped connection, take every live conversation back.
   for (const entry of app.convs.values()) {
     if (entry.state === "ended") continue;
@@ -1279,14 +1270,12 @@ async function start(message = "") {
     });
   }
   await e2e.ready();
-  app.online = false; // a new socket (sign-in, or again after sign-out): connecting
-  app.connectedOnce = false;
-  app.unreachable = false;
+  app.link = "connecting"; // a new socket (sign-in, or again after sign-out)
   const socket = connect("/staff");
   app.socket = socket;
   socket.on("connect", onConnect);
   socket.on("disconnect", () => {
-    app.online = false;
+    app.link = "lost";
     renderConsole();
   });
   socket.on("connect_error", (err) => {
@@ -1294,12 +1283,14 @@ async function start(message = "") {
       socket.disconnect();
       wipeAll();
       start(t("staff.session_expired"));
-    } else if (!app.connectedOnce && !app.unreachable && app.socket === socket) {
+    } else if (app.link === "connecting" && app.socket === socket) {
+      // Not "connecting …" for ever: a counsellor at the start of a shift
+      // should see that the server is not answering (and call IT), not wait.
       // socket.io keeps trying by itself; this only changes what is shown.
       // (A refusal by the server other than session_required — a foreign
       // Origin behind a misconfigured proxy — is not retried by socket.io and
       // still shows this text: docs/design/web-client.md.)
-      app.unreachable = true;
+      app.link = "unreachable";
       renderConsole();
     }
   });
