@@ -10,7 +10,6 @@ import contextlib
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
 
-import socketio
 from aiohttp import web
 
 from chatserver import gc_policy, logs
@@ -32,6 +31,7 @@ from chatserver.transport.manager import RoomIndexedManager
 from chatserver.transport.metrics import serve_metrics
 from chatserver.transport.packet_queue import use_packet_queues
 from chatserver.transport.ratelimit import AddressLimiter, FailureBudget
+from chatserver.transport.server import ChatSocketServer
 from chatserver.transport.staff import StaffNamespace
 from chatserver.transport.youth import YouthNamespace
 
@@ -69,7 +69,8 @@ def create_app(settings: Settings, clock: Clock | None = None) -> web.Applicatio
         directory=load_directory(settings.partners_file),
     )
     lib_logger = logs.library_logger()
-    sio = socketio.AsyncServer(
+    # Binary socket.io packets are refused at the door (transport/server.py).
+    sio = ChatSocketServer(
         async_mode="aiohttp",
         cors_allowed_origins=[settings.public_origin],
         cookie=None,  # no engine.io cookie: youths carry nothing

@@ -51,6 +51,9 @@ class ChatCollector(Collector):
                                 value=ops["abandoned_today"])
         yield CounterMetricFamily("chat_messages_relayed", "Sends accepted since start",
                                   value=chat.relayed)
+        yield CounterMetricFamily("chat_binary_packets_refused",
+                                  "Connections closed for sending a binary packet",
+                                  value=getattr(self.ctx.sio, "binary_refused", 0))
 
 
 def metrics_app(ctx: Context) -> web.Application:
