@@ -176,6 +176,24 @@ def session_keys(own: KxKeyPair, peer_pk: bytes) -> SessionKeys:
     return SessionKeys(rx=rx, tx=tx)
 
 
+def usable_peer_key(peer_pk: bytes) -> bool:
+    """Whether a page could make session keys with this public key.
+
+    libsodium (PyNaCl here, the same C compiled to WebAssembly in the pages)
+    refuses low-order points. The server checks at the edge so that a youth
+    cannot seat a counsellor in a conversation whose keys the counsellor's page
+    cannot use; a throw-away scalar is enough, since only the refusal matters.
+    """
+    if not isinstance(peer_pk, bytes) or len(peer_pk) != KX_PK_BYTES:
+        return False
+    try:
+        sodium.crypto_scalarmult(nacl.utils.random(sodium.crypto_scalarmult_SCALARBYTES),
+                                 peer_pk)
+    except nacl.exceptions.CryptoError:
+        return False
+    return True
+
+
 # --- roster hash and associated data -----------------------------------------
 
 

@@ -12,13 +12,14 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
+from chatserver.crypto.e2e import usable_peer_key
+from chatserver.crypto.tokens import b64d
 from chatserver.domain.conversations import StartProfile
 from chatserver.domain.relay import BoxIn
 from chatserver.errors import BadPayload, TooLarge
 from chatserver.settings import Settings
 
 _HEX_ID = re.compile(r"[0-9a-f]{32}")
-_B64URL = re.compile(r"[A-Za-z0-9_-]*")
 KX_PK_BYTES = 32
 NONCE_BYTES = 24
 SECRET_BYTES = 32
@@ -60,22 +61,37 @@ def conv_id(value: Any) -> str:
     return value
 
 
-def b64_len(value: Any, max_chars: int) -> int:
-    """Validate base64url (no padding) and return the decoded byte length
-    without decoding: the server never needs the bytes themselves."""
+def b64_bytes(value: Any, max_chars: int) -> bytes:
+    """Decode canonical base64url (no padding), size first.
+
+    One decoder for every key, nonce, secret and ciphertext (``tokens.b64d``):
+    a value with non-zero unused trailing bits decodes to the same bytes as its
+    canonical form here, but libsodium's decoder in the pages refuses it, so a
+    lax check let a youth seat a counsellor in a conversation the counsellor's
+    page could not open."""
     if not isinstance(value, str):
         raise BadPayload()
     if len(value) > max_chars:
         raise TooLarge()
-    if len(value) % 4 == 1 or not _B64URL.fullmatch(value):
-        raise BadPayload()
-    return len(value) * 3 // 4
+    try:
+        return b64d(value)
+    except ValueError:
+        raise BadPayload() from None
 
 
 def b64_exact(value: Any, size: int) -> str:
-    if b64_len(value, (size * 4 + 2) // 3) != size:
+    if len(b64_bytes(value, (size * 4 + 2) // 3)) != size:
         raise BadPayload()
     return str(value)
+
+
+def kx_public_key(value: Any) -> str:
+    """A public key the members' pages can make session keys with (canonical,
+    32 bytes, not a low-order point)."""
+    text = b64_exact(value, KX_PK_BYTES)
+    if not usable_peer_key(b64d(text)):
+        raise BadPayload()
+    return text
 
 
 def uint(value: Any, maximum: int) -> int:
@@ -101,7 +117,7 @@ def choice(value: Any, allowed: tuple[str, ...] | frozenset[str]) -> str:
 
 def start(payload: Any, settings: Settings) -> tuple[str, StartProfile, str | None]:
     p = obj(payload, frozenset({"kx_pk"}), frozenset({"profile", "passphrase"}))
-    kx_pk = b64_exact(p["kx_pk"], KX_PK_BYTES)
+    kx_pk = kx_public_key(p["kx_pk"])
     raw = p.get("profile") or {}
     fields = {"language": "languages", "age_band": "age_bands", "gender": "genders",
               "municipality": "municipalities", "topic": "topics",
@@ -148,7 +164,7 @@ def send(payload: Any, settings: Settings) -> tuple[str, int, int, list[BoxIn]]:
     out: list[BoxIn] = []
     for raw in boxes:
         b = obj(raw, BOX_KEYS)
-        ct_len = b64_len(b["ct"], max_ct_chars)
+        ct_len = len(b64_bytes(b["ct"], max_ct_chars))
         body = ct_len - TAG_BYTES
         if body < PAD_BLOCK or body % PAD_BLOCK:
             raise BadPayload()
@@ -182,11 +198,11 @@ def conversation_only(payload: Any) -> str:
 
 def claim(payload: Any) -> tuple[str, str]:
     p = obj(payload, frozenset({"conversation", "kx_pk"}))
-    return conv_id(p["conversation"]), b64_exact(p["kx_pk"], KX_PK_BYTES)
+    return conv_id(p["conversation"]), kx_public_key(p["kx_pk"])
 
 
 def take_next(payload: Any) -> str:
-    return b64_exact(obj(payload, frozenset({"kx_pk"}))["kx_pk"], KX_PK_BYTES)
+    return kx_public_key(obj(payload, frozenset({"kx_pk"}))["kx_pk"])
 
 
 def on_flag(payload: Any) -> bool:
@@ -221,7 +237,7 @@ def transfer(payload: Any) -> tuple[str, int]:
 def transfer_answer(payload: Any) -> tuple[str, bool, str | None]:
     p = obj(payload, frozenset({"conversation", "accept"}), frozenset({"kx_pk"}))
     accept = boolean(p["accept"])
-    kx_pk = b64_exact(p["kx_pk"], KX_PK_BYTES) if "kx_pk" in p else None
+    kx_pk = kx_public_key(p["kx_pk"]) if "kx_pk" in p else None
     if accept and kx_pk is None:
         raise BadPayload()
     return conv_id(p["conversation"]), accept, kx_pk
@@ -234,7 +250,7 @@ def invite_create(payload: Any) -> tuple[str, str, str]:
 
 def join(payload: Any) -> tuple[str, str, str]:
     p = obj(payload, frozenset({"invite", "kx_pk", "mac"}))
-    return (b64_exact(p["invite"], 32), b64_exact(p["kx_pk"], KX_PK_BYTES),
+    return (b64_exact(p["invite"], 32), kx_public_key(p["kx_pk"]),
             b64_exact(p["mac"], 32))
 
 

@@ -10,7 +10,12 @@ import asyncio
 import json
 
 import aiohttp
+import pytest
 
+from chatserver.client.reference import CallFailed
+from chatserver.crypto import e2e
+from chatserver.crypto.tokens import b64e
+from tests.browser.conftest import eventually
 from tests.conftest import LiveServer
 
 
@@ -89,3 +94,64 @@ async def test_binary_ack_is_refused_too(live_server: LiveServer) -> None:
         assert await asyncio.wait_for(_closed(ws), timeout=30)
     assert sio._binary_packet == {}
     assert sio.binary_refused == 1
+
+
+# ------------------------------------------------------------------ keys at the edge
+
+def _non_canonical(raw: bytes) -> str:
+    """The same bytes with the unused trailing bits set: Python's lax decoder
+    reads it as ``raw``, libsodium's in the pages refuses it."""
+    text = b64e(raw)
+    alphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_"
+    last = alphabet.index(text[-1])
+    return text[:-1] + alphabet[last | 0b11]
+
+
+LOW_ORDER_POINTS = [bytes(32), (1).to_bytes(32, "little")]
+
+
+@pytest.mark.parametrize("kx_pk", [
+    _non_canonical(bytes(range(32))),
+    *[b64e(p) for p in LOW_ORDER_POINTS],
+], ids=["non-canonical", "zero-point", "order-one-point"])
+async def test_a_key_no_page_can_use_is_refused_at_start_and_seats_nobody(
+        live_server: LiveServer, kx_pk: str) -> None:
+    counsellor = await live_server.staff_client()
+    youth = await live_server.youth()
+    # Given a key that base64-decodes to 32 bytes but that no page can use
+    with pytest.raises(CallFailed) as refused:
+        await youth.call("start", {"kx_pk": kx_pk, "profile": {"urgent": True}})
+    # Then the start is refused, the queue is empty, and "take next" finds nothing
+    assert refused.value.code == "bad_payload"
+    assert live_server.ctx.chat.conversations == {}
+    with pytest.raises(CallFailed) as nothing:
+        await counsellor.call("take_next", {"kx_pk": b64e(e2e.KxKeyPair.generate().public_key)})
+    assert nothing.value.code == "queue_empty"
+
+
+async def test_a_counsellor_key_no_page_can_use_is_refused_at_claim(
+        live_server: LiveServer) -> None:
+    counsellor = await live_server.staff_client()
+    youth = await live_server.youth()
+    conv = (await youth.start())["conversation"]
+    with pytest.raises(CallFailed) as refused:
+        await counsellor.call("claim", {"conversation": conv,
+                                        "kx_pk": _non_canonical(bytes(range(32)))})
+    assert refused.value.code == "bad_payload"
+    assert live_server.ctx.chat.conversations[conv].state.value == "waiting"
+
+
+async def test_non_canonical_ciphertext_is_refused(live_server: LiveServer) -> None:
+    # (A 24-byte nonce has no unused bits, so no non-canonical form.)
+    counsellor = await live_server.staff_client()
+    youth = await live_server.youth()
+    conv_id = (await youth.start())["conversation"]
+    await counsellor.take_next()
+    conv = youth.conversations[conv_id]
+    await eventually(lambda: conv.epoch in conv.rosters and len(conv.roster.members) == 2)
+    to = next(m for m in conv.roster.members if m != conv.member)
+    box = {"to": to, "nonce": b64e(bytes(24)), "ct": _non_canonical(bytes(256 + 16))}
+    with pytest.raises(CallFailed) as refused:
+        await youth.call("send", {"conversation": conv.id, "epoch": conv.epoch, "seq": 1,
+                                  "boxes": [box]})
+    assert refused.value.code == "bad_payload"
