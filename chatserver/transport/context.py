@@ -31,6 +31,7 @@ if TYPE_CHECKING:
     from chatserver.domain.sessions import SessionStore
     from chatserver.domain.stats import StatsCounter
     from chatserver.storage.sqlite import SqliteStore
+    from chatserver.transport.server import ChatSocketServer
 
 log = logging.getLogger(__name__)
 
@@ -68,7 +69,7 @@ class Context:
     invite_addresses: AddressLimiter
     return_failures: FailureBudget
     directory: Directory
-    sio: socketio.AsyncServer | None = None
+    sio: ChatSocketServer | None = None
     conns: dict[str, ConnState] = field(default_factory=dict)
     ops_watchers: set[str] = field(default_factory=set)
     websockets_opened: int = 0  # WebSocket upgrades asked for since start (gc_policy)

@@ -31,6 +31,7 @@ from chatserver.errors import (
 from chatserver.settings import REPO_ROOT
 from chatserver.transport.context import Context
 from chatserver.transport.ratelimit import client_address
+from chatserver.transport.server import ChatSocketServer
 from chatserver.transport.staff import SESSION_COOKIE, session_token
 
 log = logging.getLogger(__name__)
@@ -120,6 +121,10 @@ def middleware(request: web.Request, handler: Any) -> Awaitable[web.StreamRespon
             # Counted for the GC policy: every WebSocket engine.io serves ends
             # in a reference cycle when it closes (docs/decisions/0007).
             request.app[CONTEXT].websockets_opened += 1
+        elif request.method == "POST":
+            refused = _refuse_post(request)
+            if refused is not None:
+                return refused
         if WS_EXTENSIONS in request.headers:
             headers = request.headers.copy()
             del headers[WS_EXTENSIONS]
@@ -127,6 +132,36 @@ def middleware(request: web.Request, handler: Any) -> Awaitable[web.StreamRespon
         response: Awaitable[web.StreamResponse] = handler(request)
         return response
     return errors_as_json(request, handler)
+
+
+def _refuse_post(request: web.Request) -> Awaitable[web.StreamResponse] | None:
+    """Answer the long-polling POSTs engine.io would get wrong, before it sees
+    them. Over the size bound engine.io closes the session and then waits for
+    a poll that never comes (the request hangs, and the next one is an HTTP 500
+    from a KeyError); the WebSocket transport closes the connection for the
+    same frame, so here too the session ends, with a 413. A POST for a session
+    that is closed but not yet forgotten is a 400, not that 500."""
+    ctx = request.app[CONTEXT]
+    sio = ctx.sio
+    sid = request.query.get("sid")
+    if sio is None or not sid:
+        return None
+    socket = sio.eio.sockets.get(sid)
+    if socket is not None and socket.closed:
+        return _json_status(400, "bad_request")
+    length = request.content_length
+    if length is not None and length > ctx.settings.max_event_bytes:
+        return _close_too_large(sio, sid)
+    return None
+
+
+async def _json_status(status: int, code: str) -> web.StreamResponse:
+    return web.json_response({"ok": False, "error": code}, status=status)
+
+
+async def _close_too_large(sio: ChatSocketServer, sid: str) -> web.StreamResponse:
+    await sio.close_now(sid)
+    return web.json_response({"ok": False, "error": "too_large"}, status=413)
 
 
 def _http_code(status: int) -> str:

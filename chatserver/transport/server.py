@@ -46,12 +46,16 @@ class ChatSocketServer(socketio.AsyncServer):  # type: ignore[misc]  # socketio 
     async def close_now(self, eio_sid: str) -> None:
         """Disconnect and drop the transport at once.
 
-        engine.io's own ``disconnect`` queues a CLOSE packet and waits for the
-        client to hang up; a hostile client never does, and its WebSocket then
-        stays open until the ping timeout. The ``None`` sentinel is engine.io's
-        own signal that ends its WebSocket writer, which closes the socket.
+        engine.io's own ``disconnect`` queues a CLOSE packet and waits until
+        the client has read it; a hostile client never does, so a WebSocket
+        stayed open until the ping timeout and a long-polling request that
+        caused the close hung. Here the socket is closed without waiting,
+        forgotten (a later request is an unknown session, answered 400), and
+        engine.io's own ``None`` sentinel ends its WebSocket writer, which
+        closes the socket.
         """
-        socket = self.eio.sockets.get(eio_sid)
-        await self.eio.disconnect(eio_sid)
-        if socket is not None:
-            socket.queue.put_nowait(None)
+        socket = self.eio.sockets.pop(eio_sid, None)
+        if socket is None:
+            return
+        await socket.close(wait=False, reason=self.eio.reason.SERVER_DISCONNECT)
+        socket.queue.put_nowait(None)

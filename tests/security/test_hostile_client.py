@@ -15,8 +15,8 @@ import pytest
 from chatserver.client.reference import CallFailed
 from chatserver.crypto import e2e
 from chatserver.crypto.tokens import b64e
-from tests.browser.conftest import eventually
 from tests.conftest import LiveServer
+from tests.helpers.waiting import eventually
 
 
 async def _raw_youth(server: LiveServer, session: aiohttp.ClientSession
@@ -155,3 +155,25 @@ async def test_non_canonical_ciphertext_is_refused(live_server: LiveServer) -> N
         await youth.call("send", {"conversation": conv.id, "epoch": conv.epoch, "seq": 1,
                                   "boxes": [box]})
     assert refused.value.code == "bad_payload"
+
+
+# ------------------------------------------------------------------ long-polling
+
+async def test_polling_post_over_the_size_bound_is_413_and_ends_only_that_session(
+        live_server: LiveServer) -> None:
+    await live_server.staff_client()
+    neighbour = await live_server.youth()
+    timeout = aiohttp.ClientTimeout(total=60)  # a failure bound: the old code hung here
+    async with aiohttp.ClientSession(timeout=timeout) as session:
+        base = live_server.url + "/socket.io/?EIO=4&transport=polling"
+        headers = {"Origin": live_server.origin}
+        opened = await session.get(base, headers=headers)
+        sid = json.loads((await opened.text())[1:])["sid"]
+        too_big = b"4" + b"x" * (live_server.settings.max_event_bytes + 1)
+        answer = await session.post(f"{base}&sid={sid}", data=too_big, headers=headers)
+        assert answer.status == 413
+        assert await answer.json() == {"ok": False, "error": "too_large"}
+        # The session is over: the next request is a clear 400, never a 500
+        again = await session.post(f"{base}&sid={sid}", data=b"3", headers=headers)
+        assert again.status == 400
+    assert neighbour.connected and (await neighbour.status())["open"] is True
