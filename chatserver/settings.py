@@ -85,6 +85,10 @@ class Settings:
     queue_position_far_interval_secs: float = 30.0
     # A counsellor at capacity cannot claim: their queue view refreshes this often.
     queue_snapshot_at_capacity_secs: float = 5.0
+    # At most one queue snapshot per counsellor this often, whatever the queue
+    # does: one youth toggling pause twice a second must not make every
+    # counsellor on duty download a full snapshot (~11 KiB) each round.
+    queue_snapshot_min_gap_secs: float = 1.0
     staff_queue_snapshot_max: int = 50
 
     # Staff sessions and login

@@ -248,6 +248,9 @@ class ChatService:
         if member.role is not Role.YOUTH:
             raise NotAllowed()
         now = self.clock.now()
+        # Only a waiting youth's pause shows in the counsellors' queue view; an
+        # active conversation's pause is news for its members alone.
+        in_queue = State.WAITING in (conv.state, conv.paused_from)
         if paused:
             if conv.state not in (State.WAITING, State.ACTIVE):
                 raise WrongState()
@@ -257,7 +260,8 @@ class ChatService:
             if conv.state is not State.PAUSED or conv.paused_from is None:
                 raise WrongState()
             conv.state, conv.paused_from, conv.paused_at = conv.paused_from, None, None
-        self._queue_dirty = True
+        if in_queue:
+            self._queue_dirty = True
         out = Outcome(reply={"state": conv.state.value})
         out.emit("state", {"conversation": conv.id, "state": conv.state.value},
                  conv.online(exclude=member.id))
@@ -799,13 +803,15 @@ class ChatService:
         # queue_snapshot_at_capacity_secs (at a national peak most are full,
         # and 500 snapshots a second were 5 MB/s of JSON).
         at_capacity_gap = self.settings.queue_snapshot_at_capacity_secs
+        min_gap = self.settings.queue_snapshot_min_gap_secs
         shared: list[dict[str, Any]] | None = None
         common: dict[str, Any] | None = None
         common_to: list[Conn] = []
         for c in self.counsellors.values():
             if not (c.on_duty and c.conns) or c.snapshot_version == self._queue_version:
                 continue
-            if c.load >= c.staff.capacity and now - c.snapshot_at < at_capacity_gap:
+            gap = max(min_gap, at_capacity_gap if c.load >= c.staff.capacity else 0.0)
+            if now - c.snapshot_at < gap:
                 self._push_owed = True
                 continue
             c.snapshot_version, c.snapshot_at = self._queue_version, now

@@ -524,3 +524,35 @@ def test_duty_goes_off_after_staff_disconnect_grace(world: World) -> None:
     out = world.chat.tick()
     assert [a.action for a in out.audits] == ["duty_off"]
     assert world.chat.counsellors[1].on_duty is False
+
+
+def _snapshots_to(out: Outcome, conn: Conn) -> int:
+    return sum(1 for to, _ in events(out, "queue") if to == conn)
+
+
+def test_an_active_youths_pause_toggles_send_no_queue_snapshot(world: World) -> None:
+    yconn, y, _ref, _sconn, _c = world.pair()
+    _other, other_conn = world.counsellor(2)
+    world.chat.queue_updates()
+    sent = 0
+    for i in range(20):
+        world.chat.pause(yconn, str(y["conversation"]), i % 2 == 0)
+        world.clock.advance(0.25)
+        sent += _snapshots_to(world.chat.queue_updates(), other_conn)
+    assert sent == 0  # nothing in the queue changed
+
+
+def test_a_waiting_youths_pause_toggles_reach_each_counsellor_at_most_once_a_gap(
+        settings: Settings) -> None:
+    world = World(replace(settings, queue_snapshot_min_gap_secs=1.0))
+    _ref, sconn = world.counsellor(1)
+    yconn, y = world.youth(1)
+    world.chat.queue_updates()
+    sent = 0
+    # Ten seconds of a pause toggle twice a second, rounds every 50 ms
+    for step in range(200):
+        if step % 10 == 0:
+            world.chat.pause(yconn, str(y["conversation"]), step % 20 == 0)
+        world.clock.advance(0.05)
+        sent += _snapshots_to(world.chat.queue_updates(), sconn)
+    assert 5 <= sent <= 10  # the latest state still arrives, at most once a second
