@@ -1,5 +1,5 @@
 # The two commands in the README: `make run` and `make test`.
-.PHONY: setup run test lint loadtest loadtest-quick loadtest-smoke clean
+.PHONY: setup run test lint loadtest loadtest-quick loadtest-smoke loadtest-hostile clean
 
 setup:
 	@scripts/setup.sh
@@ -25,6 +25,10 @@ loadtest-quick: setup
 
 loadtest-smoke: setup
 	.venv/bin/python -m loadtests run --profile smoke
+
+# One hostile client beside a real conversation (docs/hostile-client.md).
+loadtest-hostile: setup
+	.venv/bin/python -m loadtests.hostile
 
 clean:
 	rm -rf .venv web_client/node_modules web_client/dist .pytest_cache .mypy_cache .ruff_cache

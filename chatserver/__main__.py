@@ -26,8 +26,13 @@ def build_parser() -> argparse.ArgumentParser:
 
 def _serve(args: argparse.Namespace) -> int:
     from chatserver.app import run
+    from chatserver.startup import CannotListen
 
-    run(load_settings(args.config))
+    try:
+        run(load_settings(args.config))
+    except CannotListen as exc:
+        print(f"chatserver: {exc}", file=sys.stderr)
+        return 1
     return 0
 
 

@@ -1,6 +1,6 @@
 """The composition root: ``create_app(settings)`` builds every service once and
 wires it into aiohttp and python-socketio. No module globals; every background
-task is kept in a set and cancelled on shutdown (STYLE.md habit 5).
+task is kept in a set and cancelled on shutdown (docs/style.md, "One composition root").
 """
 
 from __future__ import annotations
@@ -9,10 +9,11 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Any
 
 from aiohttp import web
 
-from chatserver import gc_policy, logs
+from chatserver import gc_policy, logs, startup
 from chatserver.crypto.passphrase import PassphraseKdf, words
 from chatserver.domain.audit import AuditLog
 from chatserver.domain.auth import LoginGuard
@@ -24,7 +25,7 @@ from chatserver.domain.sessions import SessionStore
 from chatserver.domain.stats import StatsCounter
 from chatserver.settings import Settings
 from chatserver.storage.sqlite import SqliteStore
-from chatserver.transport import http, wire_json
+from chatserver.transport import admission, http, wire_json
 from chatserver.transport.context import Context
 from chatserver.transport.liaison import LiaisonNamespace
 from chatserver.transport.manager import RoomIndexedManager
@@ -32,7 +33,7 @@ from chatserver.transport.metrics import serve_metrics
 from chatserver.transport.packet_queue import use_packet_queues
 from chatserver.transport.ratelimit import AddressLimiter, FailureBudget
 from chatserver.transport.server import ChatSocketServer
-from chatserver.transport.staff import StaffNamespace
+from chatserver.transport.staff import StaffNamespace, session_token
 from chatserver.transport.youth import YouthNamespace
 
 log = logging.getLogger(__name__)
@@ -44,7 +45,8 @@ OPS_PUSH_SECS = 2.0
 QUEUE_ROUND_SLICE = 32
 HISTORY_SAMPLE_SECS = 60.0
 ADDRESS_SWEEP_SECS = 300.0
-RETURN_PURGE_SECS = 3600.0  # expired return codes are deleted hourly (SECURITY_DESIGN)
+HANDSHAKE_SWEEP_SECS = 1.0  # unjoined handshakes close within handshake_join_secs + this
+RETURN_PURGE_SECS = 3600.0  # expired return codes are deleted hourly (docs/security-design.md)
 LISTEN_BACKLOG = 2048  # the kernel caps it at net.core.somaxconn
 STAFF_NAMESPACE = web.AppKey("staff_namespace", StaffNamespace)
 BODY_MAX_BYTES = 64 * 1024  # no HTTP route takes more; socket.io has its own bound
@@ -69,8 +71,19 @@ def create_app(settings: Settings, clock: Clock | None = None) -> web.Applicatio
         directory=load_directory(settings.partners_file),
     )
     lib_logger = logs.library_logger()
-    # Binary socket.io packets are refused at the door (transport/server.py).
+
+    def handshake_group(environ: dict[str, Any]) -> str | None:
+        # A console with a live staff session is not counted: the centre's
+        # counsellors may all sit behind one office address.
+        if ctx.sessions.alive(session_token(environ.get("HTTP_COOKIE", ""))):
+            return None
+        return admission.handshake_group(environ, settings)
+
+    # Binary socket.io packets are refused at the door, and every engine.io
+    # session is admitted by address group and in total (transport/server.py).
     sio = ChatSocketServer(
+        admission=admission.Admission(settings),
+        address_group_of=handshake_group,
         async_mode="aiohttp",
         cors_allowed_origins=[settings.public_origin],
         cookie=None,  # no engine.io cookie: youths carry nothing
@@ -113,7 +126,10 @@ async def _lifecycle(app: web.Application) -> AsyncIterator[None]:
     if sio is None:
         raise RuntimeError("create_app attaches socket.io before start-up")
     ctx.store = await SqliteStore.open(ctx.settings.database_path)
-    ctx.audit = AuditLog(ctx.store, ctx.clock)
+    ctx.audit = AuditLog(ctx.store, ctx.clock, ctx.settings.require_secrets().audit_key)
+    # A log from before the audit key ends in unkeyed entries: seal it now,
+    # not at the first staff action (docs/design/audit.md, "Migration").
+    await ctx.audit.seal_unkeyed()
     # The dummy hash for unknown usernames is made now, not on the first such
     # login, so that login's timing reveals nothing from the very start.
     await ctx.login_guard.warm_up()
@@ -165,6 +181,11 @@ async def _lifecycle(app: web.Application) -> AsyncIterator[None]:
     every(HISTORY_SAMPLE_SECS, sample, "history")
     every(ctx.settings.stats_flush_secs, flush_stats, "stats")
     every(ADDRESS_SWEEP_SECS, sweep, "addresses")
+
+    async def close_unjoined() -> None:
+        await sio.close_unjoined()
+
+    every(HANDSHAKE_SWEEP_SECS, close_unjoined, "handshakes")
     every(RETURN_PURGE_SECS, purge_returns, "returns")
     # A staff socket with no events would otherwise outlive its session, and a
     # disabled account's console could go on relaying (StaffNamespace.before).
@@ -176,7 +197,7 @@ async def _lifecycle(app: web.Application) -> AsyncIterator[None]:
     if unverified:
         log.warning("%d referral directory entries are marked verify = true: check them "
                     "before go-live (docs/operations.md)", unverified)
-    log.info("chatserver ready")
+    log.info(startup.ready_message(ctx.settings, len(await ctx.store.list_staff())))
     try:
         yield
     finally:
@@ -200,10 +221,13 @@ async def _repeat(secs: float, job: Callable[[], Awaitable[None]], name: str) ->
 
 
 def run(settings: Settings) -> None:
+    """Serve until stopped. Raises ``startup.CannotListen`` (the port is taken,
+    say) before anything starts or says "ready"."""
     logs.configure(settings.log_level)
+    # backlog: a reconnect storm of thousands overflows the default 128 and
+    # clients then wait for SYN retransmits (docs/performance.md, "Listen backlog").
+    sockets = startup.listen_sockets(settings.host, settings.port, LISTEN_BACKLOG)
     app = create_app(settings)
     # access_log=None: aiohttp's access log writes client addresses (promise 2).
-    # backlog: a reconnect storm of thousands overflows the default 128 and
-    # clients then wait for SYN retransmits (docs/performance.md, rec. 7).
-    web.run_app(app, host=settings.host, port=settings.port, access_log=None,
-                print=None, handle_signals=True, backlog=LISTEN_BACKLOG)
+    web.run_app(app, sock=sockets, access_log=None, print=None, handle_signals=True,
+                backlog=LISTEN_BACKLOG)

@@ -34,6 +34,12 @@ class RateLimited(ChatError):
     code = "rate_limited"
 
 
+class ServerFull(ChatError):
+    """This node holds max_anonymous_connections: a youth is told whom to call."""
+
+    code = "server_full"
+
+
 class NotAllowed(ChatError):
     """The caller's role may not do this."""
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 import base64
 import dataclasses
 import os
+import re
 import secrets as _secrets
 import tomllib
 from collections.abc import Mapping
@@ -27,8 +28,11 @@ ENVIRONMENTS = ("production", "development", "test")
 PASSWORD_PROFILES = ("rfc9106_low_memory", "cheapest_for_tests")
 PASSPHRASE_PROFILES = ("return_v1", "cheapest_for_tests")
 GC_POLICIES = ("freeze", "freeze_young", "freeze_only", "default")
-SECRET_NAMES = ("pepper", "session_key", "totp_key")
+SECRET_NAMES = ("pepper", "session_key", "totp_key", "audit_key")
 SECRET_BYTES = 32
+MAX_PROXY_HOPS = 8
+MAX_LOCKOUT_SECS = 365 * 24 * 3600
+HEADER_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9-]*")
 
 
 class ConfigError(Exception):
@@ -42,6 +46,9 @@ class Secrets:
     pepper: bytes = field(repr=False)  # salts passphrase lookups and IP HMACs
     session_key: bytes = field(repr=False)  # keys staff session token hashing
     totp_key: bytes = field(repr=False)  # encrypts TOTP seeds at rest
+    # Keys the audit chain's links (MACs); its own secret so that a verifier
+    # can hold it without the pepper (docs/decisions/0008).
+    audit_key: bytes = field(repr=False)
 
 
 @dataclass(frozen=True)
@@ -50,11 +57,36 @@ class Settings:
     host: str = "127.0.0.1"
     port: int = 8080
     # The origin browsers use to reach us (behind the TLS proxy in production).
-    # The staff namespace and state-changing routes accept only this Origin.
+    # Every socket.io namespace and state-changing route accepts only this
+    # Origin. Unset, it follows host and port (load_settings, local_origin), so
+    # CHAT_PORT alone gives a working server; production must set it.
     public_origin: str = "http://localhost:8080"
     # Header set by the trusted TLS proxy carrying the client address, or "" to
     # use the socket peer. The address is only ever HMAC-ed for rate limits.
     client_addr_header: str = ""
+    # How many proxies in front of us append to that header: the client is the
+    # entry this many places from the right; entries further left are the
+    # client's own writing and are ignored (transport/ratelimit.py).
+    trusted_proxy_hops: int = 1
+    # Per-address limits count IPv4 per /32 and IPv6 per /64: one IPv6
+    # subscriber holds a whole /64, so a per-address count would be 2^64 counts.
+    ipv4_group_prefix_len: int = 32
+    ipv6_group_prefix_len: int = 64
+    # What anonymous clients may make one node hold (transport/admission.py).
+    # Per address group: a school or a mobile operator's carrier-grade NAT puts
+    # many youths behind one IPv4 address, so far above a household's needs.
+    max_connections_per_address: int = 64
+    # Handshakes not yet joined to a namespace: a real page joins at once.
+    max_pending_handshakes_per_address: int = 16
+    max_pending_handshakes: int = 2000
+    handshake_join_secs: float = 10.0
+    # A refused handshake is answered after this delay (the connection held
+    # meanwhile, at most max_pending_handshakes of them): a client flooding in
+    # a loop is slowed to one try per delay per connection.
+    handshake_refusal_delay_secs: float = 1.0
+    # Youths and liaisons joined, per node: past it a youth is told the chat is
+    # full and given the numbers to call. The national evening peak is ~10 000.
+    max_anonymous_connections: int = 20000
     data_dir: str = "var"
     database_file: str = "chatserver.sqlite3"
     secrets_file: str = "secrets.toml"
@@ -65,7 +97,7 @@ class Settings:
     partners_file: str = "config/partners.toml"  # referral directory; relative to the repo root
 
     # Conversations
-    max_members: int = 4  # youth, counsellor, liaison, second counsellor (SECURITY_DESIGN)
+    max_members: int = 4  # youth, counsellor, liaison, second counsellor (docs/security-design.md)
     grace_secs: int = 120  # a dropped participant's place is kept this long
     pause_max_secs: int = 600  # "someone is coming": place kept at most this long
     backlog_max_boxes: int = 500  # undelivered boxes held per recipient, RAM only
@@ -117,7 +149,7 @@ class Settings:
 
     # Continuity and escalation (docs/design/returning.md, invites.md)
     passphrase_profile: str = "return_v1"  # noqa: S105  # a profile name, not a secret
-    return_ttl_secs: int = 30 * 24 * 3600  # SECURITY_DESIGN: single use, at most 30 days
+    return_ttl_secs: int = 30 * 24 * 3600  # single use, at most 30 days (docs/security-design.md)
     return_tries_per_connection: int = 3
     rate_returns_per_hour: int = 10  # per client address (HMAC-keyed)
     return_failures_per_min: int = 60  # global budget; beyond half, answers slow down
@@ -281,9 +313,30 @@ def load_settings(
         if key not in scalar:
             raise ConfigError(f"unknown config key {key!r}")
         values[key] = _coerce(key, raw, defaults[key])
+    if "public_origin" not in values:
+        if values.get("environment", defaults["environment"]) == "production":
+            raise ConfigError("public_origin must be set in production: the https:// "
+                              "origin browsers use, e.g. https://chat.example.org")
+        values["public_origin"] = local_origin(values.get("host", defaults["host"]),
+                                               values.get("port", defaults["port"]))
     settings = Settings(**values, service=_freeze(service))
     _check(settings)
     return dataclasses.replace(settings, secrets=_load_secrets(settings, env))
+
+
+# Addresses a browser on the same machine reaches as "localhost". A page's
+# Origin names the host the browser was given, so the origin we derive is the
+# one the start-up line tells the person to open.
+LOOPBACK_OR_ANY = frozenset({"127.0.0.1", "localhost", "::1", "0.0.0.0", "::", ""})  # noqa: S104
+
+
+def local_origin(host: str, port: int) -> str:
+    """The origin of ``http://host:port`` as a browser on a development machine
+    names it: loopback and wildcard addresses become ``localhost``."""
+    name = "localhost" if host in LOOPBACK_OR_ANY else host
+    if ":" in name:
+        name = f"[{name}]"  # an IPv6 literal
+    return f"http://{name}:{port}"
 
 
 def _check(s: Settings) -> None:
@@ -314,6 +367,28 @@ def _check(s: Settings) -> None:
             raise ConfigError(f"{name} must be positive")
     if s.session_idle_secs > s.session_absolute_secs:
         raise ConfigError("session_idle_secs must not exceed session_absolute_secs")
+    # The store computes the lock in SQL as base << doublings: bounded, it stays in 64 bits.
+    if not 0 < s.lockout_base_secs <= s.lockout_max_secs <= MAX_LOCKOUT_SECS:
+        raise ConfigError("lockout_base_secs must be positive and at most lockout_max_secs, "
+                          f"and lockout_max_secs at most {MAX_LOCKOUT_SECS}")
+    if s.client_addr_header and not HEADER_NAME.fullmatch(s.client_addr_header):
+        raise ConfigError("client_addr_header must be a header name, e.g. X-Forwarded-For")
+    if not 1 <= s.trusted_proxy_hops <= MAX_PROXY_HOPS:
+        raise ConfigError(f"trusted_proxy_hops must be between 1 and {MAX_PROXY_HOPS}")
+    if s.trusted_proxy_hops != 1 and not s.client_addr_header:
+        raise ConfigError("trusted_proxy_hops needs client_addr_header: "
+                          "without a header the socket peer is the client")
+    for name in ("max_connections_per_address", "max_pending_handshakes_per_address",
+                 "max_pending_handshakes", "max_anonymous_connections", "handshake_join_secs"):
+        if getattr(s, name) <= 0:
+            raise ConfigError(f"{name} must be positive")
+    if not 0 <= s.handshake_refusal_delay_secs <= 30:
+        raise ConfigError("handshake_refusal_delay_secs must be between 0 and 30")
+    # Shorter prefixes would put a whole provider's customers in one bucket.
+    if not 16 <= s.ipv4_group_prefix_len <= 32:
+        raise ConfigError("ipv4_group_prefix_len must be between 16 and 32")
+    if not 32 <= s.ipv6_group_prefix_len <= 128:
+        raise ConfigError("ipv6_group_prefix_len must be between 32 and 128")
     if not 0 <= s.totp_valid_window <= 1:
         raise ConfigError("totp_valid_window must be 0 or 1")
     if s.gc_policy not in GC_POLICIES:

@@ -27,7 +27,7 @@ async def _create(settings: Settings, count: int, capacity: int, prefix: str
     guard = auth.LoginGuard(settings.password_profile)
     out: list[dict[str, Any]] = []
     async with SqliteStore.open(settings.database_path) as store:
-        audit = AuditLog(store, clock)
+        audit = AuditLog(store, clock, settings.require_secrets().audit_key)
         for i in range(count):
             username = f"{prefix}{i:05d}"
             password = secrets.token_urlsafe(18)

@@ -671,8 +671,8 @@ def _shared_with_request(value: str, req: Any) -> bool:
 # Each lever changes the server *in this process*, through the objects a
 # deployment could change without patching a library file, to measure what a
 # change would save. None of them is installed by chatserver, except
-# lean-queue: chatserver's own PacketQueue, on by default since the fourth
-# session (engineio_lean_queue); stock-queue takes it away again.
+# lean-queue: chatserver's own PacketQueue, on by default
+# (engineio_lean_queue); stock-queue takes it away again.
 
 # (one-middleware, sync-middleware, lean-clone and lazy-buckets measured
 # changes that chatserver has made since; their figures are in

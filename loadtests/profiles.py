@@ -1,6 +1,7 @@
 """The scenarios of each profile, as steps: one server start + one swarm run.
 
-full  — issue 5's four scenarios at full size, baselines side by side, the
+full  — the four scenarios (national evening peak, relay saturation,
+        reconnect storm, capacity ramp) at full size, baselines side by side, the
         GC/handler levers, ≥ 60 s latency windows (~1 h).
 quick — the same shapes, small and short (~2–3 min); latency windows are too
         short to catch GC and ping waves: a smoke of the harness, not figures.
@@ -46,9 +47,9 @@ def relay_step(stack: str, connections: int, *, latency_window: float | None,
     plan: dict[str, Any] = {
         "connections": connections, "capacity": CAPACITY, "deflate": deflate,
         "latency": None if latency_window is None else {
-            # Issue 5's "1 msg/s per pair" of connections: 0.5 msg/s per
-            # connection, whatever the topology (a counsellor connection
-            # carries 3 conversations).
+            # The reference load, "1 msg/s per pair" of connections: 0.5
+            # msg/s per connection, whatever the topology (a counsellor
+            # connection carries 3 conversations).
             "msgs_per_sec_per_connection": latency_rate, "warmup_secs": warmup,
             "window_secs": latency_window},
         "saturate": None if saturate_window is None else {
@@ -93,8 +94,8 @@ def peak_step(youths: int, counsellors: int, window: float, settle: float, ramp_
 def storm_step(connections: int, warmup: float, label: str = "storm",
                drop_within: float = 5.0, reconnect_within: float = 5.0, after: float = 5.0,
                interval: tuple[float, float] = (2.0, 6.0)) -> Step:
-    # Issue 5: "every client drops and reconnects within 10 s" = a drop within
-    # the first 5 s, back within 5 s more.
+    # The storm's requirement, "every client drops and reconnects within
+    # 10 s": a drop within the first 5 s, back within 5 s more.
     plan = {
         "connections": connections, "capacity": CAPACITY, "deflate": False, "delivered_every": 1,
         "interval_min_secs": interval[0], "interval_max_secs": interval[1],
@@ -129,11 +130,11 @@ def claims_step(sizes: list[int], per_size: int) -> Step:
 
 
 # Each row changes one thing against the shipped defaults (freeze_only every
-# 0.25 s without older collections, inline handlers, PacketQueue). Earlier
-# sessions' rows (freeze every 5 s/60 s with async handlers) are kept in
-# docs/performance.md.
+# 0.25 s without older collections, inline handlers, PacketQueue). Rows of
+# policies no longer measured (freeze every 5 s/60 s with async handlers) are
+# kept in docs/performance.md's archive.
 LEVERS: list[tuple[str, dict[str, Any]]] = [
-    # The fourth session's two changes, each taken away again.
+    # The two latest changes to the defaults, each taken away again.
     ("gc-older-default", {"gc_older_threshold": 0}),
     ("stock-queue", {"engineio_lean_queue": False}),
     ("gc-default_inline", {"gc_policy": "default", "socketio_async_handlers": False}),
@@ -146,16 +147,17 @@ LEVERS: list[tuple[str, dict[str, Any]]] = [
 ]
 # The peak again under other GC policies, side by side.
 PEAK_LEVERS: list[tuple[str, dict[str, Any]]] = [
-    # The previous default (second session) and the same timer at the new
-    # interval: what each half of the change gave.
+    # The default before freeze_only (freeze_young every 1 s) and the same
+    # timer at the new interval: what each half of the change gave.
     ("gc-young-1s", {"gc_policy": "freeze_young", "gc_freeze_interval_secs": 1}),
     ("gc-young-250ms", {"gc_policy": "freeze_young", "gc_freeze_interval_secs": 0.25}),
     # A full unfreeze-and-collect every minute instead of every hour: its pause
     # at the peak's heap, and (its "collected" count) how much frozen cyclic
     # garbage each policy leaves for it per minute.
     ("gc-only-full60s", {"gc_full_collect_interval_secs": 60}),
-    # The automatic generation-1/-2 collections back on (before the fourth
-    # session): the tail, and how much frozen garbage they had kept away.
+    # The automatic generation-1/-2 collections back on (the default before
+    # gc_older_threshold): the tail, and how much frozen garbage they had
+    # kept away.
     ("gc-older-default", {"gc_older_threshold": 0}),
     ("gc-older-default-full60s", {"gc_older_threshold": 0,
                                   "gc_full_collect_interval_secs": 60}),
@@ -186,8 +188,8 @@ def full() -> list[Step]:
                     label=f"peak-{variant}", server=server, variant=variant)
           for variant, server in PEAK_LEVERS),
         *peakrate_steps(10000, 90.0, ("bare", "sio", "chat")),
-        # 4 000, not 10 000: at 10 000 the reconnect handshakes time out
-        # (docs/performance.md, decision 0004); storm-10000, last, shows that.
+        # 4 000 here; the storm at 10 000 runs last, at the peak's message
+        # rate (see the end of this list).
         storm_step(4000, warmup=15.0),
         claims_step([100, 1000, 3000, 10000], per_size=40),
     ]

@@ -13,6 +13,18 @@ for arg in "$@"; do
   esac
 done
 
+# Installers are chatty (pip's build warnings, npm's summaries): their output
+# goes to a log under .venv/ and is shown only when a step fails, so `make run`
+# prints one line per step and then the server's own start-up line.
+quietly() {
+  local log=".venv/setup-$1.log"; shift
+  if ! "$@" >"$log" 2>&1; then
+    echo "setup: failed: $* (the last lines follow; all of it is in $log)" >&2
+    tail -n 40 "$log" >&2
+    exit 1
+  fi
+}
+
 py=${PYTHON:-python3}
 if [ ! -x .venv/bin/python ]; then
   echo "setup: creating .venv"
@@ -20,9 +32,9 @@ if [ ! -x .venv/bin/python ]; then
 fi
 stamp=.venv/.installed
 if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ]; then
-  echo "setup: installing Python dependencies"
-  .venv/bin/pip install --quiet --upgrade pip
-  .venv/bin/pip install --quiet -e '.[dev]'
+  echo "setup: installing Python dependencies (about a minute the first time)"
+  quietly pip .venv/bin/pip install --quiet --upgrade pip
+  quietly pip-project .venv/bin/pip install --quiet -e '.[dev]'
   touch "$stamp"
 fi
 
@@ -33,11 +45,11 @@ if [ -f web_client/package.json ]; then
   nstamp=web_client/node_modules/.installed
   if [ ! -f "$nstamp" ] || [ web_client/package-lock.json -nt "$nstamp" ]; then
     echo "setup: installing npm dependencies"
-    (cd web_client && npm ci --no-audit --no-fund --loglevel=error)
+    quietly npm npm --prefix web_client ci --no-audit --no-fund --loglevel=error
     touch "$nstamp"
   fi
   echo "setup: building the browser bundle"
-  (cd web_client && npm run --silent build)
+  quietly build npm --prefix web_client run --silent build
 fi
 
 # The load generator (loadtests/, Node over raw WebSockets); the CI smoke uses it.
@@ -45,7 +57,7 @@ if [ -f loadtests/package.json ]; then
   lstamp=loadtests/node_modules/.installed
   if [ ! -f "$lstamp" ] || [ loadtests/package-lock.json -nt "$lstamp" ]; then
     echo "setup: installing the load generator's npm dependencies"
-    (cd loadtests && npm ci --no-audit --no-fund --loglevel=error)
+    quietly npm-loadtests npm --prefix loadtests ci --no-audit --no-fund --loglevel=error
     touch "$lstamp"
   fi
 fi

@@ -1,10 +1,11 @@
 """Shared fixtures. Real parts everywhere: real SQLite files, a real server on
 a real TCP port, real socket.io clients. Only the clock is faked, and only in
-domain tests."""
+domain tests. Plain helpers (waiting for a condition, the wire spy, a server
+process) are in tests/helpers/; tests/unit/test_test_hygiene.py keeps each
+shared helper and fixture to one definition."""
 
 from __future__ import annotations
 
-import json
 import os
 import socket
 import time
@@ -92,6 +93,12 @@ class LiveServer:
         self.clients.append(client)
         return client
 
+    async def liaison(self) -> ReferenceClient:
+        client = ReferenceClient()
+        await client.connect(self.url, "/liaison")
+        self.clients.append(client)
+        return client
+
     async def staff_client(self, creds: StaffCreds | None = None, *, duty: bool = True,
                            capacity: int = 3) -> ReferenceClient:
         creds = creds or await self.add_staff(capacity=capacity)
@@ -102,6 +109,16 @@ class LiveServer:
         if duty:
             await client.duty(True)
         return client
+
+    async def chat(self) -> tuple[ReferenceClient, ReferenceClient, str]:
+        """A youth and a counsellor (a new account, on duty) in one active
+        conversation at epoch 1: (youth, counsellor, conversation id)."""
+        counsellor = await self.staff_client()
+        youth = await self.youth()
+        conv = (await youth.start())["conversation"]
+        await counsellor.claim(conv)
+        await youth.wait_for(lambda: youth.conversations[conv].epoch == 1, 5)
+        return youth, counsellor, conv
 
 
 async def start_server(settings: Settings) -> tuple[web.AppRunner, LiveServer]:
@@ -151,31 +168,3 @@ async def make_server(tmp_path: Path) -> AsyncIterator[MakeServer]:
             await client.close()
         await runner.cleanup()
 
-
-# ------------------------------------------------------------------ wire spy
-
-Sent = tuple[str, Any, str, str]  # event, payload, namespace, recipient sid
-
-
-def spy_sent(server: LiveServer, project: Callable[[Sent], Any] = lambda s: s) -> list[Any]:
-    """Record every event the server puts on the wire, decoded from the
-    engine.io packets (chatserver's Context.apply and any ``sio.emit`` both
-    end in ``eio.send_packet``): what a listener on the connection would see.
-    ``project`` picks what each test module keeps of a record."""
-    sio = server.ctx.sio
-    assert sio is not None
-    seen: list[Any] = []
-    real = sio.eio.send_packet
-
-    async def spy(eio_sid: str, pkt: Any) -> None:
-        data = pkt.data
-        if isinstance(data, str) and data.startswith("2"):  # a socket.io EVENT
-            rest = data[1:]
-            namespace, body = rest.split(",", 1) if rest.startswith("/") else ("/", rest)
-            event, *args = json.loads(body)
-            sid = sio.manager.sid_from_eio_sid(eio_sid, namespace) or ""
-            seen.append(project((event, args[0] if args else None, namespace, sid)))
-        await real(eio_sid, pkt)
-
-    sio.eio.send_packet = spy
-    return seen

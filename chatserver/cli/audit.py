@@ -1,9 +1,18 @@
 """``chatserver audit verify [--print-head] [--expect-head HASH]``.
 
-Exit 0 and "audit log OK: N entries" when the chain is intact; exit 1 naming
-the first bad entry otherwise. Removing entries from the end of the log leaves
-a valid, shorter chain: note the head (``--print-head``) somewhere else from
-time to time and pass it back with ``--expect-head``. Design: docs/design/audit.md.
+Walks the chain with the audit key (``secrets.audit_key``) and says, in one
+line, whether it holds and where it breaks. Exit codes:
+
+- 0: intact. "audit log OK: N entries", then one line per part: the unkeyed
+  entries from before the audit key existed (if any), and the keyed ones.
+- 1: broken. One line: "audit log BROKEN at seq N: <what> (K entries before
+  it are intact)".
+- 2: usage or configuration error (a bad argument, a missing secret).
+- 3: the database cannot be read (missing, not a database, locked).
+
+Removing entries from the end of the log leaves a valid, shorter chain: note
+the head (``--print-head``) somewhere else from time to time and pass it back
+with ``--expect-head``. Design: docs/design/audit.md.
 """
 
 from __future__ import annotations
@@ -11,6 +20,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import re
+import sqlite3
 import sys
 from typing import TextIO
 
@@ -20,6 +30,11 @@ from chatserver.storage.sqlite import SqliteStore
 
 _HASH = re.compile(r"^[0-9a-f]{64}$")
 
+EXIT_OK = 0
+EXIT_BROKEN = 1
+EXIT_USAGE = 2  # also what ``chatserver`` returns for a configuration error
+EXIT_UNREADABLE = 3
+
 
 def verify(
     settings: Settings,
@@ -27,27 +42,46 @@ def verify(
     print_head: bool = False,
     expect_head: str | None = None,
     out: TextIO = sys.stdout,
+    err: TextIO = sys.stderr,
 ) -> int:
-    async def run() -> audit.VerifyResult:
-        async with SqliteStore.open(settings.database_path) as store:
-            return await audit.verify(store, expect_head)
+    key = settings.require_secrets().audit_key
+    path = settings.database_path
+    if not path.is_file():
+        # Opening would create an empty database, which would "verify".
+        print(f"chatserver audit: error: no database at {path}", file=err)
+        return EXIT_UNREADABLE
 
-    result = asyncio.run(run())
+    async def run() -> audit.VerifyResult:
+        async with SqliteStore.open(path) as store:
+            return await audit.verify(store, key, expect_head)
+
+    try:
+        result = asyncio.run(run())
+    except (sqlite3.Error, OSError) as exc:
+        # sqlite3's messages name the problem ("file is not a database",
+        # "database is locked"), never row contents.
+        print(f"chatserver audit: error: cannot read {path}: {exc}", file=err)
+        return EXIT_UNREADABLE
     if not result.ok:
         print(f"audit log BROKEN at seq {result.first_bad_seq}: {result.problem} "
               f"({result.rows} entries before it are intact)", file=out)
-        return 1
+        return EXIT_BROKEN
     print(f"audit log OK: {result.rows} entries", file=out)
+    if result.unkeyed:
+        print(f"  unkeyed: entries 1-{result.unkeyed} (written before the audit key; "
+              f"sealed by entry {result.unkeyed + 1})", file=out)
+    if result.rows > result.unkeyed:
+        print(f"  keyed: entries {result.unkeyed + 1}-{result.rows}", file=out)
     if print_head:
         print(f"head: seq={result.rows} hash={result.head_hash}", file=out)
-    return 0
+    return EXIT_OK
 
 
 def _verify_cmd(args: argparse.Namespace) -> int:
     if args.expect_head is not None and not _HASH.match(args.expect_head):
         print("chatserver audit: error: --expect-head takes a 64-character hex hash",
               file=sys.stderr)
-        return 2
+        return EXIT_USAGE
     return verify(load_settings(getattr(args, "config", None)),
                   print_head=args.print_head, expect_head=args.expect_head)
 
@@ -56,7 +90,8 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     """Add ``audit …`` to the main parser; each sets ``func(args) -> exit code``."""
     parser = subparsers.add_parser("audit", help="the audit log")
     sub = parser.add_subparsers(dest="audit_command", required=True)
-    p = sub.add_parser("verify", help="check the hash chain")
+    p = sub.add_parser("verify", help="check the keyed chain (exit 0 intact, 1 broken, "
+                                      "2 usage or configuration, 3 database unreadable)")
     p.add_argument("--print-head", action="store_true",
                    help="also print the last entry's seq and hash, to note elsewhere")
     p.add_argument("--expect-head", metavar="HASH",

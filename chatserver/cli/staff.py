@@ -13,6 +13,7 @@ import asyncio
 import getpass
 import hmac
 import sys
+from collections.abc import Callable
 from typing import TextIO
 
 import segno
@@ -29,16 +30,26 @@ from chatserver.storage.sqlite import SqliteStore
 DEFAULT_ISSUER = "chatserver"  # the label authenticator apps show next to the code
 
 
+def _audit(store: SqliteStore, settings: Settings) -> AuditLog:
+    return AuditLog(store, SystemClock(), settings.require_secrets().audit_key)
+
+
 def _err(message: str) -> int:
     print(f"chatserver staff: error: {message}", file=sys.stderr)
     return 1
 
 
-def read_password(from_stdin: bool, stdin: TextIO = sys.stdin) -> str:
-    """One line from stdin (without its line ending), or two matching getpass prompts."""
+def read_password(from_stdin: bool, stdin: TextIO = sys.stdin,
+                  check: Callable[[str], None] = auth.check_password) -> str:
+    """One line from stdin (without its line ending), or two matching getpass
+    prompts. ``check`` (ValueError if unfit) runs on the first entry, so a
+    password that is too short is refused before it is typed a second time."""
     if from_stdin:
-        return stdin.readline().rstrip("\r\n")
-    first = getpass.getpass("Password (at least 12 characters): ")
+        password = stdin.readline().rstrip("\r\n")
+        check(password)
+        return password
+    first = getpass.getpass(f"Password (at least {auth.MIN_PASSWORD_CHARS} characters): ")
+    check(first)
     second = getpass.getpass("Password again: ")
     if not hmac.compare_digest(first.encode(), second.encode()):
         raise ValueError("the two passwords differ")
@@ -62,7 +73,7 @@ def add(
         async with SqliteStore.open(settings.database_path) as store:
             return await auth.add_account(
                 username, password, role=role, alias=alias, capacity=cap, actor=ACTOR_CLI,
-                store=store, audit=AuditLog(store, SystemClock()), clock=SystemClock(),
+                store=store, audit=_audit(store, settings), clock=SystemClock(),
                 settings=settings, guard=auth.LoginGuard(settings.password_profile),
             )
 
@@ -103,7 +114,7 @@ def set_disabled(
         async with SqliteStore.open(settings.database_path) as store:
             await auth.set_account_disabled(
                 username, disabled, actor=ACTOR_CLI, store=store,
-                audit=AuditLog(store, SystemClock()),
+                audit=_audit(store, settings),
             )
 
     try:
@@ -121,7 +132,7 @@ def unlock(settings: Settings, username: str, out: TextIO = sys.stdout) -> int:
     async def run() -> None:
         async with SqliteStore.open(settings.database_path) as store:
             await auth.unlock_account(
-                username, actor=ACTOR_CLI, store=store, audit=AuditLog(store, SystemClock())
+                username, actor=ACTOR_CLI, store=store, audit=_audit(store, settings)
             )
 
     try:
@@ -147,7 +158,6 @@ def _add_cmd(args: argparse.Namespace) -> int:
             settings.default_capacity if args.capacity is None else args.capacity,
         )
         password = read_password(args.password_stdin)
-        auth.check_password(password)
     except ValueError as exc:
         return _err(str(exc))
     return add(settings, args.username, password, role=args.role, alias=args.alias,

@@ -98,7 +98,8 @@ class Received:
 @dataclass(frozen=True, slots=True)
 class Invite:
     """A liaison invite this counsellor created. Only ``invite_id`` went to the
-    server; the secret travels out of band in the link's fragment."""
+    server; the secret travels out of band in the invite code, which the
+    liaison pastes into /join (never in a URL: browsers record those)."""
 
     conversation: str
     role: str
@@ -115,7 +116,7 @@ class Invite:
 
     @property
     def fragment(self) -> str:
-        """What follows ``#`` in the link (see :func:`invite_fragment`)."""
+        """The invite code (see :func:`invite_fragment`)."""
         return invite_fragment(self.secret, self.conversation)
 
 
@@ -251,17 +252,19 @@ async def staff_login(base_url: str, username: str, password: str, totp: str,
 
 
 def invite_fragment(secret: bytes, conversation: str) -> str:
-    """The link fragment: ``base64url(secret) "." conversation-id-hex``.
+    """The invite code: ``base64url(secret) "." conversation-id-hex``.
 
     The liaison's MAC covers the conversation id (protocol.md), so the liaison
-    must know it before ``join``; a fragment holding only the secret (as
-    protocol.md shows the link) would not let it compute the MAC. The fragment
-    never reaches the server (browsers do not send it)."""
+    must know it before ``join``; a code holding only the secret would not let
+    it compute the MAC. The code never reaches the server. (The name is from
+    when the code was a link's fragment; a hand-made ``/join#<code>`` still
+    works.)"""
     return f"{b64e(secret)}.{_hex_id(conversation)}"
 
 
 def parse_invite_fragment(fragment: str) -> tuple[bytes, str]:
-    """``(secret, conversation)`` from a link fragment; ValueError if malformed."""
+    """``(secret, conversation)`` from an invite code (a leading ``#`` is
+    dropped); ValueError if malformed."""
     text = fragment.lstrip("#")
     secret_text, _, conversation = text.partition(".")
     secret = b64d(secret_text)
@@ -344,7 +347,10 @@ class ReferenceClient:
                               namespaces=[namespace], wait_timeout=self.call_timeout)
         except socketio.exceptions.ConnectionError as exc:
             await self.disconnect()
-            raise CallFailed(_refusal_code(self._connect_error)) from exc
+            error = self._connect_error
+            info = error.get("data") if isinstance(error, dict) else None
+            raise CallFailed(_refusal_code(error), info if isinstance(info, dict) else None) \
+                from exc
 
     async def disconnect(self) -> None:
         """Drop the transport but keep every conversation, for ``resume``."""

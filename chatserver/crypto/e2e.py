@@ -1,5 +1,5 @@
 """End-to-end encryption between conversation members (docs/protocol.md,
-"End-to-end encryption"; SECURITY_DESIGN.md, "Keys and messages").
+"End-to-end encryption"; docs/security-design.md, "Keys and messages").
 
 The server never calls these functions on live traffic: they are what the
 *clients* do. They live here so the Python reference client, the load
@@ -425,7 +425,7 @@ class ReceiveState:
 
 # --- liaison invites (docs/protocol.md, "Liaison namespace /liaison") ----------
 
-INVITE_SECRET_BYTES = 32  # lives only in the link's fragment
+INVITE_SECRET_BYTES = 32  # lives only in the invite code, never in a URL
 INVITE_ID_BYTES = 32
 INVITE_MAC_BYTES = 32
 INVITE_ID_LABEL = b"cv1-invite-id"

@@ -1,5 +1,5 @@
 """Return passphrases: five words from the EFF long list, and the keys derived
-from them (docs/design/returning.md, SECURITY_DESIGN.md "Return passphrase").
+from them (docs/design/returning.md; docs/security-design.md, "Return passphrases").
 
 One Argon2id derivation per passphrase gives a 32-byte master; two BLAKE2b
 personalisations of it give the *lookup key* (stored as the row's primary key)
@@ -40,7 +40,8 @@ class KdfProfile:
     parallelism: int
 
 
-# SECURITY_DESIGN.md: t=3, m=64 MiB, p=1 (~0.2 s on a 2-core machine).
+# t=3, m=64 MiB, p=1: ~0.2 s on a 2-core machine, for hit and miss alike
+# (docs/security-design.md, "Return passphrases").
 PROFILES = {
     "return_v1": KdfProfile(time_cost=3, memory_kib=64 * 1024, parallelism=1),
     # Tests only; Settings refuses it outside environment "test".

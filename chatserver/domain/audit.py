@@ -1,18 +1,30 @@
 """The audit log: who did what, to which conversation pseudonym, when — never
-what was said. Append-only and hash-chained. Design: docs/design/audit.md.
+what was said. Append-only, and chained with a key that is not in the
+database. Design: docs/design/audit.md.
 
-Entries are built here (validated, timestamped, chained) and handed to an
-``AuditStore``, which appends them atomically with reading the previous entry.
+Entries are built here (validated, timestamped, linked with a MAC under the
+audit key) and handed to an ``AuditStore``, which appends them atomically with
+reading the previous entry. ``verify`` walks the chain: entries from before the
+audit key existed are checked as the unkeyed hash chain they were written as.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import re
+from contextlib import aclosing
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-from chatserver.crypto.audit_chain import GENESIS, canonical_json, entry_hash
+from chatserver.crypto.audit_chain import (
+    CHAIN_KEYED,
+    CHAIN_UNKEYED,
+    GENESIS,
+    KEY_BYTES,
+    canonical_json,
+    entry_mac,
+    link_matches,
+)
 from chatserver.domain.clock import Clock
 from chatserver.storage.base import AuditEntry, AuditStore
 
@@ -30,7 +42,6 @@ ALLOWED_DETAIL_KEYS = frozenset(
         "retry_after_secs",
         "outcome",
         "partner",  # referral partner code from the directory
-        "row",  # a return-code row id (never the code)
         "epoch",
         "failures",
         "setting",  # the name of a changed config key (never its value)
@@ -77,9 +88,14 @@ def _check_detail(detail: dict[str, object]) -> str:
 
 
 class AuditLog:
-    def __init__(self, store: AuditStore, clock: Clock) -> None:
+    """Appends keyed entries. ``key`` is ``settings.require_secrets().audit_key``."""
+
+    def __init__(self, store: AuditStore, clock: Clock, key: bytes) -> None:
+        if len(key) != KEY_BYTES:
+            raise ValueError(f"audit key must be {KEY_BYTES} bytes")
         self._store = store
         self._clock = clock
+        self._key = key
 
     async def record(
         self,
@@ -97,8 +113,11 @@ class AuditLog:
             raise ValueError("audit conversation must be a pseudonym like 'c-1a2b3c4d'")
         detail_json = _check_detail(detail)
         at = utc_iso(self._clock.now())
+        key = self._key
 
         def next_entry(last: AuditEntry | None) -> AuditEntry:
+            # Runs inside the store's write transaction: ``last`` is the head
+            # nobody else can append after until this entry is in.
             seq = 1 if last is None else last.seq + 1
             prev_hash = GENESIS if last is None else last.hash
             draft = AuditEntry(
@@ -110,10 +129,22 @@ class AuditLog:
                 detail=detail_json,
                 prev_hash=prev_hash,
                 hash="",
+                chain=CHAIN_KEYED,
             )
-            return dataclasses.replace(draft, hash=entry_hash(prev_hash, draft.hashed_fields()))
+            return dataclasses.replace(
+                draft, hash=entry_mac(key, prev_hash, draft.hashed_fields()))
 
         return await self._store.append_audit(next_entry)
+
+    async def seal_unkeyed(self) -> AuditEntry | None:
+        """At start-up: if the log ends in unkeyed entries (written before the
+        audit key existed), append ``audit_keyed`` now. Its link covers the
+        last unkeyed hash, so from this moment nobody without the key can
+        rewrite the old part unnoticed. None when there was nothing to seal."""
+        head = await self._store.audit_head()
+        if head is None or head.chain != CHAIN_UNKEYED:
+            return None
+        return await self.record(ACTOR_SYSTEM, "audit_keyed")
 
 
 @dataclass(frozen=True, slots=True)
@@ -122,52 +153,79 @@ class VerifyResult:
     rows: int  # entries checked and found good
     first_bad_seq: int | None = None
     problem: str | None = None
-    head_hash: str | None = None  # hash of the last good entry (GENESIS when empty)
+    head_hash: str | None = None  # link of the last good entry (GENESIS when empty)
+    unkeyed: int = 0  # of ``rows``, how many are from before the audit key (entries 1..n)
 
 
-async def verify(store: AuditStore, expect_head: str | None = None) -> VerifyResult:
+async def verify(store: AuditStore, key: bytes, expect_head: str | None = None
+                 ) -> VerifyResult:
     """Walk the whole chain; report the first entry that breaks it.
 
-    Detects an edited entry (its hash no longer matches), a deleted entry (a
-    gap in ``seq``), and deleted-and-renumbered or reordered entries (the
-    ``prev_hash`` no longer matches the entry before). Removing entries from
-    the *end* leaves a valid shorter chain: pass ``expect_head``, a hash noted
-    earlier with ``audit verify --print-head``, to detect that.
+    Detects an edited entry (its link no longer matches), a deleted entry (a
+    gap in ``seq``), deleted-and-renumbered or reordered entries (the
+    ``prev_hash`` no longer matches the entry before), and — because keyed
+    links need ``key`` — an entry edited and re-linked, or appended, by
+    someone without the key. Unkeyed entries are accepted only as a prefix
+    that a keyed entry follows: an unkeyed entry after a keyed one, or a log
+    with no keyed entry at all, is what a downgrade to the public hash would
+    look like. Removing entries from the *end* leaves a valid shorter chain:
+    pass ``expect_head``, a link noted earlier with ``audit verify
+    --print-head``, to detect that.
     """
     expected_seq = 1
     prev = GENESIS
     rows = 0
+    unkeyed = 0
     head_seen = expect_head is None
 
     def bad(seq: int, problem: str) -> VerifyResult:
-        return VerifyResult(False, rows, seq, problem, prev)
+        return VerifyResult(False, rows, seq, problem, prev, unkeyed)
 
-    async for e in store.iter_audit():
-        if e.seq < expected_seq:
-            return bad(e.seq, f"entry {e.seq} is out of order (expected {expected_seq})")
-        if e.seq > expected_seq:
-            return bad(expected_seq, f"entry {expected_seq} is missing (deleted)")
-        if e.prev_hash != prev:
-            return bad(
-                e.seq,
-                f"prev_hash does not match entry {e.seq - 1}: an entry was deleted, "
-                "inserted, reordered or rewritten",
-            )
-        try:
-            recomputed = entry_hash(e.prev_hash, e.hashed_fields())
-        except (ValueError, TypeError):
-            return bad(e.seq, f"entry {e.seq} is malformed")
-        if recomputed != e.hash:
-            return bad(e.seq, f"entry {e.seq} was edited (hash mismatch)")
-        prev = e.hash
-        if e.hash == expect_head:
-            head_seen = True
-        rows += 1
-        expected_seq += 1
+    # aclosing: returning early must close the store's cursor now, not when
+    # the event loop shuts down after the database is closed.
+    async with aclosing(store.iter_audit()) as entries:
+        async for e in entries:
+            if e.seq < expected_seq:
+                return bad(e.seq, f"entry {e.seq} is out of order (expected {expected_seq})")
+            if e.seq > expected_seq:
+                return bad(expected_seq, f"entry {expected_seq} is missing (deleted)")
+            if e.prev_hash != prev:
+                return bad(
+                    e.seq,
+                    f"prev_hash does not match entry {e.seq - 1}: an entry was deleted, "
+                    "inserted, reordered or rewritten",
+                )
+            if e.chain == CHAIN_UNKEYED and unkeyed < rows:
+                return bad(e.seq, f"entry {e.seq} is unkeyed but follows keyed entries: "
+                                  "it was written or rewritten without the audit key")
+            try:
+                good = link_matches(e.chain, key, e.prev_hash, e.hashed_fields(), e.hash)
+            except (ValueError, TypeError, AttributeError):  # a column of the wrong kind
+                return bad(e.seq, f"entry {e.seq} is malformed")
+            if not good and e.chain == CHAIN_KEYED:
+                return bad(e.seq, f"entry {e.seq} has a wrong MAC: it was edited or forged "
+                                  "without the audit key, or this is not the key it was "
+                                  "written with")
+            if not good:
+                return bad(e.seq, f"entry {e.seq} was edited (hash mismatch)")
+            prev = e.hash
+            if e.hash == expect_head:
+                head_seen = True
+            rows += 1
+            expected_seq += 1
+            if e.chain == CHAIN_UNKEYED:
+                unkeyed += 1
+    if rows and unkeyed == rows:
+        return bad(
+            expected_seq,
+            f"no keyed entry follows the {rows} unkeyed ones: start the server once with "
+            "the audit key to seal them; if it has run since the upgrade, its keyed "
+            "entries were removed or rewritten",
+        )
     if not head_seen:
         return bad(
             expected_seq,
             "the expected head hash is not in the log: entries were removed from the end "
             "or the log was rewritten",
         )
-    return VerifyResult(True, rows, None, None, prev)
+    return VerifyResult(True, rows, None, None, prev, unkeyed)

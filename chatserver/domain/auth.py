@@ -5,6 +5,13 @@ Design: docs/design/staff-auth.md. Every failure looks the same from outside
 is written to the audit log only. Argon2 runs in worker threads behind
 ``LoginGuard``'s semaphore, so unauthenticated requests can neither block the
 event loop nor make the process hash more than a few passwords at a time.
+
+Lockout is one atomic step before the hash: an attempt is counted as a
+failure and, at the limit, locks the account *before* its password is
+checked (``StaffStore.reserve_login_attempt``); a login that succeeds clears
+the count. So concurrent guesses cannot all pass the lock test on the same
+count: at most ``login_max_failures`` are checked before the lock, and one
+after each lock runs out.
 """
 
 from __future__ import annotations
@@ -15,7 +22,7 @@ import math
 import re
 import secrets
 from collections import OrderedDict
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import NoReturn, TypeVar
 
@@ -24,13 +31,20 @@ from chatserver.domain.audit import ACTOR_UNKNOWN, AuditLog, utc_iso
 from chatserver.domain.clock import Clock
 from chatserver.errors import BadCredentials, LockedOut, RateLimited, UnknownAccount
 from chatserver.settings import Settings
-from chatserver.storage.base import STAFF_ROLES, NewStaff, StaffRecord, StaffStore
+from chatserver.storage.base import (
+    STAFF_ROLES,
+    LockoutPolicy,
+    LoginAttempt,
+    NewStaff,
+    StaffRecord,
+    StaffStore,
+)
 
 T = TypeVar("T")
 
 USERNAME_RE = re.compile(r"^[a-z0-9][a-z0-9._-]{1,63}$")
 # NIST SP 800-63B asks for at least 8; staff accounts guard a sensitive
-# service, so 12 (the brief for this project).
+# service, so 12.
 MIN_PASSWORD_CHARS = 12
 MAX_PASSWORD_CHARS = passwords.MAX_PASSWORD_CHARS
 MAX_ALIAS_CHARS = 40
@@ -50,6 +64,12 @@ def valid_username(name: str) -> bool:
     return isinstance(name, str) and bool(USERNAME_RE.match(name))
 
 
+def lockout_policy(settings: Settings) -> LockoutPolicy:
+    return LockoutPolicy(max_failures=settings.login_max_failures,
+                         base_secs=settings.lockout_base_secs,
+                         max_secs=settings.lockout_max_secs)
+
+
 def lock_secs(failures: int, settings: Settings) -> int:
     """Seconds to lock after ``failures`` consecutive failures (0 = no lock).
 
@@ -57,16 +77,24 @@ def lock_secs(failures: int, settings: Settings) -> int:
     failure (possible once a lock has run out) doubles it, up to
     ``lockout_max_secs``.
     """
-    if failures < settings.login_max_failures:
-        return 0
-    extra = min(failures - settings.login_max_failures, 32)  # 2**32 × base is past any cap
-    return int(min(settings.lockout_base_secs * 2**extra, settings.lockout_max_secs))
+    return lockout_policy(settings).lock_secs(failures)
 
 
 @dataclass(slots=True)
 class _UnknownName:
     failures: int = 0
     locked_until: float | None = None
+
+
+class _NotAdmitted(Exception):
+    """The admission step refused the attempt (the account is locked)."""
+
+    def __init__(self, attempt: LoginAttempt) -> None:
+        super().__init__("locked")
+        self.attempt = attempt
+
+
+Admit = Callable[[], Awaitable[LoginAttempt]]
 
 
 class LoginGuard:
@@ -79,6 +107,10 @@ class LoginGuard:
     - Counts failures (and locks out) unknown usernames exactly like real
       ones, so ``locked_out`` does not reveal them either. Only a keyed hash
       of the name is kept, under a per-process random key.
+    - ``verify`` takes an ``admit`` step (the lockout reservation) that runs
+      after the request has its place in the waiting line and before any
+      hashing: a request refused for a full line has counted nothing, and one
+      the lock refuses has hashed nothing.
     """
 
     def __init__(
@@ -103,11 +135,15 @@ class LoginGuard:
     def __repr__(self) -> str:
         return f"LoginGuard(profile={self.profile!r})"
 
-    async def _run(self, fn: Callable[..., T], *args: object) -> T:
+    async def _run(self, fn: Callable[..., T], *args: object, admit: Admit | None = None) -> T:
         if self._waiting >= self._max_waiting:
             raise RateLimited(info={"retry_after_secs": 1})
         self._waiting += 1
         try:
+            if admit is not None:
+                attempt = await admit()
+                if not attempt.granted:
+                    raise _NotAdmitted(attempt)
             await self._sem.acquire()
         finally:
             self._waiting -= 1
@@ -126,14 +162,21 @@ class LoginGuard:
     async def hash(self, password: str) -> str:
         return await self._run(passwords.hash_password, self.profile, password)
 
-    async def verify(self, password_hash: str | None, password: str) -> bool:
-        """Verify ``password``. ``None`` (unknown user): verify against a dummy, return False."""
+    async def verify(self, password_hash: str | None, password: str,
+                     admit: Admit | None = None) -> bool:
+        """Verify ``password``. ``None`` (unknown user): verify against a dummy, return False.
+
+        ``admit`` runs first (see the class); if it refuses, nothing is hashed
+        and ``_NotAdmitted`` carries its answer.
+        """
         if password_hash is None:
             await self.warm_up()
             dummy = self._dummy_hash or ""
-            await self._run(passwords.verify_password, self.profile, dummy, password)
+            await self._run(passwords.verify_password, self.profile, dummy, password,
+                            admit=admit)
             return False
-        return await self._run(passwords.verify_password, self.profile, password_hash, password)
+        return await self._run(passwords.verify_password, self.profile, password_hash, password,
+                               admit=admit)
 
     async def warm_up(self) -> None:
         """Make the dummy hash now (at start-up) rather than on the first unknown name."""
@@ -148,24 +191,23 @@ class LoginGuard:
             username.encode("utf-8", "replace")[:256], key=self._name_key, digest_size=16
         ).digest()
 
-    def unknown_locked_until(self, username: str) -> float | None:
-        entry = self._unknown.get(self._name(username))
-        return entry.locked_until if entry else None
+    def reserve_unknown(self, username: str, now: float, policy: LockoutPolicy) -> LoginAttempt:
+        """``StaffStore.reserve_login_attempt`` for a name that does not exist.
 
-    def unknown_failed(self, username: str) -> int:
-        """Count a failure for a name that does not exist; returns the count."""
+        The same rule on the in-memory counters, in one step with no await:
+        under asyncio nothing can come between the lock test and the count.
+        """
         key = self._name(username)
         entry = self._unknown.pop(key, None) or _UnknownName()
-        entry.failures += 1
-        self._unknown[key] = entry
+        self._unknown[key] = entry  # now the most recently used
         while len(self._unknown) > self._unknown_max:
             self._unknown.popitem(last=False)
-        return entry.failures
-
-    def unknown_lock(self, username: str, until: float) -> None:
-        entry = self._unknown.get(self._name(username))
-        if entry is not None:
-            entry.locked_until = until
+        if entry.locked_until is not None and entry.locked_until > now:
+            return LoginAttempt(False, entry.failures, entry.locked_until)
+        entry.failures += 1
+        lock = policy.lock_secs(entry.failures)
+        entry.locked_until = now + lock if lock else None
+        return LoginAttempt(True, entry.failures, entry.locked_until)
 
 
 def _normalise_username(username: object) -> str:
@@ -197,33 +239,43 @@ async def login(
     hashing slot (nothing is counted against the account then).
     """
     now = clock.now()
+    policy = lockout_policy(settings)
     name = _normalise_username(username)
     if not isinstance(password, str):
         password = ""
     found = await store.get_by_username(name) if valid_username(name) else None
     if found is None:
-        await _unknown_user(name, password, now=now, audit=audit, settings=settings, guard=guard)
+        await _unknown_user(name, password, now=now, policy=policy, audit=audit, guard=guard)
     staff: StaffRecord = found
+    granted = LoginAttempt(False, 0, None)
+
+    async def admit() -> LoginAttempt:
+        nonlocal granted
+        granted = await store.reserve_login_attempt(staff.id, now, policy)
+        return granted
 
     async def fail(action: str, reason: str) -> BadCredentials | LockedOut:
-        failures = await store.record_login_failure(staff.id)
-        lock = lock_secs(failures, settings)
+        # Already counted, and locked at the limit, when the attempt was admitted.
+        lock = policy.lock_secs(granted.failures)
         if lock:
-            await store.set_locked_until(staff.id, now + lock)
-            await audit.record(
-                staff.username, action, reason=reason, failures=failures, retry_after_secs=lock
-            )
+            # A concurrent login that succeeded meanwhile cleared count and
+            # lock: then this attempt must not claim the account is locked.
+            current = await store.get_by_id(staff.id)
+            if current is None or current.locked_until is None:
+                lock = 0
+        if lock:
+            await audit.record(staff.username, action, reason=reason,
+                               failures=granted.failures, retry_after_secs=lock)
             return LockedOut(info={"retry_after_secs": lock})
-        await audit.record(staff.username, action, reason=reason, failures=failures)
+        await audit.record(staff.username, action, reason=reason, failures=granted.failures)
         return BadCredentials()
 
-    if staff.locked_until is not None and staff.locked_until > now:
-        retry = math.ceil(staff.locked_until - now)
+    try:
+        password_ok = await guard.verify(staff.password_hash, password, admit)
+    except _NotAdmitted as refused:
         # Refused before hashing: a locked account costs no argon2 work.
-        await audit.record(staff.username, "login_failed", reason="locked", retry_after_secs=retry)
-        raise LockedOut(info={"retry_after_secs": retry})
-
-    if not await guard.verify(staff.password_hash, password):
+        raise await _refused(staff.username, refused.attempt, now, audit) from None
+    if not password_ok:
         raise await fail("login_failed", "password")
     # Checked only after the password, so a disabled account answers exactly
     # like a wrong password (and locks out the same way).
@@ -239,12 +291,12 @@ async def login(
         # A right password with a wrong code is its own action: the password
         # may be known to someone else, which an operator should notice.
         raise await fail("totp_failed", "replay" if replayed else "totp")
+    # Success. Every admitted attempt was counted as a failure up front; the
+    # store clears the count in the same statement that accepts the code.
     if not await store.accept_totp_timecode(staff.id, timecode):
         # A concurrent login won the same code first.
         raise await fail("totp_failed", "replay")
 
-    if staff.failed_logins or staff.locked_until is not None:
-        await store.reset_failures(staff.id)
     if guard.needs_rehash(staff.password_hash):
         await store.set_password_hash(staff.id, await guard.hash(password))
     await audit.record(staff.username, "login_ok")
@@ -252,36 +304,51 @@ async def login(
     return fresh if fresh is not None else staff
 
 
+async def _refused(actor: str, attempt: LoginAttempt, now: float,
+                   audit: AuditLog) -> BadCredentials | LockedOut:
+    """The answer (and audit entry) for an attempt the lock refused."""
+    if attempt.locked_until is None:  # the account is gone since it was read
+        await audit.record(ACTOR_UNKNOWN, "login_failed", reason="unknown")
+        return BadCredentials()
+    retry = max(1, math.ceil(attempt.locked_until - now))
+    await audit.record(actor, "login_failed", reason="locked", retry_after_secs=retry)
+    return LockedOut(info={"retry_after_secs": retry})
+
+
 async def _unknown_user(
     name: str,
     password: str,
     *,
     now: float,
+    policy: LockoutPolicy,
     audit: AuditLog,
-    settings: Settings,
     guard: LoginGuard,
 ) -> NoReturn:
-    """Answer a login for a name that does not exist exactly like a real failure.
+    """Answer a login for a name that does not exist exactly like a real failure:
+    the same admission step, the same hash (against a dummy), the same answers.
 
     The name itself is never logged: a mistyped username is often a real name
     or a password typed into the wrong field.
     """
-    until = guard.unknown_locked_until(name)
-    if until is not None and until > now:
-        retry = math.ceil(until - now)
-        await audit.record(ACTOR_UNKNOWN, "login_failed", reason="locked", retry_after_secs=retry)
-        raise LockedOut(info={"retry_after_secs": retry})
-    await guard.verify(None, password)
-    failures = guard.unknown_failed(name)
-    lock = lock_secs(failures, settings)
+    granted = LoginAttempt(False, 0, None)
+
+    async def admit() -> LoginAttempt:
+        nonlocal granted
+        granted = guard.reserve_unknown(name, now, policy)
+        return granted
+
+    try:
+        await guard.verify(None, password, admit)
+    except _NotAdmitted as refused:
+        raise await _refused(ACTOR_UNKNOWN, refused.attempt, now, audit) from None
+    lock = policy.lock_secs(granted.failures)
     if lock:
-        guard.unknown_lock(name, now + lock)
         await audit.record(
-            ACTOR_UNKNOWN, "login_failed", reason="unknown", failures=failures,
+            ACTOR_UNKNOWN, "login_failed", reason="unknown", failures=granted.failures,
             retry_after_secs=lock,
         )
         raise LockedOut(info={"retry_after_secs": lock})
-    await audit.record(ACTOR_UNKNOWN, "login_failed", reason="unknown", failures=failures)
+    await audit.record(ACTOR_UNKNOWN, "login_failed", reason="unknown", failures=granted.failures)
     raise BadCredentials()
 
 

@@ -379,7 +379,6 @@ class ChatService:
 
         now = self.clock.now()
         waited = now - conv.created_at
-        returning = conv.lane == personal_lane(staff.id)
         self.queue.remove(conv.id)
         conv.lane, conv.personal_since = GENERAL_LANE, None
         self._queue_dirty = True
@@ -387,8 +386,10 @@ class ChatService:
         conv.state = State.ACTIVE
         out = self._add_member(conv, Role.COUNSELLOR, staff.alias, kx_pk, conn, staff.id)
         out.emit("duty", self._duty_payload(c), tuple(c.conns))
-        out.audit(staff.username, "claim", conv.pseudonym, waited_secs=int(waited),
-                  outcome="returning" if returning else "new")
+        # Not whether the youth came back with a code: that would tie this
+        # conversation to the counsellor's earlier return_issued entries
+        # (docs/design/audit.md, "Returns leave no link").
+        out.audit(staff.username, "claim", conv.pseudonym, waited_secs=int(waited))
         return out
 
     def _add_member(self, conv: Conversation, role: Role, alias: str, kx_pk: str, conn: Conn,
@@ -446,7 +447,7 @@ class ChatService:
 
     # ------------------------------------------- return passphrase, referrals
 
-    def return_target(self, staff: StaffRef, conn: Conn, conv_id: str) -> tuple[Conn, str]:
+    def return_target(self, staff: StaffRef, conn: Conn, conv_id: str) -> Conn:
         """Where a counsellor's offered return passphrase goes: to the youth's
         page only (the counsellor never sees it). The youth must be online."""
         conv, member = self._membership(conn, conv_id)
@@ -455,7 +456,7 @@ class ChatService:
         youth = conv.youth()
         if conv.state not in (State.ACTIVE, State.PAUSED) or youth is None or youth.conn is None:
             raise WrongState()
-        return youth.conn, conv.pseudonym
+        return youth.conn
 
     def refer(self, staff: StaffRef, conn: Conn, conv_id: str, partner: str, kind: str
               ) -> Outcome:

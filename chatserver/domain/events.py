@@ -1,7 +1,7 @@
 """What domain functions hand back to the transport: a reply for the caller,
 events for explicitly named recipients, and audit entries. State is changed
 first; the transport records the audit entries and then emits (events after
-state, STYLE.md habit 10).
+state: docs/style.md, "Events after state").
 """
 
 from __future__ import annotations

@@ -95,7 +95,7 @@ class Profile:
 @dataclass(slots=True)
 class Invite:
     """A liaison invite. The server holds only the invite id (a hash of the
-    secret in the link's fragment), never the secret."""
+    secret in the invite code), never the secret."""
 
     invite_id: str
     conversation: str

@@ -11,8 +11,10 @@ conversation of that interval.
 Known limit: in a quiet interval a flush may carry a single conversation's
 profile, and anyone who can read both the database and the audit log can
 still pair that flush with the one conversation started in the interval.
-Counts carry no conversation id or time finer than the month either way, and
-small counts are suppressed where statistics are shown (operator view).
+Counts carry no conversation id or time finer than the month either way.
+Nothing shows the statistics yet (they are only stored); a report or view of
+them must suppress small counts, which could point at one person
+(docs/threat-model.md, "Honest limits").
 
 Counts buffered in memory are lost if the process is killed without a clean
 shutdown; statistics are approximate by design.
@@ -28,7 +30,7 @@ from chatserver.storage.base import StatsStore
 
 # The optional profile's keys (protocol.md, youth `start`) plus 'contacts' for
 # contact counts (e.g. started, abandoned) that carry no profile.
-# The funders' follow-up (MISSION_CONTEXT.md): contacts by gender, age band and
+# The funders' follow-up (docs/mission.md): contacts by gender, age band and
 # municipality; reasons for contact; professionals by workplace municipality;
 # and referrals onward (per partner kind and partner).
 DIMENSIONS = frozenset({

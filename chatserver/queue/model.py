@@ -13,8 +13,9 @@ from dataclasses import dataclass
 
 from sortedcontainers import SortedList
 
-# Lower sorts first. Returning youths (personal lanes, a later issue) and the
-# youth's own "urgent" choice go before normal arrivals; never derived from content.
+# Lower sorts first. Returning youths (in their counsellor's personal lane) and
+# the youth's own "urgent" choice go before normal arrivals; never derived from
+# content.
 PRIORITY_URGENT = 0
 PRIORITY_NORMAL = 1
 

@@ -8,7 +8,7 @@ the domain layer, which hands the store finished values.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable, Mapping
+from collections.abc import AsyncGenerator, Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Protocol
 
@@ -57,10 +57,12 @@ class AuditEntry:
     conversation: str | None  # a pseudonym ("c-1a2b3c4d"), never a wire id
     detail: str  # canonical JSON object of allowlisted keys
     prev_hash: str
-    hash: str
+    hash: str  # the link: a hash (chain 1) or a MAC under the audit key (chain 2)
+    chain: int  # crypto/audit_chain.py: CHAIN_UNKEYED (old entries) or CHAIN_KEYED
 
     def hashed_fields(self) -> dict[str, object]:
-        """The fields the chain hash covers (everything but the hashes)."""
+        """The fields the link covers (everything but the links and the version:
+        the version only says which function made the link)."""
         return {
             "seq": self.seq,
             "at": self.at,
@@ -69,6 +71,46 @@ class AuditEntry:
             "conversation": self.conversation,
             "detail": self.detail,
         }
+
+
+# Lockout doubles the lock at most this many times past ``max_failures``: the
+# lock has reached any sensible cap long before, and the shift stays in 64 bits.
+MAX_LOCK_DOUBLINGS = 32
+
+
+@dataclass(frozen=True, slots=True)
+class LockoutPolicy:
+    """When failed logins lock an account (docs/design/staff-auth.md).
+
+    The store applies it inside ``reserve_login_attempt``'s one statement,
+    so it is plain integers and one formula every backend can write in SQL:
+    ``MIN(base_secs << MIN(count - max_failures, 32), max_secs)``.
+    """
+
+    max_failures: int
+    base_secs: int
+    max_secs: int
+
+    def lock_secs(self, failures: int) -> int:
+        """Seconds to lock after ``failures`` consecutive failures (0 = no lock)."""
+        if failures < self.max_failures:
+            return 0
+        doublings = min(failures - self.max_failures, MAX_LOCK_DOUBLINGS)
+        return min(self.base_secs << doublings, self.max_secs)
+
+
+@dataclass(frozen=True, slots=True)
+class LoginAttempt:
+    """What ``reserve_login_attempt`` decided.
+
+    ``granted``: the password may be checked; ``failures`` then counts this
+    attempt already, and ``locked_until`` is the lock it set (or None).
+    Refused: the account is locked until ``locked_until``.
+    """
+
+    granted: bool
+    failures: int
+    locked_until: float | None
 
 
 # Called by ``append_audit`` inside the store's write transaction with the
@@ -95,32 +137,50 @@ class StaffStore(Protocol):
 
     async def set_password_hash(self, staff_id: int, password_hash: str) -> None: ...
 
-    async def record_login_failure(self, staff_id: int) -> int:
-        """Atomically add one failure; returns the new count."""
+    async def reserve_login_attempt(
+        self, staff_id: int, now: float, policy: LockoutPolicy
+    ) -> LoginAttempt:
+        """Grant one password check, or refuse it because the account is locked.
+
+        One atomic step, across processes too: if the account is not locked at
+        ``now``, add one to ``failed_logins`` and, when the new count reaches
+        ``policy.max_failures``, set ``locked_until = now +
+        policy.lock_secs(count)`` — before the password is checked. A login
+        that then succeeds clears both (``reset_failures``). So of any number of
+        concurrent attempts, at most ``max_failures`` are granted before the
+        lock, and after a lock runs out exactly one is granted (it locks again
+        at once). In SQL: one conditional ``UPDATE staff SET failed_logins =
+        failed_logins + 1, locked_until = CASE … END WHERE id = ? AND
+        (locked_until IS NULL OR locked_until <= ?) RETURNING …``.
+        A missing account is refused with ``failures = 0, locked_until = None``.
+        """
         ...
 
     async def reset_failures(self, staff_id: int) -> None:
         """Clear the failure count and any lock."""
         ...
 
-    async def set_locked_until(self, staff_id: int, until: float | None) -> None: ...
-
     async def accept_totp_timecode(self, staff_id: int, timecode: int) -> bool:
         """Atomically store ``timecode`` if it is newer than the last accepted one.
 
         True if this call won; False if an equal or newer timecode was already
-        accepted (a replay, possibly a concurrent one).
+        accepted (a replay, possibly a concurrent one). Winning is the login's
+        last check, so the same statement clears the failure count and lock:
+        a concurrent attempt that fails after it sees the account unlocked.
         """
         ...
 
 
 class AuditStore(Protocol):
     async def append_audit(self, next_entry: NextEntry) -> AuditEntry:
-        """Append the entry ``next_entry(last)`` builds, atomically with reading ``last``."""
+        """Append the entry ``next_entry(last)`` builds, atomically with reading ``last``:
+        one transaction reads the head and inserts, so two appenders (two
+        processes, later two nodes) can never both chain onto the same head."""
         ...
 
-    def iter_audit(self) -> AsyncIterator[AuditEntry]:
-        """Every entry in ``seq`` order."""
+    def iter_audit(self) -> AsyncGenerator[AuditEntry, None]:
+        """Every entry in ``seq`` order. A generator, so that a reader who stops
+        early can close it (``contextlib.aclosing``) and release the cursor."""
         ...
 
     async def audit_head(self) -> AuditEntry | None: ...

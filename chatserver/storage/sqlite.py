@@ -25,7 +25,7 @@ import os
 import re
 import sqlite3
 import time
-from collections.abc import AsyncIterator, Generator, Mapping
+from collections.abc import AsyncGenerator, AsyncIterator, Generator, Mapping
 from contextlib import asynccontextmanager
 from importlib import resources
 from pathlib import Path
@@ -35,7 +35,16 @@ from typing import Any
 import aiosqlite
 
 from chatserver.errors import AccountExists
-from chatserver.storage.base import AuditEntry, NewStaff, NextEntry, ReturnRow, StaffRecord
+from chatserver.storage.base import (
+    MAX_LOCK_DOUBLINGS,
+    AuditEntry,
+    LockoutPolicy,
+    LoginAttempt,
+    NewStaff,
+    NextEntry,
+    ReturnRow,
+    StaffRecord,
+)
 
 # How long a statement waits for another process's write lock before failing.
 BUSY_TIMEOUT_SECS = 5.0
@@ -45,7 +54,7 @@ _STAFF_COLUMNS = (
     "id, username, password_hash, totp_seed_sealed, totp_last_timecode, role, alias,"
     " capacity, disabled, failed_logins, locked_until, created_at"
 )
-_AUDIT_COLUMNS = "seq, at, actor, action, conversation, detail, prev_hash, hash"
+_AUDIT_COLUMNS = "seq, at, actor, action, conversation, detail, prev_hash, hash, chain"
 
 
 def _staff(row: sqlite3.Row) -> StaffRecord:
@@ -75,6 +84,7 @@ def _audit(row: sqlite3.Row) -> AuditEntry:
         detail=row["detail"],
         prev_hash=row["prev_hash"],
         hash=row["hash"],
+        chain=row["chain"],
     )
 
 
@@ -336,16 +346,42 @@ class SqliteStore:
                 "UPDATE staff SET password_hash = ? WHERE id = ?", (password_hash, staff_id)
             )
 
-    async def record_login_failure(self, staff_id: int) -> int:
+    async def reserve_login_attempt(
+        self, staff_id: int, now: float, policy: LockoutPolicy
+    ) -> LoginAttempt:
+        # One statement decides: the lock test, the count and the new lock. Two
+        # logins (or two server processes) cannot both pass the test on the
+        # same count, so a lock that opens lets exactly one guess through.
+        params = {
+            "id": staff_id, "now": now, "max_failures": policy.max_failures,
+            "base_secs": policy.base_secs, "max_secs": policy.max_secs,
+            "doublings": MAX_LOCK_DOUBLINGS,
+        }
         async with self._write() as db:
+            # SET expressions read the row as it was, so ``failed_logins + 1``
+            # is the new count; the CASE is LockoutPolicy.lock_secs in SQL.
             cur = await db.execute(
-                "UPDATE staff SET failed_logins = failed_logins + 1 WHERE id = ?"
-                " RETURNING failed_logins",
-                (staff_id,),
+                "UPDATE staff SET failed_logins = failed_logins + 1,"
+                " locked_until = CASE WHEN failed_logins + 1 >= :max_failures"
+                " THEN :now + MIN(:base_secs << MIN(failed_logins + 1 - :max_failures,"
+                " :doublings), :max_secs) ELSE NULL END"
+                " WHERE id = :id AND (locked_until IS NULL OR locked_until <= :now)"
+                " RETURNING failed_logins, locked_until",
+                params,
             )
             row = await cur.fetchone()
             await cur.close()
-        return int(row[0]) if row is not None else 0
+            if row is not None:
+                return LoginAttempt(True, int(row[0]), row[1])
+            # Refused (locked, or no such account): read the lock in the same
+            # transaction, only to tell the caller how long to wait.
+            cur = await db.execute(
+                "SELECT failed_logins, locked_until FROM staff WHERE id = ?", (staff_id,))
+            row = await cur.fetchone()
+            await cur.close()
+        if row is None:
+            return LoginAttempt(False, 0, None)
+        return LoginAttempt(False, int(row[0]), row[1])
 
     async def reset_failures(self, staff_id: int) -> None:
         async with self._write() as db:
@@ -354,17 +390,14 @@ class SqliteStore:
                 (staff_id,),
             )
 
-    async def set_locked_until(self, staff_id: int, until: float | None) -> None:
-        async with self._write() as db:
-            await db.execute("UPDATE staff SET locked_until = ? WHERE id = ?", (until, staff_id))
-
     async def accept_totp_timecode(self, staff_id: int, timecode: int) -> bool:
         # One statement, so two concurrent logins with the same code cannot
-        # both pass: the second finds the column already at ``timecode``.
+        # both pass: the second finds the column already at ``timecode``. The
+        # same statement clears the failure count the attempt was admitted with.
         async with self._write() as db:
             cur = await db.execute(
-                "UPDATE staff SET totp_last_timecode = ? WHERE id = ?"
-                " AND (totp_last_timecode IS NULL OR totp_last_timecode < ?)",
+                "UPDATE staff SET totp_last_timecode = ?, failed_logins = 0, locked_until = NULL"
+                " WHERE id = ? AND (totp_last_timecode IS NULL OR totp_last_timecode < ?)",
                 (timecode, staff_id, timecode),
             )
             return cur.rowcount == 1
@@ -406,9 +439,9 @@ class SqliteStore:
                         last = entry
                     await db.executemany(
                         "INSERT INTO audit (seq, at, actor, action, conversation, detail,"
-                        " prev_hash, hash) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                        " prev_hash, hash, chain) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
                         [(e.seq, e.at, e.actor, e.action, e.conversation, e.detail,
-                          e.prev_hash, e.hash) for _, e in done],
+                          e.prev_hash, e.hash, e.chain) for _, e in done],
                     )
             except BaseException as exc:
                 for _, fut in batch:
@@ -422,7 +455,7 @@ class SqliteStore:
                 if not fut.done():
                     fut.set_result(entry)
 
-    async def iter_audit(self) -> AsyncIterator[AuditEntry]:
+    async def iter_audit(self) -> AsyncGenerator[AuditEntry, None]:
         async with self._db.execute(
             f"SELECT {_AUDIT_COLUMNS} FROM audit ORDER BY seq"  # noqa: S608 - constant column list
         ) as cur:

@@ -1,12 +1,13 @@
 """HTTP: the pages and assets, the exit hop, health checks and staff login.
 
 Every response, errors and 404s included, gets the headers of
-SECURITY_DESIGN.md ("Headers") from one ``on_response_prepare`` hook. Only the
+docs/security-design.md ("Headers") from one ``on_response_prepare`` hook. Only the
 login route sets a cookie.
 """
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import re
@@ -30,7 +31,7 @@ from chatserver.errors import (
 )
 from chatserver.settings import REPO_ROOT
 from chatserver.transport.context import Context
-from chatserver.transport.ratelimit import client_address
+from chatserver.transport.ratelimit import address_group, client_address
 from chatserver.transport.server import ChatSocketServer
 from chatserver.transport.staff import SESSION_COOKIE, session_token
 
@@ -117,14 +118,18 @@ def middleware(request: web.Request, handler: Any) -> Awaitable[web.StreamRespon
     the offer before engine.io sees it is how we decline without patching the
     library. Everything else gets errors as JSON."""
     if request.path.startswith(SOCKET_PATH):
+        refused = None
+        if request.method == "GET" and "sid" not in request.query:
+            # A new session, by long-polling or straight to WebSocket.
+            refused = _refuse_handshake(request)
+        elif request.method == "POST":
+            refused = _refuse_post(request)
+        if refused is not None:
+            return refused
         if request.headers.get("Upgrade", "").lower() == "websocket":
             # Counted for the GC policy: every WebSocket engine.io serves ends
             # in a reference cycle when it closes (docs/decisions/0007).
             request.app[CONTEXT].websockets_opened += 1
-        elif request.method == "POST":
-            refused = _refuse_post(request)
-            if refused is not None:
-                return refused
         if WS_EXTENSIONS in request.headers:
             headers = request.headers.copy()
             del headers[WS_EXTENSIONS]
@@ -153,6 +158,35 @@ def _refuse_post(request: web.Request) -> Awaitable[web.StreamResponse] | None:
     if length is not None and length > ctx.settings.max_event_bytes:
         return _close_too_large(sio, sid)
     return None
+
+
+def _refuse_handshake(request: web.Request) -> Awaitable[web.StreamResponse] | None:
+    """Refuse a handshake past the connection bounds (transport/admission.py)
+    before engine.io builds a session for it: a refusal there cost ~0.35 ms of
+    CPU each, and one client flooding in a loop took 65 % of a core."""
+    sio = request.app[CONTEXT].sio
+    if sio is None:
+        return None
+    environ = {"HTTP_COOKIE": request.headers.get("Cookie", ""), "aiohttp.request": request}
+    refusal = sio.handshake_refusal(environ)
+    return _held_refusal(sio, refusal) if refusal is not None else None
+
+
+async def _held_refusal(sio: ChatSocketServer, refusal: str) -> web.StreamResponse:
+    # Held back before the answer: a client that floods in a loop gets one
+    # answer per delay per connection it holds open, instead of thousands a
+    # second. The connection is closed after the answer, so the next try
+    # pays for a new one.
+    gate = sio.admission
+    if gate is not None and gate.held < gate.held_max:
+        gate.held += 1
+        try:
+            await asyncio.sleep(gate.refusal_delay_secs)
+        finally:
+            gate.held -= 1
+    response = web.json_response({"ok": False, "error": refusal}, status=401)
+    response.force_close()
+    return response
 
 
 async def _json_status(status: int, code: str) -> web.StreamResponse:
@@ -253,9 +287,10 @@ def _short_str(data: dict[str, Any], key: str, limit: int) -> str:
 async def login(request: web.Request) -> web.Response:
     ctx = request.app[CONTEXT]
     check_origin(request, ctx)
-    address = client_address(request, ctx.settings.client_addr_header)
+    address = client_address(request, ctx.settings)
     if address is not None:
-        wait = ctx.login_addresses.hit(ctx.login_addresses.key_for(address))
+        group = address_group(address, ctx.settings)
+        wait = ctx.login_addresses.hit(ctx.login_addresses.key_for(group))
         if wait > 0:
             raise RateLimited({"retry_after_secs": max(1, round(wait))})
     data = await read_json(request, LOGIN_BODY_MAX)

@@ -1,5 +1,5 @@
 """The liaison namespace ``/liaison``: an on-call police, health or social
-services liaison who holds an invite link (docs/design/invites.md).
+services liaison who holds an invite code (docs/design/invites.md).
 
 No account and no cookie: the invite is the credential, single use and short
 lived; the youth must consent before the liaison is seated.

@@ -51,9 +51,21 @@ class ChatCollector(Collector):
                                 value=ops["abandoned_today"])
         yield CounterMetricFamily("chat_messages_relayed", "Sends accepted since start",
                                   value=chat.relayed)
+        sio = self.ctx.sio
         yield CounterMetricFamily("chat_binary_packets_refused",
                                   "Connections closed for sending a binary packet",
-                                  value=getattr(self.ctx.sio, "binary_refused", 0))
+                                  value=sio.binary_refused if sio is not None else 0)
+        admission = sio.admission if sio is not None else None
+        if admission is not None:
+            yield GaugeMetricFamily("chat_pending_handshakes",
+                                    "Anonymous engine.io sessions not yet in a namespace",
+                                    value=admission.pending_total)
+            refused = CounterMetricFamily("chat_handshakes_refused",
+                                          "Anonymous handshakes refused at a bound",
+                                          labels=["reason"])
+            for reason, count in admission.refused.items():
+                refused.add_metric([reason], count)
+            yield refused
 
 
 def metrics_app(ctx: Context) -> web.Application:

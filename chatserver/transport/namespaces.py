@@ -1,6 +1,6 @@
 """The shared shape of a socket.io namespace: one dispatch table, rate limits,
 and error mapping in one place. Handlers are thin: validate, call one domain
-function, return its reply (STYLE.md habit 1).
+function, return its reply (docs/style.md, "Thin transport").
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ from chatserver.errors import BadOrigin, ChatError, RateLimited, UnknownEvent
 from chatserver.transport import schemas
 from chatserver.transport.context import ConnState, Context
 from chatserver.transport.errors import error_reply, internal_reply
-from chatserver.transport.ratelimit import AddressLimiter, client_address
+from chatserver.transport.ratelimit import AddressLimiter, address_group, client_address
 
 log = logging.getLogger(__name__)
 
@@ -120,10 +120,9 @@ class Namespace(socketio.AsyncNamespace):  # type: ignore[misc]  # socketio is u
             raise Refused(exc.code) from None
         state = ConnState()
         request = environ.get("aiohttp.request")
-        address = client_address(request, self.ctx.settings.client_addr_header) \
-            if request is not None else None
+        address = client_address(request, self.ctx.settings) if request is not None else None
         if address:
-            state.address_key = limiter.key_for(address)
+            state.address_key = limiter.key_for(address_group(address, self.ctx.settings))
         self.ctx.conns[sid] = state
         _trim_environ(environ)
 

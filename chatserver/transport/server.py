@@ -1,5 +1,6 @@
-"""The socket.io server, with the one packet kind chatserver never takes refused
-at the door.
+"""The socket.io server, with what an anonymous client may make it hold
+bounded at the door: binary packets refused, and every engine.io session
+admitted (or refused) by ``Admission`` (transport/admission.py).
 
 chatserver's protocol is JSON text only (docs/protocol.md, "Encodings"): no
 event carries bytes. python-socketio, though, accepts socket.io *binary*
@@ -14,9 +15,13 @@ connection that sent it before anything is kept.
 from __future__ import annotations
 
 import logging
+import time
+from collections.abc import Callable
 from typing import Any
 
 import socketio
+
+from chatserver.transport.admission import Admission
 
 log = logging.getLogger(__name__)
 
@@ -26,9 +31,60 @@ BINARY_PACKET_TYPES = ("5", "6")
 
 
 class ChatSocketServer(socketio.AsyncServer):  # type: ignore[misc]  # socketio is untyped
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
+    def __init__(self, *args: Any, admission: Admission | None = None,
+                 address_group_of: Callable[[dict[str, Any]], str | None] | None = None,
+                 **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.binary_refused = 0  # connections closed for a binary packet (metrics)
+        self.admission = admission
+        # The handshake's address group, or None for a session that is not
+        # counted (a staff member's, with a live session cookie).
+        self._address_group_of = address_group_of
+
+    def handshake_refusal(self, environ: dict[str, Any]) -> str | None:
+        """Why a handshake with this ``environ`` would be refused now, or None
+        (asked by the HTTP layer before engine.io sees the request)."""
+        if self.admission is None or self._address_group_of is None:
+            return None
+        group = self._address_group_of(environ)
+        return self.admission.refusal(group) if group is not None else None
+
+    async def _handle_eio_connect(self, eio_sid: str, environ: dict[str, Any]) -> Any:
+        # Asked again here, where the session is counted: the HTTP layer's
+        # check and this one may straddle another handshake.
+        if self.admission is not None and self._address_group_of is not None:
+            group = self._address_group_of(environ)
+            if group is not None:
+                refusal = self.admission.admit(eio_sid, group, time.monotonic())
+                if refusal is not None:
+                    # engine.io answers the handshake with HTTP 401 and this
+                    # body, before any socket.io state exists for it.
+                    return {"error": refusal}
+        return await super()._handle_eio_connect(eio_sid, environ)
+
+    async def _handle_connect(self, eio_sid: str, namespace: str | None, data: Any) -> None:
+        await super()._handle_connect(eio_sid, namespace, data)
+        if self.admission is not None and \
+                self.manager.sid_from_eio_sid(eio_sid, namespace or "/") is not None:
+            self.admission.joined(eio_sid)
+
+    async def _handle_eio_disconnect(self, eio_sid: str, reason: Any = None) -> None:
+        try:
+            await super()._handle_eio_disconnect(eio_sid, reason)
+        finally:
+            if self.admission is not None:
+                self.admission.gone(eio_sid)
+
+    async def close_unjoined(self) -> int:
+        """Close the sessions that joined no namespace in time (a handshake
+        that is never used held its memory until engine.io's ping timeout)."""
+        if self.admission is None:
+            return 0
+        late = self.admission.overdue(time.monotonic())
+        for eio_sid in late:
+            await self.close_now(eio_sid)
+            self.admission.gone(eio_sid)  # also when engine.io had already let it go
+        return len(late)
 
     async def _handle_eio_message(self, eio_sid: str, data: Any) -> None:
         if isinstance(data, str) and data[:1] not in BINARY_PACKET_TYPES:

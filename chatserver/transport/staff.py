@@ -151,11 +151,13 @@ class StaffNamespace(Namespace):
                                        clock=self.ctx.clock,
                                        ttl_secs=self.ctx.settings.return_ttl_secs)
         # Checked again: the youth may have gone while Argon2 ran.
-        youth, pseudonym = self.ctx.chat.return_target(staff, self.conn(sid), conv)
+        youth = self.ctx.chat.return_target(staff, self.conn(sid), conv)
         out = Outcome(reply={"expires_at": to_ms(issued.expires_at)})
         out.emit("return_code", {"conversation": conv, "passphrase": issued.passphrase,
                                  "expires_at": to_ms(issued.expires_at)}, (youth,))
-        out.audit(staff.username, "return_issued", pseudonym, row=issued.row_id)
+        # Who issued one, and nothing the redemption could be joined on: no row
+        # id, no conversation (docs/design/audit.md, "Returns leave no link").
+        out.audit(staff.username, "return_issued")
         return out
 
     async def colleagues(self, sid: str, state: ConnState, data: Any) -> Outcome:

@@ -5,9 +5,11 @@ from __future__ import annotations
 import asyncio
 from typing import Any, ClassVar
 
+from socketio.exceptions import ConnectionRefusedError as Refused
+
 from chatserver.domain import returning
 from chatserver.domain.events import Outcome
-from chatserver.errors import AlreadyStarted, BadPassphrase, RateLimited
+from chatserver.errors import AlreadyStarted, BadPassphrase, RateLimited, ServerFull
 from chatserver.transport import schemas
 from chatserver.transport.context import ConnState
 from chatserver.transport.namespaces import Namespace
@@ -29,6 +31,12 @@ class YouthNamespace(Namespace):
     }
 
     async def on_connect(self, sid: str, environ: dict[str, Any], auth: Any = None) -> None:
+        sio = self.ctx.sio
+        if sio is not None and sio.admission is not None and sio.admission.full():
+            # Never a spinner: the page shows who else to call (docs/protocol.md).
+            status = self.ctx.chat.status()
+            raise Refused(ServerFull.code, {key: status[key] for key in
+                                            ("hours", "alternatives", "emergency")})
         self.connect_anonymous(sid, environ, self.ctx.addresses)
 
     async def status(self, sid: str, state: ConnState, data: Any) -> Outcome:
@@ -40,17 +48,19 @@ class YouthNamespace(Namespace):
         conn = self.conn(sid)
         if self.ctx.chat.has_conversation(conn):
             raise AlreadyStarted()
-        returning_to, row = None, None
+        returning_to = None
         if secret is not None:
             if not self.ctx.chat.is_open():  # never spend a code when nobody can answer
                 return self.ctx.chat.start(conn, kx_pk, profile)  # raises NobodyOnDuty
-            redeemed = await self.redeem(state, secret)
-            returning_to, row = redeemed.staff_id, redeemed.row_id
+            returning_to = (await self.redeem(state, secret)).staff_id
         elif state.address_key is not None:
             _check_wait(self.ctx.addresses.hit(state.address_key))
         out = self.ctx.chat.start(conn, kx_pk, profile, returning_to=returning_to)
-        if row is not None:
-            out.audit("youth", "return_redeemed", out.audits[0].conversation, row=row)
+        if returning_to is not None:
+            # That a code was redeemed, and nothing that ties it to where it
+            # was issued: no row id, no conversation (docs/design/audit.md,
+            # "Returns leave no link").
+            out.audit("youth", "return_redeemed")
         return out
 
     async def redeem(self, state: ConnState, secret: str) -> returning.Redeemed:

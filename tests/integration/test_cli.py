@@ -1,5 +1,6 @@
 """``chatserver staff …`` and ``chatserver audit verify`` as real subprocesses
-against a real SQLite file, then a login with the provisioned TOTP seed."""
+against a real SQLite file, then a login with the provisioned TOTP seed; and
+a database from before the audit key, upgraded and sealed by a real server."""
 
 from __future__ import annotations
 
@@ -19,6 +20,8 @@ from chatserver.domain.audit import AuditLog
 from chatserver.domain.clock import SystemClock
 from chatserver.settings import REPO_ROOT, load_settings
 from chatserver.storage.sqlite import SqliteStore
+from tests.conftest import free_port, make_settings, start_server
+from tests.unit.test_audit import append_forged, write_unkeyed_log
 
 CLI = Path(sys.executable).parent / "chatserver"
 PW = "correct horse battery staple"
@@ -29,9 +32,10 @@ def data_dir(tmp_path: Path) -> Path:
     return tmp_path / "data"
 
 
-def run(data_dir: Path, *args: str, stdin: str = "") -> subprocess.CompletedProcess[str]:
+def run(data_dir: Path, *args: str, stdin: str = "", **chat_env: str
+        ) -> subprocess.CompletedProcess[str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("CHAT_")}
-    env.update(CHAT_DATA_DIR=str(data_dir), CHAT_CONFIG="config/test.toml")
+    env.update(CHAT_DATA_DIR=str(data_dir), CHAT_CONFIG="config/test.toml", **chat_env)
     return subprocess.run([str(CLI), *args], input=stdin, capture_output=True, text=True,
                           env=env, cwd=REPO_ROOT, timeout=60, check=False)
 
@@ -140,10 +144,103 @@ def test_a_cli_account_can_log_in(data_dir: Path) -> None:
         async with SqliteStore.open(settings.database_path) as store:
             staff = await auth.login(
                 "anna", PW, totp.code_at(seed, clock.now()), store=store,
-                audit=AuditLog(store, clock), clock=clock, settings=settings,
+                audit=AuditLog(store, clock, settings.require_secrets().audit_key),
+                clock=clock, settings=settings,
                 guard=auth.LoginGuard(settings.password_profile))
             return staff.alias
 
     assert asyncio.run(login()) == "Sara"
     verify = run(data_dir, "audit", "verify")
     assert "audit log OK: 2 entries" in verify.stdout  # account_added, login_ok
+
+
+# ------------------------------------------------------------ audit verify
+
+
+def _edit(data_dir: Path, sql: str) -> None:
+    """Someone with the file drops the triggers and runs ``sql``."""
+    con = sqlite3.connect(data_dir / "chatserver.sqlite3")
+    try:
+        con.execute("DROP TRIGGER IF EXISTS audit_no_update")
+        con.execute("DROP TRIGGER IF EXISTS audit_no_delete")
+        con.execute(sql)
+        con.commit()
+    finally:
+        con.close()
+
+
+def test_a_broken_chain_is_one_line_and_exit_1(data_dir: Path) -> None:
+    assert add_anna(data_dir).returncode == 0
+    assert run(data_dir, "staff", "disable", "anna").returncode == 0
+    assert run(data_dir, "staff", "enable", "anna").returncode == 0
+    _edit(data_dir, "UPDATE audit SET actor = 'someone' WHERE seq = 2")
+    broken = run(data_dir, "audit", "verify")
+    assert broken.returncode == 1
+    # One line naming where it breaks, and nothing else: no traceback (the
+    # walk used to be left open and closed after the database, on stderr).
+    assert broken.stderr == ""
+    assert broken.stdout.splitlines() == [
+        "audit log BROKEN at seq 2: entry 2 has a wrong MAC: it was edited or forged "
+        "without the audit key, or this is not the key it was written with "
+        "(1 entries before it are intact)"]
+
+
+def test_a_forged_entry_appended_to_the_file_fails_verify(data_dir: Path) -> None:
+    assert add_anna(data_dir).returncode == 0
+    append_forged(data_dir / "chatserver.sqlite3")  # the public hash, as the old chain took
+    forged = run(data_dir, "audit", "verify")
+    assert forged.returncode == 1 and forged.stderr == ""
+    assert forged.stdout.startswith("audit log BROKEN at seq 2: entry 2 has a wrong MAC")
+
+
+def test_verify_exit_codes_when_it_cannot_check(data_dir: Path) -> None:
+    missing = run(data_dir, "audit", "verify")
+    assert (missing.returncode, missing.stdout) == (3, "")
+    assert missing.stderr.startswith("chatserver audit: error: no database at ")
+    assert not (data_dir / "chatserver.sqlite3").exists()  # verify created nothing
+    (data_dir / "chatserver.sqlite3").write_bytes(b"not a database" * 100)
+    garbage = run(data_dir, "audit", "verify")
+    assert garbage.returncode == 3 and "Traceback" not in garbage.stderr
+    assert len(garbage.stderr.splitlines()) == 1 and "cannot read" in garbage.stderr
+    usage = run(data_dir, "audit", "verify", "--expect-head", "nothex")
+    assert usage.returncode == 2 and "64-character" in usage.stderr
+
+
+async def test_a_database_from_before_the_key_is_upgraded_and_sealed(data_dir: Path) -> None:
+    # Given a deployment from before the audit key: three secrets, three
+    # entries on the unkeyed chain
+    links = write_unkeyed_log(data_dir / "chatserver.sqlite3", 3)
+    old_secrets = "".join(f'{name} = "{"A" * 43}"\n'
+                          for name in ("pepper", "session_key", "totp_key"))
+    (data_dir / "secrets.toml").write_text(old_secrets)
+
+    # When secrets are provisioned (production): the missing key is named
+    refused = run(data_dir, "audit", "verify", CHAT_GENERATE_SECRETS="false")
+    assert refused.returncode == 2 and "CHAT_SECRET_AUDIT_KEY" in refused.stderr
+
+    # When the key exists but no server has run with it yet: not sealed
+    unsealed = run(data_dir, "audit", "verify")
+    assert unsealed.returncode == 1 and unsealed.stderr == ""
+    assert "no keyed entry follows the 3 unkeyed ones" in unsealed.stdout
+
+    # When the server starts once
+    port = free_port()
+    settings = make_settings(data_dir, port=port, public_origin=f"http://localhost:{port}")
+    runner, server = await start_server(settings)
+    try:
+        marker = await server.ctx.store.audit_head()
+    finally:
+        await runner.cleanup()
+    assert marker is not None
+    assert (marker.seq, marker.action, marker.prev_hash) == (4, "audit_keyed", links[-1])
+
+    # Then both parts verify, and the report names them
+    ok = run(data_dir, "audit", "verify")
+    assert ok.returncode == 0, ok.stdout + ok.stderr
+    assert ok.stdout.splitlines() == [
+        "audit log OK: 4 entries",
+        "  unkeyed: entries 1-3 (written before the audit key; sealed by entry 4)",
+        "  keyed: entries 4-4",
+    ]
+    # ... and the head noted before the upgrade is the one the key sealed
+    assert run(data_dir, "audit", "verify", "--expect-head", links[-1]).returncode == 0

@@ -1,4 +1,5 @@
-"""Real server, real sockets, real crypto: the core flows of the core issue."""
+"""Real server, real sockets, real crypto: the core flows of a conversation
+(docs/design/conversations.md): start, queue, claim, relay, resume, pause, end."""
 
 from __future__ import annotations
 
@@ -114,11 +115,7 @@ async def test_nobody_on_duty_answers_at_once_and_keeps_nothing(live_server: Liv
 
 
 async def test_resume_after_drop_delivers_ten_in_order_once(live_server: LiveServer) -> None:
-    counsellor = await live_server.staff_client()
-    youth = await live_server.youth()
-    conv = (await youth.start())["conversation"]
-    await counsellor.claim(conv)
-    await youth.wait_for(lambda: youth.conversations[conv].epoch == 1, 5)
+    youth, counsellor, conv = await live_server.chat()
 
     await youth.disconnect()  # the youth's transport drops
     for i in range(10):
@@ -134,11 +131,7 @@ async def test_resume_after_drop_delivers_ten_in_order_once(live_server: LiveSer
 
 
 async def test_grace_expiry_ends_conversation_and_drops_buffer(live_server: LiveServer) -> None:
-    counsellor = await live_server.staff_client()
-    youth = await live_server.youth()
-    conv = (await youth.start())["conversation"]
-    await counsellor.claim(conv)
-    await youth.wait_for(lambda: youth.conversations[conv].epoch == 1, 5)
+    youth, counsellor, conv = await live_server.chat()
     await youth.disconnect()
     await counsellor.send_text(conv, "are you there?")
     member = live_server.ctx.chat.conversations[conv].youth()
@@ -157,21 +150,13 @@ async def test_grace_expiry_ends_conversation_and_drops_buffer(live_server: Live
 
 
 async def test_typing_reaches_the_other_side(live_server: LiveServer) -> None:
-    counsellor = await live_server.staff_client()
-    youth = await live_server.youth()
-    conv = (await youth.start())["conversation"]
-    await counsellor.claim(conv)
-    await youth.wait_for(lambda: youth.conversations[conv].epoch == 1, 5)
+    youth, counsellor, conv = await live_server.chat()
     await youth.send_typing(conv, True)
     await counsellor.wait_for(lambda: any(counsellor.conversations[conv].typing.values()), 5)
 
 
 async def test_pause_decoy_keeps_place_and_counsellor_sees_it(live_server: LiveServer) -> None:
-    counsellor = await live_server.staff_client()
-    youth = await live_server.youth()
-    conv = (await youth.start())["conversation"]
-    await counsellor.claim(conv)
-    await youth.wait_for(lambda: youth.conversations[conv].epoch == 1, 5)
+    youth, counsellor, conv = await live_server.chat()
     await youth.pause(True)
     await counsellor.wait_for(lambda: counsellor.conversations[conv].state == "paused", 5)
     with pytest.raises(CallFailed) as blocked:

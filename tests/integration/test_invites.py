@@ -1,4 +1,4 @@
-"""Liaison invites over real sockets (issue 4, "Tests"; docs/design/invites.md):
+"""Liaison invites over real sockets (docs/design/invites.md):
 the counsellor invites, the liaison joins with the link's secret, the counsellor
 checks the MAC and introduces the liaison end to end, the youth consents; the
 liaison then reads what follows and nothing from before. Expired, reused,
@@ -13,7 +13,6 @@ import asyncio
 import base64
 import hashlib
 import json
-from collections.abc import Callable
 from typing import Any
 
 import pytest
@@ -29,34 +28,13 @@ from chatserver.client.reference import (
 from chatserver.crypto import e2e
 from chatserver.crypto.tokens import b64d, b64e
 from chatserver.settings import REPO_ROOT
-from tests.conftest import LiveServer, MakeServer, spy_sent
-
-Emitted = list[tuple[str, Any, str, str]]  # event, payload, namespace, to (sid)
-
-
-def _spy_emits(server: LiveServer) -> Emitted:
-    """Every event the server puts on the wire (tests/conftest.py: spy_sent)."""
-    return spy_sent(server)
+from tests.conftest import LiveServer, MakeServer
+from tests.helpers.emits import Emit, spy_emits
+from tests.helpers.waiting import eventually
 
 
-def _boxes_to(emitted: Emitted, namespace: str) -> list[dict[str, Any]]:
+def _boxes_to(emitted: list[Emit], namespace: str) -> list[dict[str, Any]]:
     return [data for event, data, ns, _ in emitted if event == "box" and ns == namespace]
-
-
-async def _chat(server: LiveServer) -> tuple[ReferenceClient, ReferenceClient, str]:
-    counsellor = await server.staff_client()
-    youth = await server.youth()
-    conv = (await youth.start())["conversation"]
-    await counsellor.claim(conv)
-    await youth.wait_for(lambda: youth.conversations[conv].epoch == 1, 5)
-    return youth, counsellor, conv
-
-
-async def _liaison(server: LiveServer) -> ReferenceClient:
-    client = ReferenceClient()
-    await client.connect(server.url, "/liaison")
-    server.clients.append(client)
-    return client
 
 
 async def _exchange(youth: ReferenceClient, counsellor: ReferenceClient, conv: str,
@@ -95,25 +73,17 @@ async def _seat(youth: ReferenceClient, counsellor: ReferenceClient, liaison: Re
     return invite, request
 
 
-async def _eventually(check: Callable[[], bool], secs: float = 5.0) -> None:
-    for _ in range(int(secs / 0.02)):
-        if check():
-            return
-        await asyncio.sleep(0.02)
-    raise AssertionError("condition not reached")
-
-
 # -------------------------------------------------------------- the whole way
 
 
 async def test_liaison_reads_what_follows_consent_and_nothing_before(
         live_server: LiveServer) -> None:
-    emitted = _spy_emits(live_server)
-    youth, counsellor, conv = await _chat(live_server)
+    emitted = spy_emits(live_server)
+    youth, counsellor, conv = await live_server.chat()
     await _exchange(youth, counsellor, conv, "before")
     earlier = [dict(d) for d in _boxes_to(emitted, "/youth") + _boxes_to(emitted, "/staff")]
     assert len(earlier) == 2
-    liaison = await _liaison(live_server)
+    liaison = await live_server.liaison()
 
     # The counsellor creates an invite: only its id reaches the server
     invite = await counsellor.invite_create(conv, "police")
@@ -184,9 +154,9 @@ async def test_liaison_reads_what_follows_consent_and_nothing_before(
 
 async def test_counsellor_declines_liaison_never_receives_a_box(
         live_server: LiveServer) -> None:
-    emitted = _spy_emits(live_server)
-    youth, counsellor, conv = await _chat(live_server)
-    liaison = await _liaison(live_server)
+    emitted = spy_emits(live_server)
+    youth, counsellor, conv = await live_server.chat()
+    liaison = await live_server.liaison()
     invite = await counsellor.invite_create(conv, "health")
     await liaison.join(invite.fragment)
     request = await _request_at(counsellor, conv)
@@ -202,9 +172,9 @@ async def test_counsellor_declines_liaison_never_receives_a_box(
 
 
 async def test_youth_declines_liaison_never_receives_a_box(live_server: LiveServer) -> None:
-    emitted = _spy_emits(live_server)
-    youth, counsellor, conv = await _chat(live_server)
-    liaison = await _liaison(live_server)
+    emitted = spy_emits(live_server)
+    youth, counsellor, conv = await live_server.chat()
+    liaison = await live_server.liaison()
     invite = await counsellor.invite_create(conv, "social_services")
     await liaison.join(invite.fragment)
     request = await _request_at(counsellor, conv)
@@ -227,8 +197,8 @@ async def test_youth_declines_liaison_never_receives_a_box(live_server: LiveServ
 
 async def test_youth_consents_only_to_the_key_the_counsellor_introduced(
         live_server: LiveServer) -> None:
-    youth, counsellor, conv = await _chat(live_server)
-    liaison = await _liaison(live_server)
+    youth, counsellor, conv = await live_server.chat()
+    liaison = await live_server.liaison()
     invite = await counsellor.invite_create(conv, "police")
     await liaison.join(invite.fragment)
     request = await _request_at(counsellor, conv)
@@ -262,14 +232,14 @@ async def test_youth_consents_only_to_the_key_the_counsellor_introduced(
 async def test_expired_reused_unknown_and_revoked_invites_are_one_answer(
         make_server: MakeServer) -> None:
     server = await make_server(invite_ttl_secs=1)
-    _youth, counsellor, conv = await _chat(server)
+    _youth, counsellor, conv = await server.chat()
     used = await counsellor.invite_create(conv, "police")
     stale = await counsellor.invite_create(conv, "health")
-    first = await _liaison(server)
+    first = await server.liaison()
     await first.join(used.fragment)
 
     async def refused(fragment: str) -> tuple[str, dict[str, Any]]:
-        client = await _liaison(server)  # a fresh connection: three tries each
+        client = await server.liaison()  # a fresh connection: three tries each
         with pytest.raises(CallFailed) as exc:
             await client.join(fragment)
         return exc.value.code, exc.value.info
@@ -279,13 +249,13 @@ async def test_expired_reused_unknown_and_revoked_invites_are_one_answer(
     await asyncio.sleep(1.2)
     expired = await refused(stale.fragment)
     assert reused == unknown == expired == ("bad_invite", {})
-    await _eventually(lambda: server.ctx.chat.invites == {}, 2)  # purged by the next tick
+    await eventually(lambda: server.ctx.chat.invites == {}, 2)  # purged by the next tick
 
 
 async def test_ending_the_conversation_revokes_invites_and_turns_away_waiters(
         live_server: LiveServer) -> None:
-    _youth, counsellor, conv = await _chat(live_server)
-    waiting, late = await _liaison(live_server), await _liaison(live_server)
+    _youth, counsellor, conv = await live_server.chat()
+    waiting, late = await live_server.liaison(), await live_server.liaison()
     first = await counsellor.invite_create(conv, "police")
     second = await counsellor.invite_create(conv, "health")
     await waiting.join(first.fragment)
@@ -301,9 +271,9 @@ async def test_ending_the_conversation_revokes_invites_and_turns_away_waiters(
 
 
 async def test_three_join_tries_per_connection(live_server: LiveServer) -> None:
-    _youth, counsellor, conv = await _chat(live_server)
+    _youth, counsellor, conv = await live_server.chat()
     invite = await counsellor.invite_create(conv, "police")
-    liaison = await _liaison(live_server)
+    liaison = await live_server.liaison()
     for _ in range(3):
         with pytest.raises(CallFailed) as bad:
             await liaison.join(invite_fragment(e2e.new_invite_secret(), conv))
@@ -319,14 +289,14 @@ async def test_three_join_tries_per_connection(live_server: LiveServer) -> None:
 
 async def test_an_invite_for_one_conversation_cannot_reach_another(
         live_server: LiveServer) -> None:
-    emitted = _spy_emits(live_server)
-    y1, c1, conv_a = await _chat(live_server)
-    y2, c2, conv_b = await _chat(live_server)
+    emitted = spy_emits(live_server)
+    y1, c1, conv_a = await live_server.chat()
+    y2, c2, conv_b = await live_server.chat()
     invite = await c1.invite_create(conv_a, "police")
 
     # A liaison who claims the link is for B: the server routes by the invite
     # (to A), and A's counsellor finds the MAC bound to B, so will not admit
-    forger = await _liaison(live_server)
+    forger = await live_server.liaison()
     reply = await forger.join(invite_fragment(invite.secret, conv_b))
     assert reply["conversation"] == conv_a
     request = await _request_at(c1, conv_a)
@@ -337,7 +307,7 @@ async def test_an_invite_for_one_conversation_cannot_reach_another(
     await forger.wait_for(lambda: conv_a in forger.join_declined, 5)
 
     # An honest liaison for A: B's counsellor can neither see nor admit it
-    honest = await _liaison(live_server)
+    honest = await live_server.liaison()
     second = await c1.invite_create(conv_a, "health")
     reply = await honest.join(second.fragment)
     request = reply["request"]
@@ -368,9 +338,9 @@ async def test_an_invite_for_one_conversation_cannot_reach_another(
 @pytest.mark.parametrize("remover", ["youth", "counsellor"])
 async def test_removed_liaison_is_told_and_receives_nothing_more(
         live_server: LiveServer, remover: str) -> None:
-    emitted = _spy_emits(live_server)
-    youth, counsellor, conv = await _chat(live_server)
-    liaison = await _liaison(live_server)
+    emitted = spy_emits(live_server)
+    youth, counsellor, conv = await live_server.chat()
+    liaison = await live_server.liaison()
     await _seat(youth, counsellor, liaison, conv)
     member = liaison.conversations[conv].member
     await youth.send_text(conv, "while-three")
@@ -397,8 +367,8 @@ async def test_removed_liaison_is_told_and_receives_nothing_more(
 
 
 async def test_liaison_can_leave(live_server: LiveServer) -> None:
-    youth, counsellor, conv = await _chat(live_server)
-    liaison = await _liaison(live_server)
+    youth, counsellor, conv = await live_server.chat()
+    liaison = await live_server.liaison()
     await _seat(youth, counsellor, liaison, conv, "health")
     await liaison.leave(conversation=conv)
     assert liaison.conversations[conv].ended_reason == "left"
@@ -407,8 +377,8 @@ async def test_liaison_can_leave(live_server: LiveServer) -> None:
 
 
 async def test_liaison_resumes_after_a_dropped_transport(live_server: LiveServer) -> None:
-    youth, counsellor, conv = await _chat(live_server)
-    liaison = await _liaison(live_server)
+    youth, counsellor, conv = await live_server.chat()
+    liaison = await live_server.liaison()
     await _seat(youth, counsellor, liaison, conv)
     await liaison.disconnect()
     await youth.send_text(conv, "while-you-were-away")
@@ -426,7 +396,7 @@ async def test_liaison_resumes_after_a_dropped_transport(live_server: LiveServer
 async def test_counsellor_refuses_a_request_no_invite_of_ours_explains(
         live_server: LiveServer) -> None:
     """A join_request the server made up (no MAC from any of our secrets)."""
-    youth, counsellor, conv = await _chat(live_server)
+    youth, counsellor, conv = await live_server.chat()
     await counsellor.invite_create(conv, "police")
     assert live_server.ctx.sio is not None
     await live_server.ctx.sio.emit(
@@ -434,7 +404,7 @@ async def test_counsellor_refuses_a_request_no_invite_of_ours_explains(
                          "kx_pk": b64e(e2e.KxKeyPair.generate().public_key),
                          "mac": b64e(bytes(32))},
         to=counsellor._sio.get_sid("/staff") if counsellor._sio else None, namespace="/staff")
-    await _eventually(lambda: "ab" * 16 in counsellor.join_requests.get(conv, {}))
+    await eventually(lambda: "ab" * 16 in counsellor.join_requests.get(conv, {}))
     assert not counsellor.join_requests[conv]["ab" * 16].verified
     with pytest.raises(RefusedLocally) as refused:
         await counsellor.admit(conv, "ab" * 16, True)

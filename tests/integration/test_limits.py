@@ -6,10 +6,11 @@ from __future__ import annotations
 import asyncio
 from pathlib import Path
 
+import aiohttp
 import pytest
 
-from chatserver.client.reference import CallFailed
-from tests.conftest import LiveServer, free_port, make_settings, start_server
+from chatserver.client.reference import CallFailed, ReferenceClient
+from tests.conftest import LiveServer, MakeServer, free_port, make_settings, start_server
 
 
 @pytest.fixture
@@ -127,3 +128,81 @@ async def test_logins_per_address_are_limited(tmp_path: Path) -> None:
         assert codes == ["bad_credentials"] * 3 + ["rate_limited"]
     finally:
         await runner.cleanup()
+
+
+# -- per-address limits behind a proxy ----------------------------------------------
+# The test plays the TLS proxy: nginx's $proxy_add_x_forwarded_for appends the
+# peer it saw to whatever X-Forwarded-For the client sent, so the last entry
+# is the proxy's word and everything before it is the client's own writing.
+
+
+async def start_from(server: LiveServer, forwarded_for: str) -> str:
+    """Open a youth connection whose proxy header says ``forwarded_for``, and
+    try to start: "ok" or the error code."""
+    youth = ReferenceClient()
+    await youth.connect(server.url, "/youth", headers={"X-Forwarded-For": forwarded_for})
+    server.clients.append(youth)
+    try:
+        await youth.start()
+    except CallFailed as exc:
+        return exc.code
+    return "ok"
+
+
+async def proxied_server(make_server: MakeServer, **limits: int) -> LiveServer:
+    server = await make_server(client_addr_header="X-Forwarded-For", trusted_proxy_hops=1,
+                               **limits)
+    await server.staff_client()  # someone on duty, so starts are accepted
+    return server
+
+
+async def test_rotating_addresses_inside_one_ipv6_64_does_not_escape_the_start_limit(
+        make_server: MakeServer) -> None:
+    server = await proxied_server(make_server, rate_starts_per_hour=3)
+    # One subscriber's /64 offers 2^64 addresses; they are one client.
+    same_64 = ["2001:db8:5:6::1", "2001:db8:5:6::2", "2001:db8:5:6:a1b2:c3d4:e5f6:1",
+               "2001:DB8:5:6:ffff:ffff:ffff:fffe", "2001:db8:5:6::99"]
+    results = [await start_from(server, address) for address in same_64]
+    assert results == ["ok", "ok", "ok", "rate_limited", "rate_limited"]
+    # The next /64 is somebody else, with a budget of its own.
+    assert await start_from(server, "2001:db8:5:7::1") == "ok"
+    assert len(server.ctx.chat.conversations) == 4
+
+
+async def test_a_client_written_forwarded_for_entry_does_not_escape_the_start_limit(
+        make_server: MakeServer) -> None:
+    server = await proxied_server(make_server, rate_starts_per_hour=3)
+    # The client writes a fresh address of its own each time; the proxy
+    # appends the real one (plain, or IPv4-mapped from a dual-stack socket).
+    real = ["203.0.113.7", "::ffff:203.0.113.7", "203.0.113.7", "::ffff:203.0.113.7"]
+    results = [await start_from(server, f"198.51.100.{i}, {peer}")
+               for i, peer in enumerate(real, start=1)]
+    assert results == ["ok", "ok", "ok", "rate_limited"]
+    # Garbage in the client's part changes nothing either.
+    assert await start_from(server, "not an address, , 203.0.113.7") == "rate_limited"
+    # Another real client, even one that writes the first one's address, is not limited.
+    assert await start_from(server, "203.0.113.7, 203.0.113.8") == "ok"
+
+
+async def login_with(server: LiveServer, username: str, forwarded_for: str) -> None:
+    async with aiohttp.ClientSession() as http, http.post(
+            server.url + "/staff/api/login",
+            json={"username": username, "password": "wrong password 123", "totp": "000000"},
+            headers={"Origin": server.origin, "X-Forwarded-For": forwarded_for}) as resp:
+        reply = await resp.json()
+    if not reply.get("ok"):
+        raise CallFailed(str(reply.get("error")), reply.get("info"))
+
+
+async def test_logins_per_address_hold_against_spoofed_entries_and_one_64(
+        make_server: MakeServer) -> None:
+    server = await make_server(client_addr_header="X-Forwarded-For", rate_logins_per_hour=3)
+    headers = ["10.0.0.1, 2001:db8:9:9::1", "10.0.0.2, 2001:db8:9:9::2",
+               "2001:db8:9:9::3", "10.0.0.4, 2001:db8:9:9:1:2:3:4"]
+    codes = []
+    for i, forwarded_for in enumerate(headers):
+        try:
+            await login_with(server, f"nobody{i}", forwarded_for)
+        except CallFailed as exc:
+            codes.append(exc.code)
+    assert codes == ["bad_credentials"] * 3 + ["rate_limited"]

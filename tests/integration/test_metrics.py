@@ -13,11 +13,7 @@ async def test_metrics_on_loopback_port_aggregate_only(tmp_path: Path) -> None:
                              public_origin=f"http://localhost:{port}")
     runner, server = await start_server(settings)
     try:
-        counsellor = await server.staff_client()
-        youth = await server.youth()
-        conv = (await youth.start())["conversation"]
-        await counsellor.claim(conv)
-        await youth.wait_for(lambda: youth.conversations[conv].epoch == 1, 5)
+        youth, counsellor, conv = await server.chat()
         await youth.send_text(conv, "hello")
         async with aiohttp.ClientSession() as http:
             async with http.get(f"http://127.0.0.1:{mport}/metrics") as resp:
@@ -29,6 +25,9 @@ async def test_metrics_on_loopback_port_aggregate_only(tmp_path: Path) -> None:
         assert "chat_messages_relayed_total 1.0" in text
         assert 'chat_connections{kind="staff"} 1.0' in text
         assert 'chat_connections{kind="youth"} 1.0' in text
+        assert "chat_pending_handshakes 0.0" in text  # both joined their namespaces
+        assert 'chat_handshakes_refused_total{reason="too_many_connections"} 0.0' in text
+        assert "chat_binary_packets_refused_total 0.0" in text
         assert conv not in text and "Alias" not in text
         await youth.close()
         await counsellor.close()

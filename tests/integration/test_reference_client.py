@@ -10,7 +10,6 @@ from __future__ import annotations
 import asyncio
 import base64
 import json
-from collections.abc import Callable
 from typing import Any
 
 import pytest
@@ -18,32 +17,9 @@ import pytest
 from chatserver.client.reference import CallFailed, ReferenceClient
 from chatserver.crypto import e2e
 from chatserver.crypto.tokens import b64e
-from tests.conftest import LiveServer, spy_sent
-
-Emitted = list[tuple[str, dict[str, Any]]]
-
-
-async def _chat(server: LiveServer) -> tuple[ReferenceClient, ReferenceClient, str]:
-    """A youth and a counsellor in one active conversation at epoch 1."""
-    counsellor = await server.staff_client()
-    youth = await server.youth()
-    conv = (await youth.start())["conversation"]
-    await counsellor.claim(conv)
-    await youth.wait_for(lambda: youth.conversations[conv].epoch == 1, 5)
-    return youth, counsellor, conv
-
-
-def _spy_emits(server: LiveServer) -> Emitted:
-    """Every event the server puts on the wire (tests/conftest.py: spy_sent)."""
-    return spy_sent(server, lambda s: (s[0], s[1]))
-
-
-async def _eventually(check: Callable[[], bool], secs: float = 5.0) -> None:
-    for _ in range(int(secs / 0.02)):
-        if check():
-            return
-        await asyncio.sleep(0.02)
-    raise AssertionError("condition not reached")
+from tests.conftest import LiveServer
+from tests.helpers.emits import spy_emits
+from tests.helpers.waiting import eventually
 
 
 async def _emit_to(server: LiveServer, conv: str, member: str, event: str,
@@ -63,8 +39,8 @@ def _roster_payload(server: LiveServer, conv: str, extra: list[dict[str, Any]] |
 
 async def test_conversation_both_ways_server_relays_only_ciphertext(
         live_server: LiveServer) -> None:
-    emitted = _spy_emits(live_server)
-    youth, counsellor, conv = await _chat(live_server)
+    emitted = spy_emits(live_server)
+    youth, counsellor, conv = await live_server.chat()
     y_conv, c_conv = youth.conversations[conv], counsellor.conversations[conv]
     texts_y = [f"ung-{i}-Jag behöver hjälp ✋" for i in range(3)]
     texts_c = [f"kurator-{i}-Vi finns här" for i in range(3)]
@@ -86,7 +62,7 @@ async def test_conversation_both_ways_server_relays_only_ciphertext(
     assert "Jag behöver" not in repr(got_c[0])  # plaintext stays out of reprs
 
     # And every box the server emitted is padded ciphertext without the text
-    boxes = [data for event, data in emitted if event == "box"]
+    boxes = [e.data for e in emitted if e.event == "box"]
     assert len(boxes) == 6
     for box in boxes:
         ct = base64.urlsafe_b64decode(box["ct"] + "=" * (-len(box["ct"]) % 4))
@@ -98,7 +74,7 @@ async def test_conversation_both_ways_server_relays_only_ciphertext(
 
     # And cumulative `delivered` acks emptied the server's buffers
     server_conv = live_server.ctx.chat.conversations[conv]
-    await _eventually(lambda: all(m.inbox_count == 0 for m in server_conv.members.values()))
+    await eventually(lambda: all(m.inbox_count == 0 for m in server_conv.members.values()))
 
     # When the counsellor ends it, both sides wipe their keys
     await counsellor.end(conv)
@@ -108,7 +84,7 @@ async def test_conversation_both_ways_server_relays_only_ciphertext(
 
 async def test_stale_epoch_reencrypts_for_new_roster_with_same_seq(
         live_server: LiveServer) -> None:
-    youth, counsellor, conv = await _chat(live_server)
+    youth, counsellor, conv = await live_server.chat()
     await youth.send_text(conv, "första")
     assert (await counsellor.next_message(5)).seq == 1
     # Given the roster moved to epoch 2 on the server, but its event is late
@@ -131,7 +107,7 @@ async def test_stale_epoch_reencrypts_for_new_roster_with_same_seq(
 
 
 async def test_stale_epoch_without_a_new_roster_fails_cleanly(live_server: LiveServer) -> None:
-    youth, _, conv = await _chat(live_server)
+    youth, _, conv = await live_server.chat()
     youth.call_timeout = 0.5
     live_server.ctx.chat.conversations[conv].epoch += 1  # and no roster ever comes
     with pytest.raises(CallFailed) as failed:
@@ -142,7 +118,7 @@ async def test_stale_epoch_without_a_new_roster_fails_cleanly(live_server: LiveS
 
 async def test_hidden_member_in_receivers_roster_makes_box_unverifiable(
         live_server: LiveServer) -> None:
-    youth, counsellor, conv = await _chat(live_server)
+    youth, counsellor, conv = await live_server.chat()
     y_member = youth.conversations[conv].member
     c_member = counsellor.conversations[conv].member
     # Given a server that moves to epoch 2 and shows the counsellor an extra member
@@ -164,11 +140,11 @@ async def test_hidden_member_in_receivers_roster_makes_box_unverifiable(
 
 
 async def test_replayed_box_is_dropped_and_gap_is_reported(live_server: LiveServer) -> None:
-    emitted = _spy_emits(live_server)
-    youth, counsellor, conv = await _chat(live_server)
+    emitted = spy_emits(live_server)
+    youth, counsellor, conv = await live_server.chat()
     await counsellor.send_text(conv, "ett")
     await youth.next_message(5)
-    first = next(data for event, data in emitted if event == "box")
+    first = next(e.data for e in emitted if e.event == "box")
     y_conv = youth.conversations[conv]
 
     # When the server sends the same box again, it is dropped (and re-acked)
@@ -192,11 +168,11 @@ async def test_replayed_box_is_dropped_and_gap_is_reported(live_server: LiveServ
 
 
 async def test_tampered_box_is_counted_not_shown(live_server: LiveServer) -> None:
-    emitted = _spy_emits(live_server)
-    youth, counsellor, conv = await _chat(live_server)
+    emitted = spy_emits(live_server)
+    youth, counsellor, conv = await live_server.chat()
     await counsellor.send_text(conv, "äkta")
     await youth.next_message(5)
-    box = next(data for event, data in emitted if event == "box")
+    box = next(e.data for e in emitted if e.event == "box")
     ct = bytearray(base64.urlsafe_b64decode(box["ct"] + "=" * (-len(box["ct"]) % 4)))
     ct[5] ^= 1
     member = youth.conversations[conv].member
@@ -210,12 +186,12 @@ async def test_tampered_box_is_counted_not_shown(live_server: LiveServer) -> Non
 
 async def test_resume_gets_only_unacknowledged_boxes_and_seq_continues(
         live_server: LiveServer) -> None:
-    youth, counsellor, conv = await _chat(live_server)
+    youth, counsellor, conv = await live_server.chat()
     await counsellor.send_text(conv, "före")
     await youth.next_message(5)
     server_youth = live_server.ctx.chat.conversations[conv].youth()
     assert server_youth is not None
-    await _eventually(lambda: server_youth.inbox_count == 0)  # acked
+    await eventually(lambda: server_youth.inbox_count == 0)  # acked
 
     # When the youth's transport drops and two messages wait on the server
     await youth.disconnect()
@@ -235,7 +211,7 @@ async def test_resume_gets_only_unacknowledged_boxes_and_seq_continues(
 
 
 async def test_oversize_text_refused_before_sending(live_server: LiveServer) -> None:
-    youth, counsellor, conv = await _chat(live_server)
+    youth, counsellor, conv = await live_server.chat()
     with pytest.raises(e2e.PlaintextTooLarge):
         await youth.send_text(conv, "x" * live_server.settings.max_padded_plaintext_bytes)
     assert await youth.send_text(conv, "kort") == 1  # no seq was used up
@@ -269,7 +245,7 @@ def _seal_as(sender: ReferenceClient, recipient: ReferenceClient, conv: str, epo
 
 
 async def test_boxes_open_under_the_roster_of_their_own_epoch(live_server: LiveServer) -> None:
-    youth, counsellor, conv = await _chat(live_server)
+    youth, counsellor, conv = await live_server.chat()
     c_member = counsellor.conversations[conv].member
     hash_1 = youth.conversations[conv].roster.hash
     live_server.ctx.chat.conversations[conv].epoch += 1
@@ -299,7 +275,7 @@ async def test_boxes_open_under_the_roster_of_their_own_epoch(live_server: LiveS
 @pytest.mark.slow
 async def test_new_counsellor_after_timeout_starts_from_roster_seq(
         live_server: LiveServer) -> None:
-    youth, first, conv = await _chat(live_server)
+    youth, first, conv = await live_server.chat()
     await youth.send_text(conv, "ett")
     await youth.send_text(conv, "två")
     await first.next_message(5)

@@ -1,5 +1,5 @@
-"""Warm transfer, referrals and reason tags over real sockets (issue 4, "Tests";
-docs/design/invites.md "Warm transfer", "Referrals"): accept hands the youth
+"""Warm transfer, referrals and reason tags over real sockets
+(docs/design/invites.md "Warm transfer", "Referrals"): accept hands the youth
 to the colleague without ever dropping them; decline and an unanswered offer
 change nothing; a referral is recorded in audit and statistics as codes only,
 and its card travels end to end; reason tags are counted when the chat ends.
@@ -15,14 +15,8 @@ import pytest
 
 from chatserver.client.reference import CallFailed, ReferenceClient
 from chatserver.domain.stats import month_of
-from tests.conftest import LiveServer, MakeServer, spy_sent
-
-Emitted = list[tuple[str, Any, str]]
-
-
-def _spy_emits(server: LiveServer) -> Emitted:
-    """Every event the server puts on the wire (tests/conftest.py: spy_sent)."""
-    return spy_sent(server, lambda s: s[:3])
+from tests.conftest import LiveServer, MakeServer
+from tests.helpers.emits import spy_emits
 
 
 async def _two_counsellors_and_a_chat(server: LiveServer) -> tuple[
@@ -67,7 +61,7 @@ async def _counts(server: LiveServer) -> dict[tuple[str, str], int]:
 
 
 async def test_transfer_accepted_youth_is_never_dropped(live_server: LiveServer) -> None:
-    emitted = _spy_emits(live_server)
+    emitted = spy_emits(live_server)
     youth, first, second, conv, second_id = await _two_counsellors_and_a_chat(live_server)
     await _exchange(youth, first, conv, "before")
 
@@ -100,7 +94,7 @@ async def test_transfer_accepted_youth_is_never_dropped(live_server: LiveServer)
         await first.send_text(conv, "gone")
 
     # Never dropped: no state change ever reached the youth, no queue again
-    assert [d for e, d, ns in emitted if e == "state" and ns == "/youth"] == []
+    assert [e.data for e in emitted if e.event == "state" and e.namespace == "/youth"] == []
     assert youth.conversations[conv].state == "active"
     assert conv not in live_server.ctx.chat.queue
     await first.wait_for(lambda: first.duty_state.get("load") == 0, 5)

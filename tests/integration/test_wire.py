@@ -7,33 +7,15 @@ A real server, raw WebSocket clients speaking engine.io/socket.io by hand.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
-from collections.abc import AsyncIterator
 from typing import Any
 
 import aiohttp
 
-from chatserver.domain.conversations import YOUTH_NS
-from chatserver.domain.events import Conn, Outcome
+from chatserver.domain.events import Outcome
 from chatserver.transport.packet_queue import PacketQueue
 from tests.conftest import LiveServer, MakeServer
-
-
-@contextlib.asynccontextmanager
-async def raw_youth(server: LiveServer) -> AsyncIterator[tuple[aiohttp.ClientWebSocketResponse,
-                                                               Conn]]:
-    """A /youth connection spoken by hand: the socket and how the domain names it."""
-    async with aiohttp.ClientSession() as http:
-        ws = await http.ws_connect(f"{server.url}/socket.io/?EIO=4&transport=websocket",
-                                   headers={"Origin": server.settings.public_origin})
-        try:
-            await ws.receive_str(timeout=5)
-            await ws.send_str("40/youth,")
-            sid = json.loads((await ws.receive_str(timeout=5)).split(",", 1)[1])["sid"]
-            yield ws, Conn(YOUTH_NS, sid)
-        finally:
-            await ws.close()
+from tests.helpers.raw_socket import raw_youth
 
 
 async def probes(ws: aiohttp.ClientWebSocketResponse, n: int) -> list[Any]:

@@ -1,5 +1,6 @@
-"""Property-based fuzzing of every socket.io event of ``/youth`` and ``/staff``
-(docs/protocol.md "Calls, acks and errors").
+"""Property-based fuzzing of every socket.io event of ``/youth``, ``/staff`` and
+``/liaison``, and of the binary-packet path (docs/protocol.md "Calls, acks and
+errors").
 
 Properties, for every call a hostile client can make:
 
@@ -10,7 +11,10 @@ Properties, for every call a hostile client can make:
   connections, sessions, audit log);
 - no call from a stranger touches a neighbouring conversation that was
   running before the fuzzing began, and that conversation still works after it;
-- an event above ``max_event_bytes`` closes only the connection that sent it.
+- an event above ``max_event_bytes`` closes only the connection that sent it;
+- a payload with bytes in it (python-socketio sends it as a binary event), a
+  binary-event or binary-ack header announcing any number of attachments, or a
+  bare binary frame closes that connection and leaves nothing kept.
 
 Set-up. The server runs in a background thread with its own event loop, and
 the fuzzing clients are python-socketio ``AsyncClient``s living in that same
@@ -24,7 +28,8 @@ Fuzzing clients:
   ``start`` is left again at once);
 - ``youth`` and ``counsellor``: the two members of a fuzzed conversation,
   re-created whenever a call ended or paused it;
-- ``operator``: a staff connection that is not a counsellor.
+- ``operator``: a staff connection that is not a counsellor;
+- ``liaison``: a ``/liaison`` connection without a valid invite.
 """
 
 from __future__ import annotations
@@ -32,6 +37,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import contextlib
+import json
 import os
 import threading
 import tomllib
@@ -51,6 +57,7 @@ from chatserver.domain.model import Conversation, State
 from chatserver.errors import all_codes
 from chatserver.settings import REPO_ROOT
 from tests.conftest import LiveServer, free_port, make_settings, start_server
+from tests.helpers.waiting import eventually
 
 T = TypeVar("T")
 
@@ -87,12 +94,23 @@ STAFF_EVENTS: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
     "typing": YOUTH_EVENTS["typing"],
     "ops_watch": (("on",), ()),
 }
-EVENTS = {"/youth": YOUTH_EVENTS, "/staff": STAFF_EVENTS}
-CLIENTS = {"/youth": ("stateless", "youth"), "/staff": ("counsellor", "operator")}
+LIAISON_EVENTS: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
+    "join": (("invite", "kx_pk", "mac"), ()),
+    "resume": YOUTH_EVENTS["resume"],
+    "send": YOUTH_EVENTS["send"],
+    "delivered": YOUTH_EVENTS["delivered"],
+    "typing": YOUTH_EVENTS["typing"],
+    "leave": (("conversation",), ()),
+}
+EVENTS = {"/youth": YOUTH_EVENTS, "/staff": STAFF_EVENTS, "/liaison": LIAISON_EVENTS}
+CLIENTS = {"/youth": ("stateless", "youth"), "/staff": ("counsellor", "operator"),
+           "/liaison": ("liaison",)}
 # The members of the fuzzed conversation are drawn twice as often as the
 # strangers: their calls get further into the domain rules.
 WHO = {"/youth": st.sampled_from(["youth", "youth", "stateless"]),
-       "/staff": st.sampled_from(["counsellor", "counsellor", "operator"])}
+       "/staff": st.sampled_from(["counsellor", "counsellor", "operator"]),
+       # A liaison without a valid invite: a stranger to every conversation.
+       "/liaison": st.just("liaison")}
 # Which client may ever get ok: true for which event. Anything else is a hole:
 # e.g. a stranger's typing or send accepted for someone else's conversation.
 OK_ALLOWED = {
@@ -100,6 +118,7 @@ OK_ALLOWED = {
     "youth": {"status", "send", "delivered", "typing", "pause", "leave"},
     "counsellor": {"duty", "send", "delivered", "typing", "end"},
     "operator": {"ops_watch"},
+    "liaison": set(),  # nothing succeeds without an invite's secret
 }
 # The documented success replies: (required keys, optional keys).
 OK_SHAPE: dict[str, tuple[set[str], set[str]]] = {
@@ -134,6 +153,11 @@ def b64e(raw: bytes) -> str:
 
 def rand_b64(size: int) -> str:
     return b64e(os.urandom(size))
+
+
+# A usable public key for the calls that must get past validation (all-zero
+# bytes, "A" * 43, is a low-order point and refused as bad_payload).
+SOME_PK = b64e(bytes(range(1, 33)))
 
 
 # ------------------------------------------------------------------ strategies
@@ -175,6 +199,8 @@ GOOD: dict[str, st.SearchStrategy[Any]] = {
     "from": st.sampled_from(MEMBERS),
     "resume": b64(32),
     "kx_pk": b64(32),
+    "invite": b64(32),
+    "mac": b64(32),
     "epoch": st.just("@epoch"),
     "seq": st.just("@seq"),
     "boxes": st.just("@boxes") | st.lists(GOOD_BOX, min_size=1, max_size=1),
@@ -253,7 +279,7 @@ BAD_PROFILE = st.one_of(
                     max_size=4))
 BAD: dict[str, st.SearchStrategy[Any]] = {
     "conversation": BAD_ID, "member": BAD_ID, "from": BAD_ID,
-    "resume": bad_b64(32), "kx_pk": bad_b64(32),
+    "resume": bad_b64(32), "kx_pk": bad_b64(32), "invite": bad_b64(32), "mac": bad_b64(32),
     "epoch": BAD_UINT, "seq": BAD_UINT | st.sampled_from([0, -1, 2**64]),
     "boxes": BAD_BOXES,
     "active": BAD_BOOL, "paused": BAD_BOOL, "on": BAD_BOOL,
@@ -383,6 +409,17 @@ class Raw:
 
 
 MISSING = object()  # no ack arrived
+CLOSED = object()  # the server closed the connection (a binary event)
+
+
+def _has_bytes(value: Any) -> bool:
+    if isinstance(value, bytes | bytearray):
+        return True
+    if isinstance(value, dict):
+        return any(_has_bytes(k) or _has_bytes(v) for k, v in value.items())
+    if isinstance(value, list | tuple):
+        return any(_has_bytes(v) for v in value)
+    return False
 
 
 @dataclass
@@ -521,6 +558,14 @@ class World:
         await self.ensure()
         payload = self.resolve(drawn, who)
         n_before, before = await self.snapshot()
+        if _has_bytes(payload):
+            # python-socketio sends bytes as a binary event, which the server
+            # refuses by closing the connection: sent from a throw-away client
+            # of the same kind so the world's clients stay as they are.
+            reply = await self._binary_call(who, event, payload)
+            n_after, after = await self.snapshot()
+            self.calls += 1
+            return Outcome(payload, reply, n_before, n_after, before, after)
         try:
             reply = await self.clients[who].call(event, payload)
         except socketio.exceptions.TimeoutError:
@@ -535,6 +580,23 @@ class World:
                 "leave", {"conversation": reply["conversation"], "reason": "done"})
             assert left == {"ok": True}, left
         return Outcome(payload, reply, n_before, n_after, before, after)
+
+    async def _binary_call(self, who: str, event: Any, payload: Any) -> Any:
+        like = self.clients[who]
+        raw = Raw(self.server, like.namespace, like.cookie)
+        await raw.connect()
+        conns = len(self.server.ctx.conns)
+        await raw.emit(event, payload)
+        try:
+            await eventually(lambda: not raw.connected, secs=CALL_TIMEOUT * 3)
+            # ... and the server has forgotten it too
+            await eventually(lambda: len(self.server.ctx.conns) == conns - 1,
+                             secs=CALL_TIMEOUT * 3)
+        except AssertionError:
+            return MISSING
+        finally:
+            await raw.close()
+        return CLOSED
 
     async def neighbour_state(self) -> Any:
         return self._conv_state(self.chat.conversations[self.n_conv])
@@ -583,6 +645,7 @@ async def _build_world(loop: asyncio.AbstractEventLoop, data_dir: Path) -> World
         "youth": Raw(server, "/youth"),
         "counsellor": Raw(server, "/staff", (await server.login(counsellor)).cookie),
         "operator": Raw(server, "/staff", (await server.login(operator)).cookie),
+        "liaison": Raw(server, "/liaison"),
     }
     record = await server.ctx.store.get_by_username(counsellor.username)
     assert record is not None
@@ -619,6 +682,11 @@ def check_reply(ns: str, who: str, event: Any, drawn: Drawn, out: Outcome) -> No
     payload, exact = out.payload, drawn[1]
     reply = out.reply
     where = f"{ns} {event!r} from {who} with {payload!r}"
+    if reply is CLOSED:  # bytes anywhere in the payload: a binary event, refused
+        assert _has_bytes(payload), f"closed without a binary payload: {where}"
+        assert out.neighbour_after == out.neighbour_before, f"neighbour changed: {where}"
+        assert out.rest_after == out.rest_before, f"a refused call changed state: {where}"
+        return
     assert reply is not MISSING, f"no ack: {where}"
     assert isinstance(reply, dict), f"reply {reply!r} is not a dict: {where}"
     assert reply.get("ok") in (True, False), f"reply {reply!r}: {where}"
@@ -680,7 +748,59 @@ def test_fuzz_staff_events(world: World, event: str, data: st.DataObject) -> Non
     check_reply("/staff", who, event, drawn, out)
 
 
-@pytest.mark.parametrize("ns", ["/youth", "/staff"])
+@pytest.mark.parametrize("event", list(LIAISON_EVENTS))
+@FUZZ
+@given(data=st.data())
+def test_fuzz_liaison_events(world: World, event: str, data: st.DataObject) -> None:
+    who = data.draw(WHO["/liaison"], label="who")
+    drawn = data.draw(PAYLOADS["/liaison"][event], label="payload")
+    out = world.run(world.exercise(who, event, drawn[0]))
+    check_reply("/liaison", who, event, drawn, out)
+
+
+BINARY_PACKETS = st.one_of(
+    # A binary-event or binary-ack header announcing any number of attachments
+    st.tuples(st.sampled_from(["5", "6"]), st.integers(min_value=0, max_value=2**62),
+              st.sampled_from(["/youth", "/liaison"]), JSONISH).map(
+        lambda t: ("text", f"4{t[0]}{t[1]}-{t[2]},{json.dumps(['send', t[3]], default=repr)}")),
+    # A bare binary WebSocket frame (engine.io would hand it on as a message)
+    st.binary(min_size=0, max_size=2000).map(lambda b: ("bytes", b)),
+)
+
+
+@FUZZ
+@given(packet=BINARY_PACKETS, followers=st.integers(min_value=0, max_value=5))
+def test_fuzz_binary_packets_close_the_connection_and_keep_nothing(
+        world: World, packet: tuple[str, Any], followers: int) -> None:
+    async def probe() -> bool:
+        async with aiohttp.ClientSession() as http:
+            ws = await http.ws_connect(
+                f"{world.server.url}/socket.io/?EIO=4&transport=websocket",
+                headers={"Origin": world.server.origin})
+            assert (await ws.receive_str(timeout=5)).startswith("0{")
+            await ws.send_str("40/youth,")
+            assert (await ws.receive_str(timeout=5)).startswith("40/youth,")
+            kind, data = packet
+            with contextlib.suppress(ConnectionResetError):
+                if kind == "text":
+                    await ws.send_str(data)
+                else:
+                    await ws.send_bytes(data)
+                for _ in range(followers):  # attachments the header announced
+                    await ws.send_bytes(os.urandom(1000))
+            with contextlib.suppress(TimeoutError):
+                while not ws.closed and (await ws.receive(timeout=10)).type in (
+                        aiohttp.WSMsgType.TEXT, aiohttp.WSMsgType.BINARY):
+                    pass
+            return ws.closed
+
+    assert world.run(probe()), f"{packet!r} did not close the connection"
+    sio = world.server.ctx.sio
+    assert sio is not None and sio._binary_packet == {}
+    assert world.run(world.neighbour_state()) == world.neighbour_initial
+
+
+@pytest.mark.parametrize("ns", ["/youth", "/staff", "/liaison"])
 @FUZZ
 @given(data=st.data())
 def test_fuzz_unknown_event_names(world: World, ns: str, data: st.DataObject) -> None:
@@ -716,7 +836,8 @@ def test_invalid_calls_from_a_connection_without_a_conversation_change_nothing(
     async def batch() -> tuple[Any, Any, list[tuple[str, str, Any, Any]]]:
         await world.ensure()
         stranger = {"/youth": Raw(world.server, "/youth"),
-                    "/staff": world.clients["operator"]}
+                    "/staff": world.clients["operator"],
+                    "/liaison": world.clients["liaison"]}
         await stranger["/youth"].connect()
         ctx, chat = world.server.ctx, world.chat
         rows = [r async for r in ctx.store.iter_audit()]
@@ -782,21 +903,21 @@ RULES: list[tuple[str, str, dict[str, Any], str]] = [
     ("youth", "pause", {"conversation": "@conv", "paused": False}, "wrong_state"),
     ("youth", "pause", {"conversation": "@n_conv", "paused": True}, "not_member"),
     ("youth", "leave", {"conversation": "@n_conv", "reason": "panic"}, "not_member"),
-    ("youth", "start", {"kx_pk": "A" * 43}, "already_started"),
+    ("youth", "start", {"kx_pk": SOME_PK}, "already_started"),
     ("youth", "resume", {"conversation": "@conv", "member": "@self", "resume": "A" * 43},
      "bad_resume"),
     ("youth", "resume", {"conversation": "@n_conv", "member": "@n_youth", "resume": "A" * 43},
      "bad_resume"),
     ("counsellor", "resume", {"conversation": "@conv", "member": "@youth",
                               "resume": "A" * 43}, "bad_resume"),
-    ("counsellor", "claim", {"conversation": "@conv", "kx_pk": "A" * 43}, "already_claimed"),
-    ("counsellor", "claim", {"conversation": "@n_conv", "kx_pk": "A" * 43}, "already_claimed"),
-    ("counsellor", "take_next", {"kx_pk": "A" * 43}, "queue_empty"),
+    ("counsellor", "claim", {"conversation": "@conv", "kx_pk": SOME_PK}, "already_claimed"),
+    ("counsellor", "claim", {"conversation": "@n_conv", "kx_pk": SOME_PK}, "already_claimed"),
+    ("counsellor", "take_next", {"kx_pk": SOME_PK}, "queue_empty"),
     ("counsellor", "end", {"conversation": "@n_conv"}, "not_member"),
     ("counsellor", "ops_watch", {"on": True}, "not_allowed"),
     ("operator", "end", {"conversation": "@conv"}, "not_member"),
     ("operator", "duty", {"on": True}, "not_allowed"),
-    ("operator", "claim", {"conversation": "@conv", "kx_pk": "A" * 43}, "not_allowed"),
+    ("operator", "claim", {"conversation": "@conv", "kx_pk": SOME_PK}, "not_allowed"),
     ("stateless", "typing", {"conversation": "@conv", "active": True}, "not_member"),
     ("stateless", "leave", {"conversation": "@conv", "reason": "done"}, "not_member"),
 ]

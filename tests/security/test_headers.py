@@ -1,4 +1,4 @@
-"""Security headers on every HTTP response (SECURITY_DESIGN.md "Headers").
+"""Security headers on every HTTP response (docs/security-design.md, "Headers").
 
 A real server on a real port, asked over real HTTP. Three static set-ups, so the
 suite passes whether or not the web client is built and still checks every

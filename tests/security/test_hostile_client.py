@@ -15,24 +15,9 @@ import pytest
 from chatserver.client.reference import CallFailed
 from chatserver.crypto import e2e
 from chatserver.crypto.tokens import b64e
-from tests.conftest import LiveServer
+from tests.conftest import LiveServer, MakeServer
+from tests.helpers.raw_socket import raw_youth
 from tests.helpers.waiting import eventually
-
-
-async def _raw_youth(server: LiveServer, session: aiohttp.ClientSession
-                     ) -> aiohttp.ClientWebSocketResponse:
-    """A raw WebSocket through the engine.io handshake, joined to /youth."""
-    url = server.url.replace("http", "ws") + "/socket.io/?EIO=4&transport=websocket"
-    ws = await session.ws_connect(url, headers={"Origin": server.origin})
-    opened = await ws.receive_str()
-    assert opened.startswith("0")  # engine.io OPEN; every text frame below is
-    # an engine.io MESSAGE ("4") carrying a socket.io packet
-    await ws.send_str("40/youth,")
-    while True:
-        msg = await ws.receive_str()
-        if msg.startswith("40/youth,"):
-            return ws
-        assert msg.startswith(("2", "42/youth,"))  # pings or a first push, no refusal
 
 
 async def _closed(ws: aiohttp.ClientWebSocketResponse) -> bool:
@@ -51,8 +36,7 @@ async def test_binary_event_header_closes_the_connection_and_keeps_nothing(
     await neighbour.start()
     sio = live_server.ctx.sio
     assert sio is not None
-    async with aiohttp.ClientSession() as session:
-        ws = await _raw_youth(live_server, session)
+    async with raw_youth(live_server) as (ws, _conn):
         # When it announces a billion attachments and starts sending them
         header = "451000000000-/youth,0" + json.dumps(["send", {"_placeholder": True, "num": 0}])
         await ws.send_str(header)
@@ -77,8 +61,7 @@ async def test_bare_binary_frame_closes_only_that_connection(live_server: LiveSe
     await neighbour.start()
     sio = live_server.ctx.sio
     assert sio is not None
-    async with aiohttp.ClientSession() as session:
-        ws = await _raw_youth(live_server, session)
+    async with raw_youth(live_server) as (ws, _conn):
         await ws.send_bytes(b"\x04" + b"x" * 100)  # engine.io binary MESSAGE
         assert await asyncio.wait_for(_closed(ws), timeout=30)
     assert sio.binary_refused == 1
@@ -88,8 +71,7 @@ async def test_bare_binary_frame_closes_only_that_connection(live_server: LiveSe
 async def test_binary_ack_is_refused_too(live_server: LiveServer) -> None:
     sio = live_server.ctx.sio
     assert sio is not None
-    async with aiohttp.ClientSession() as session:
-        ws = await _raw_youth(live_server, session)
+    async with raw_youth(live_server) as (ws, _conn):
         await ws.send_str("461-/youth,7[{\"_placeholder\":true,\"num\":0}]")
         assert await asyncio.wait_for(_closed(ws), timeout=30)
     assert sio._binary_packet == {}
@@ -177,3 +159,71 @@ async def test_polling_post_over_the_size_bound_is_413_and_ends_only_that_sessio
         again = await session.post(f"{base}&sid={sid}", data=b"3", headers=headers)
         assert again.status == 400
     assert neighbour.connected and (await neighbour.status())["open"] is True
+
+
+# ------------------------------------------------------------------ connection bounds
+
+async def _handshake(session: aiohttp.ClientSession, server: LiveServer,
+                     headers: dict[str, str] | None = None) -> tuple[int, str]:
+    """A long-polling engine.io handshake that is then never polled."""
+    url = server.url + "/socket.io/?EIO=4&transport=polling"
+    answer = await session.get(url, headers={"Origin": server.origin, **(headers or {})})
+    return answer.status, await answer.text()
+
+
+async def test_unused_handshakes_are_bounded_per_address_and_closed_after_the_deadline(
+        make_server: MakeServer) -> None:
+    server = await make_server(max_pending_handshakes_per_address=3, handshake_join_secs=1.0)
+    sio = server.ctx.sio
+    assert sio is not None and sio.admission is not None
+    async with aiohttp.ClientSession() as session:
+        statuses = [(await _handshake(session, server))[0] for _ in range(3)]
+        refused, body = await _handshake(session, server)
+        assert statuses == [200, 200, 200]
+        assert refused == 401
+        assert json.loads(body) == {"ok": False, "error": "too_many_handshakes"}
+        assert len(sio.eio.sockets) == 3  # the refused one holds nothing
+        # Unused, they are closed after handshake_join_secs (the sweep runs every second)
+        await eventually(lambda: len(sio.eio.sockets) == 0 and len(sio.admission) == 0,
+                         secs=30)
+        assert (await _handshake(session, server))[0] == 200
+
+
+async def test_connections_per_address_are_bounded_but_not_staff(
+        make_server: MakeServer) -> None:
+    server = await make_server(max_connections_per_address=3)
+    for _ in range(3):
+        await server.youth()
+    with pytest.raises(CallFailed) as refused:
+        await server.youth()
+    assert refused.value.code == "connect_failed"  # engine.io's 401, below socket.io
+    # A counsellor behind the same address is not counted
+    counsellor = await server.staff_client()
+    assert counsellor.connected
+
+
+async def test_ipv6_clients_are_counted_per_64_behind_a_proxy(make_server: MakeServer) -> None:
+    server = await make_server(max_pending_handshakes_per_address=2,
+                               client_addr_header="X-Forwarded-For")
+    async with aiohttp.ClientSession() as session:
+        answers = [(await _handshake(session, server, {"X-Forwarded-For": f"2001:db8:1:2::{i}"}))[0]
+                   for i in range(1, 4)]
+        other_64 = (await _handshake(session, server, {"X-Forwarded-For": "2001:db8:1:3::1"}))[0]
+    assert answers == [200, 200, 401] and other_64 == 200
+
+
+async def test_a_full_server_tells_the_youth_whom_to_call(make_server: MakeServer) -> None:
+    server = await make_server(max_anonymous_connections=2)
+    await server.staff_client()  # staff are not counted
+    first, second = await server.youth(), await server.youth()
+    with pytest.raises(CallFailed) as full:
+        await server.youth()
+    assert full.value.code == "server_full"
+    assert set(full.value.info) == {"hours", "alternatives", "emergency"}
+    assert full.value.info["emergency"] == server.ctx.chat.status()["emergency"]
+    # When one leaves, there is room again
+    await first.close()
+    sio = server.ctx.sio
+    assert sio is not None and sio.admission is not None
+    await eventually(lambda: not sio.admission.full())
+    assert (await server.youth()).connected and second.connected

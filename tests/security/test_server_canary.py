@@ -1,35 +1,47 @@
-"""Server canary (DESIGN.md §8): a full conversation against a server process
+"""Server canary (docs/promises.md, promise 1): a full conversation against a server process
 with every logger at DEBUG; unique canaries in the plaintext, the ciphertext and
 every secret that crosses the wire; afterwards none of them is found in the
 process's stdout/stderr, the SQLite files (with -wal/-journal), the data dir or
 the server's temp dir — nor is the client's address.
 
 The conversation also issues and redeems a return passphrase and seats a
-liaison through an invite (issue 4): neither the passphrase (in any spelling,
+liaison through an invite: neither the passphrase (in any spelling,
 nor two of its words in a row) nor the invite secret, the invite id or the MAC
 may be found either. The passphrase's Argon2id lookup key is the row's primary
-key and may be in the database; the passphrase itself may not."""
+key and may be in the database; the passphrase itself may not.
+
+A second server at DEBUG meets hostile input: a password typed into the staff
+login's username field, a line feed and a carriage return in every query
+parameter of the socket.io endpoint and of every HTTP route, and 20 000
+malformed socket.io frames over one WebSocket. None of it may be found
+anywhere, no line may start with the attacker's text, and the number of lines
+is bounded by the log rate limit (chatserver/logs.py)."""
 
 from __future__ import annotations
 
-import asyncio
 import itertools
+import json
 import os
-import signal
-import subprocess
-import sys
+import re
+import secrets
 import time
+from collections import Counter
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 import aiohttp
 import pyotp
+from aiohttp import web
 
+from chatserver import logs
 from chatserver.client.reference import ReferenceClient, staff_login
 from chatserver.crypto import e2e
 from chatserver.crypto.tokens import b64e
 from chatserver.settings import REPO_ROOT
+from chatserver.transport import http as http_routes
 from tests.conftest import free_port
+from tests.helpers import server_process
 
 
 class RecordingClient(ReferenceClient):
@@ -68,53 +80,45 @@ def _passphrase_forms(text: str) -> list[str]:
     return sorted(set(forms))
 
 
-async def _wait_ready(url: str, proc: subprocess.Popen[bytes]) -> None:
-    deadline = time.monotonic() + 30
-    async with aiohttp.ClientSession() as http:
-        while time.monotonic() < deadline:
-            assert proc.poll() is None, "server exited during start-up"
-            try:
-                async with http.get(url + "/readyz") as resp:
-                    if resp.status == 200:
-                        return
-            except aiohttp.ClientError:
-                pass
-            await asyncio.sleep(0.1)
-    raise AssertionError("server did not become ready")
-
-
-def _add_staff(env: dict[str, str], name: str, password: str) -> str:
-    out = subprocess.run(
-        [sys.executable, "-m", "chatserver", "staff", "add", name, "--role", "counsellor",
-         "--alias", "Sana", "--password-stdin"],
-        input=(password + "\n").encode(), env=env, capture_output=True, check=True,
-        cwd=REPO_ROOT)
-    text = out.stdout.decode()
-    uri = next(w for w in text.split() if w.startswith("otpauth://"))
-    return pyotp.parse_uri(uri).secret  # type: ignore[no-any-return]
-
-
-async def test_no_canary_anywhere_after_a_full_conversation(tmp_path: Path) -> None:
-    data_dir, tmp_dir = tmp_path / "var", tmp_path / "tmp"
-    tmp_dir.mkdir()
+def _server_env(tmp_path: Path, *, asyncio_debug: bool = True) -> tuple[dict[str, str], str]:
+    """The environment of a server process at DEBUG whose data dir and temp
+    dir are under ``tmp_path`` (``var``, ``tmp``), and its URL."""
+    (tmp_path / "tmp").mkdir()
     port = free_port()
     url = f"http://localhost:{port}"
     env = {**os.environ, "CHAT_CONFIG": str(REPO_ROOT / "config" / "test.toml"),
-           "CHAT_DATA_DIR": str(data_dir), "CHAT_PORT": str(port),
-           "CHAT_PUBLIC_ORIGIN": url, "CHAT_LOG_LEVEL": "DEBUG", "TMPDIR": str(tmp_dir),
-           "PYTHONASYNCIODEBUG": "1"}
+           "CHAT_DATA_DIR": str(tmp_path / "var"), "CHAT_PORT": str(port),
+           "CHAT_PUBLIC_ORIGIN": url, "CHAT_LOG_LEVEL": "DEBUG",
+           "TMPDIR": str(tmp_path / "tmp")}
+    if asyncio_debug:  # asyncio's own debug lines too
+        env["PYTHONASYNCIODEBUG"] = "1"
+    return env, url
+
+
+def _written(tmp_path: Path, log_path: Path) -> list[Path]:
+    """Every file the server wrote: its output, its data dir, its temp dir."""
+    files = [log_path, *(tmp_path / "var").rglob("*"), *(tmp_path / "tmp").rglob("*")]
+    return [f for f in files if f.is_file()]
+
+
+def _assert_absent(files: list[Path], canaries: list[str]) -> None:
+    for f in files:
+        blob = f.read_bytes()
+        for canary in canaries:
+            for encoded in {canary.encode("utf-8"), canary.encode("utf-16-le")}:
+                assert encoded not in blob, f"canary found in {f.name}"
+
+
+async def test_no_canary_anywhere_after_a_full_conversation(tmp_path: Path) -> None:
+    env, url = _server_env(tmp_path)
     password = "canary-password-5d1e8b2f"  # a canary, not a secret
-    seed = _add_staff(env, "mira", password)
+    seed = server_process.add_staff(env, "mira", password, alias="Sana")
     log_path = tmp_path / "server.log"
-    with log_path.open("wb") as log:
-        # Popen returns at once: the server runs beside the test's event loop.
-        proc = subprocess.Popen(  # noqa: ASYNC220
-            [sys.executable, "-m", "chatserver", "serve"], env=env,
-            stdout=log, stderr=subprocess.STDOUT, cwd=REPO_ROOT)
+    proc = server_process.serve(env, log_path)
     secrets_seen: list[str] = [password, seed]
     wrong_words = "canary wrong passphrase zebra quokka"
     try:
-        await _wait_ready(url, proc)
+        server_process.wait_ready(url, proc, log_path)
         code = pyotp.TOTP(seed).now()
         login = await staff_login(url, "mira", password, code)
         secrets_seen += [code, login.cookie.split("=", 1)[1], login.csrf]
@@ -186,12 +190,7 @@ async def test_no_canary_anywhere_after_a_full_conversation(tmp_path: Path) -> N
         await back.close()
         await counsellor.close()
     finally:
-        proc.send_signal(signal.SIGINT)
-        try:
-            proc.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            raise
+        server_process.stop(proc)
 
     wire = youth.sent + counsellor.sent + liaison.sent + back.sent
     ciphertexts = [s for s in wire if len(s) > 300]  # every ct is ≥ 363 base64 chars
@@ -205,17 +204,141 @@ async def test_no_canary_anywhere_after_a_full_conversation(tmp_path: Path) -> N
     binary = [invite.secret, invite.invite_id, join_mac]  # raw bytes, too
     canaries += [invite.fragment] + [f(raw) for raw in binary for f in (b64e, bytes.hex)]
 
-    files = [log_path, *data_dir.rglob("*"), *tmp_dir.rglob("*")]
-    files = [f for f in files if f.is_file()]
+    files = _written(tmp_path, log_path)
     assert any(f.name.startswith("chatserver.sqlite3") for f in files)
     log_text = log_path.read_bytes()
     assert b"DEBUG" in log_text or b"INFO" in log_text, "the server logged nothing at all?"
+    _assert_absent(files, canaries)
     for f in files:
         blob = f.read_bytes()
-        for canary in canaries:
-            for encoded in {canary.encode("utf-8"), canary.encode("utf-16-le")}:
-                assert encoded not in blob, f"canary found in {f.name}"
         for raw in binary:
             assert raw not in blob, f"raw invite bytes found in {f.name}"
     # The database keeps no WAL/journal next to it after shutdown.
     assert not [f for f in files if f.name.endswith(("-wal", "-journal", "-shm"))]
+
+
+# ------------------------------------------------------------------ hostile input
+
+FORGED = "FORGED"  # starts each line an attacker tries to add to the log
+MALFORMED_FRAMES = 20_000
+# An upper bound on the kinds of line (logger, level, template) the run below
+# can make: the server's start and stop, HTTP errors, engine.io's refusals and
+# its per-packet lines, socket.io's decode errors. About 30 are seen; the
+# bound leaves room for library changes, and is 1/20 of the malformed frames.
+MAX_KINDS = 60
+_SUMMARY = re.compile(r"suppressed (\d+) similar lines in the \d+ s from \S+: (.*)$")
+_COUNTING = re.compile(r" \[similar lines are counted, not written, until \d+ s after the first\]$")
+
+
+def _routes() -> list[tuple[str, str]]:
+    """Every HTTP route the server has: (method, path template)."""
+    app = web.Application()
+    http_routes.add_routes(app)
+    return sorted({(r.method, r.resource.canonical) for r in app.router.routes()
+                   if r.resource is not None})
+
+
+async def test_hostile_input_at_debug_leaves_no_canary_no_forged_line_and_few_lines(
+        tmp_path: Path) -> None:
+    # asyncio's debug mode makes each frame ~4x slower to handle; the full
+    # conversation above runs with it.
+    env, url = _server_env(tmp_path, asyncio_debug=False)
+    canaries: list[str] = []
+
+    def hostile(tag: str) -> str:
+        """A canary, then a line of the attacker's own after LF and after CR.
+        Short, with spaces: nothing the address/token redaction would catch."""
+        canary = f"canary {tag} {secrets.token_hex(3)}"
+        canaries.append(canary)
+        return f"{canary}\n{FORGED} lf\r{FORGED} cr"
+
+    log_path = tmp_path / "server.log"
+    started = time.monotonic()
+    proc = server_process.serve(env, log_path)
+    try:
+        server_process.wait_ready(url, proc, log_path)
+        async with aiohttp.ClientSession() as http:
+            # A password typed into the username field (no account needed: the
+            # lookup of the unknown name is what a query log would show; shaped
+            # like a username, or it would not be looked up), and a username
+            # that tries to start a line of its own.
+            password = "vinter.promenad-7.sjo"
+            canaries.append(password)
+            for username in (password, hostile("user")):
+                async with http.post(url + "/staff/api/login", headers={"Origin": url},
+                                     json={"username": username, "password": "a b c",
+                                           "totp": "123456"}) as resp:
+                    assert resp.status == 401
+            # Every query parameter engine.io reads, by polling (GET and POST)
+            for key in ("EIO", "transport", "sid", "j", "t"):
+                params = {"EIO": "4", "transport": "polling", key: hostile(f"eio-{key}")}
+                async with http.get(url + "/socket.io/", params=params,
+                                    headers={"Origin": url}) as resp:
+                    assert resp.status in (200, 400)
+                async with http.post(url + "/socket.io/", params=params, data="1:6",
+                                     headers={"Origin": url}) as resp:
+                    assert resp.status in (200, 400)
+            # The Origin header engine.io checks (a header cannot hold a line break)
+            origin = f"http://{quote(hostile('origin').splitlines()[0])}.example"
+            async with http.get(url + "/socket.io/", params={"EIO": "4", "transport": "polling"},
+                                headers={"Origin": origin}) as resp:
+                assert resp.status == 400
+            # Every HTTP route, with a hostile parameter name and value (and path part)
+            for method, path in _routes():
+                value = hostile(f"route {path}")
+                target = path.replace("{name}", quote(value, safe=""))
+                async with http.request(method, url + target, params={"q": value, value: "1"},
+                                        headers={"Origin": url},
+                                        allow_redirects=False) as resp:
+                    assert resp.status < 500, (method, path, resp.status)
+
+            # 20 000 malformed socket.io frames from one client, one WebSocket
+            ws_url = url.replace("http", "ws") + "/socket.io/"
+            async with http.ws_connect(ws_url, headers={"Origin": url}, params={
+                    "EIO": "4", "transport": "websocket", "t": hostile("ws-t")}) as ws:
+                assert (await ws.receive_str()).startswith("0")  # engine.io OPEN
+                frames = [
+                    "4x" + hostile("frame-type"),  # not a socket.io packet type
+                    "49" + hostile("frame-nine"),  # a packet type that does not exist
+                    '42/youth,["' + hostile("frame-json"),  # JSON cut short
+                    "42/nowhere," + json.dumps([hostile("frame-ns")]),  # never joined
+                    '42/youth,{"' + hostile("frame-dict") + '":1}',  # not an event list
+                ]
+                for i in range(MALFORMED_FRAMES):
+                    await ws.send_str(frames[i % len(frames)])
+                # engine.io reads a connection's frames in order: once this
+                # namespace join is answered, every frame above has been read.
+                await ws.send_str("40/youth,")
+                while not (await ws.receive_str()).startswith("40/youth,"):
+                    pass
+    finally:
+        server_process.stop(proc)
+    elapsed = time.monotonic() - started
+
+    files = _written(tmp_path, log_path)
+    _assert_absent(files, [*canaries, FORGED])
+    text = log_path.read_text("utf-8")
+    lines = text.splitlines()  # splits on LF, CR and every other line break
+    assert not [line for line in lines if line.startswith(FORGED)]
+
+    # The bound, from the rate-limit settings: per kind and per window,
+    # LOG_BURST lines and one summary. A kind's windows do not overlap, so a
+    # run this long spans at most `windows` of them (one, unless the machine
+    # is slow; nothing here limits how long the run may take).
+    windows = 1 + int(elapsed // logs.LOG_WINDOW_SECS)
+    written: Counter[str] = Counter()
+    suppressed: Counter[str] = Counter()
+    for line in lines:
+        kind = _COUNTING.sub("", line.split(" ", 2)[-1])  # "LEVEL logger: message"
+        head, _, message = kind.partition(": ")
+        summary = _SUMMARY.match(message)
+        if summary:
+            suppressed[f"{head}: {summary.group(2)}"] += int(summary.group(1))
+        else:
+            written[kind] += 1
+    assert max(written.values()) <= logs.LOG_BURST * windows
+    assert len(written) <= MAX_KINDS
+    assert len(lines) <= MAX_KINDS * (logs.LOG_BURST + 1) * windows
+    # And nothing was simply lost: every frame was read, and written or counted.
+    received = "INFO chatserver.lib: %s: Received packet %s data %s"
+    assert written[received] + suppressed[received] >= MALFORMED_FRAMES

@@ -1,5 +1,5 @@
 """Staff authentication refusals over real HTTP and real socket.io
-(SECURITY_DESIGN.md "Staff authentication", docs/protocol.md "HTTP").
+(docs/security-design.md, "Staff login"; docs/design/staff-auth.md; docs/protocol.md "HTTP").
 
 Every test talks to a real server on a real port; the only direct access to
 the server's internals is to read the audit log and to disable an account the
@@ -20,6 +20,9 @@ from chatserver.client.reference import CallFailed, ReferenceClient
 from chatserver.domain import auth
 from chatserver.storage.base import AuditEntry
 from tests.conftest import LiveServer, StaffCreds
+
+# A public key libsodium can use (all-zero "A" * 43 is a low-order point: bad_payload).
+USABLE_PK = "AQIDBAUGBwgJCgsMDQ4PEBESExQVFhcYGRobHB0eHyA"
 
 SESSION_COOKIE = "__Host-session"
 BAD_CREDENTIALS = {"ok": False, "error": "bad_credentials"}
@@ -158,7 +161,7 @@ async def test_replayed_totp_code_is_refused_while_logged_in(live_server: LiveSe
     status, reply, _ = await post_login(live_server, login_body(creds, totp=code))
 
     assert (status, reply) == (401, BAD_CREDENTIALS)
-    assert (await get_me(live_server, cookie))[0] == 200  # the first session is untouched
+    assert (await get_me(live_server, cookie))[0] == 200  # the first login's session is untouched
 
 
 async def test_lockout_after_max_failures_refuses_even_the_right_credentials(
@@ -192,6 +195,26 @@ async def test_unknown_usernames_lock_out_like_real_ones(live_server: LiveServer
     answers = [await post_login(live_server, body) for _ in range(limit + 1)]
     assert [a[0] for a in answers] == [401] * (limit - 1) + [429, 429]
     assert answers[-1][1]["error"] == "locked_out"
+
+
+async def test_a_concurrent_burst_of_wrong_passwords_gets_only_the_allowed_guesses(
+        live_server: LiveServer) -> None:
+    # 30 wrong passwords sent at once: the lock must hold for the whole burst,
+    # not only for the requests that arrive after a failure was written. The
+    # audit log says which attempts had their password checked ("password")
+    # and which the lock refused before any hashing ("locked").
+    creds = await live_server.add_staff()
+    limit = live_server.settings.login_max_failures
+    burst = 30  # within the per-address login budget and the hashing line
+    body = login_body(creds, password="not the password at all")
+    answers = await asyncio.gather(*(post_login(live_server, body) for _ in range(burst)))
+    statuses = sorted(status for status, _, _ in answers)
+    assert statuses == [401] * (limit - 1) + [429] * (burst - limit + 1)
+    assert {reply.get("error") for status, reply, _ in answers if status == 429} == {"locked_out"}
+    mine = [r.detail for r in await audit_rows(live_server)
+            if r.actor == creds.username and r.action == "login_failed"]
+    assert sum('"reason":"password"' in d for d in mine) == limit
+    assert sum('"reason":"locked"' in d for d in mine) == burst - limit
 
 
 @pytest.mark.parametrize("origin", [None, FOREIGN, "null", "http://localhost"],
@@ -346,7 +369,7 @@ async def test_disabled_account_session_stops_working(live_server: LiveServer) -
         == "session_required"
     # The open console must not take a youth's conversation any more.
     answer = await call_after_revocation(client, "claim",
-                                         {"conversation": conv, "kx_pk": "A" * 43})
+                                         {"conversation": conv, "kx_pk": USABLE_PK})
     assert answer in ("session_required", "closed")
     assert live_server.ctx.chat.queue.position(conv) == 1
 
@@ -384,8 +407,8 @@ async def test_operator_cannot_take_duty_or_claim(live_server: LiveServer) -> No
                                               duty=False)
 
     for event, payload in [("duty", {"on": True}),
-                           ("claim", {"conversation": conv, "kx_pk": "A" * 43}),
-                           ("take_next", {"kx_pk": "A" * 43})]:
+                           ("claim", {"conversation": conv, "kx_pk": USABLE_PK}),
+                           ("take_next", {"kx_pk": USABLE_PK})]:
         reply = await operator.call(event, payload, check=False)
         assert reply == {"ok": False, "error": "not_allowed"}, event
 

@@ -4,10 +4,10 @@ SQLite file with a FakeClock and the cheap password profile."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import dataclasses
 import threading
-from collections.abc import AsyncIterator
-from pathlib import Path
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import pytest
@@ -25,28 +25,15 @@ from chatserver.errors import (
     RateLimited,
     UnknownAccount,
 )
-from chatserver.settings import DEFAULT_CONFIG_DIR, Settings, load_settings
+from chatserver.settings import Settings
 from chatserver.storage.base import AuditEntry, StaffRecord
 from chatserver.storage.sqlite import SqliteStore
+from tests.helpers.waiting import eventually
 
 PW = "correct horse battery staple"
 
 
-@pytest.fixture
-def settings(tmp_path: Path) -> Settings:
-    return load_settings(DEFAULT_CONFIG_DIR / "test.toml", env={},
-                         overrides={"data_dir": str(tmp_path)})
-
-
-@pytest.fixture
-async def store(settings: Settings) -> AsyncIterator[SqliteStore]:
-    async with SqliteStore.open(settings.database_path) as s:
-        yield s
-
-
-@pytest.fixture
-def clock() -> FakeClock:
-    return FakeClock()
+# settings: tests/conftest.py; store and clock: tests/unit/conftest.py
 
 
 @dataclasses.dataclass
@@ -84,7 +71,8 @@ class World:
 
 @pytest.fixture
 async def w(settings: Settings, store: SqliteStore, clock: FakeClock) -> World:
-    world = World(settings, store, clock, AuditLog(store, clock),
+    world = World(settings, store, clock,
+                  AuditLog(store, clock, settings.require_secrets().audit_key),
                   auth.LoginGuard(settings.password_profile))
     created = await auth.add_account(
         "anna", PW, role="counsellor", alias="Sara", capacity=3, actor="cli",
@@ -229,6 +217,71 @@ async def test_unknown_usernames_lock_out_like_real_ones(w: World) -> None:
     assert isinstance(again, LockedOut) and again.info == {"retry_after_secs": 60}
 
 
+# Below LoginGuard's waiting line (MAX_WAITING = 32), so no attempt of the
+# burst is turned away for a full line: every refusal below is the lock's.
+BURST = 30
+
+
+def count_password_checks(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """Record every argon2 verify the login runs (the real one still runs)."""
+    checked: list[str] = []
+    real = passwords.verify_password
+
+    def counting(profile: str, password_hash: str, password: str) -> bool:
+        checked.append(password)
+        return real(profile, password_hash, password)
+
+    monkeypatch.setattr(passwords, "verify_password", counting)
+    return checked
+
+
+@pytest.mark.parametrize(("username", "checked_reason"),
+                         [("anna", "password"), ("nobody", "unknown")])
+async def test_a_concurrent_burst_gets_the_allowed_guesses_and_one_per_unlock(
+        w: World, monkeypatch: pytest.MonkeyPatch, username: str, checked_reason: str) -> None:
+    # Many wrong passwords at once, on real SQLite (or the in-memory counters
+    # for a name that does not exist): the lock is one atomic step before the
+    # hash, so only login_max_failures are ever checked, not the whole burst.
+    limit, base = w.settings.login_max_failures, w.settings.lockout_base_secs
+    checked = count_password_checks(monkeypatch)
+
+    async def burst() -> list[BaseException | StaffRecord]:
+        return await asyncio.gather(
+            *(w.login(username, "wrong password!") for _ in range(BURST)),
+            return_exceptions=True)
+
+    answers = await burst()
+    assert len(checked) == limit
+    kinds = [type(a) for a in answers]
+    assert (kinds.count(BadCredentials), kinds.count(LockedOut)) == (limit - 1, BURST - limit + 1)
+    details = [e.detail for e in await w.audit_rows() if e.action == "login_failed"]
+    assert sum(f'"reason":"{checked_reason}"' in d for d in details) == limit
+    assert sum('"reason":"locked"' in d for d in details) == BURST - limit
+
+    # The lock runs out: the next burst gets exactly one guess, and that guess
+    # locks again (for twice as long) before any other is checked.
+    w.clock.advance(base)
+    checked.clear()
+    answers = await burst()
+    assert len(checked) == 1
+    assert all(isinstance(a, LockedOut) and a.info == {"retry_after_secs": 2 * base}
+               for a in answers), answers
+    if username == "anna":
+        assert (await w.staff()).failed_logins == limit + 1
+
+
+async def test_a_right_password_in_a_locked_burst_is_not_checked(
+        w: World, monkeypatch: pytest.MonkeyPatch) -> None:
+    # The attacker's burst reaches the limit first; the owner's right
+    # password, arriving while the lock holds, is refused without a hash.
+    checked = count_password_checks(monkeypatch)
+    await asyncio.gather(*(w.login(password="wrong password!") for _ in range(BURST)),
+                         return_exceptions=True)
+    err = await w.fails()
+    assert isinstance(err, LockedOut)
+    assert PW not in checked and len(checked) == w.settings.login_max_failures
+
+
 async def test_unlock_account(w: World) -> None:
     for _ in range(5):
         await w.fails(password="wrong password!")
@@ -320,22 +373,43 @@ async def test_guard_bounds_concurrent_hashing_and_waiting(
             running -= 1
         return True
 
+    # Hashes handed to a worker thread, counted in the event loop's own thread
+    # at the moment of handing over. Whether a thread has *started* depends on
+    # the machine's load; whether the guard handed one over does not.
+    handed = 0
+
+    class CountingExecutor(ThreadPoolExecutor):
+        def submit(self, fn: Any, /, *args: Any, **kwargs: Any) -> Any:
+            nonlocal handed
+            handed += 1
+            return super().submit(fn, *args, **kwargs)
+
+    async def settle() -> None:
+        # Let every task run as far as it can without waiting for a thread:
+        # a freed slot would be taken and its hash handed over within a few
+        # turns of the loop, however slow the machine.
+        for _ in range(20):
+            await asyncio.sleep(0)
+
+    asyncio.get_running_loop().set_default_executor(CountingExecutor(max_workers=4))
     monkeypatch.setattr(passwords, "verify_password", slow_verify)
     guard = auth.LoginGuard("cheapest_for_tests", concurrency=1, max_waiting=1)
     first = asyncio.create_task(guard.verify("h", "p"))
-    await asyncio.sleep(0.05)
+    await eventually(lambda: running == 1)  # hashing, in its thread
     second = asyncio.create_task(guard.verify("h", "p"))
-    await asyncio.sleep(0.05)
+    await settle()
     # One hashing, one waiting: a third is refused at once.
     with pytest.raises(RateLimited):
         await guard.verify("h", "p")
     # Cancelling the running request does not free its slot before its thread ends.
     first.cancel()
-    await asyncio.sleep(0.05)
-    assert peak == 1 and not second.done()
+    with contextlib.suppress(asyncio.CancelledError):
+        await first
+    await settle()
+    assert handed == 1 and not second.done()
     release.set()
     assert await second is True
-    assert peak == 1
+    assert handed == 2 and peak == 1
 
 
 # -- sessions -------------------------------------------------------------------

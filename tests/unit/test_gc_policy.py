@@ -2,6 +2,10 @@
 
 ``gc.freeze()`` and thresholds are process-wide, so every case runs in a
 fresh interpreter (a subprocess) and reports what it saw as JSON.
+
+A probe waits for the policy's ticks, counted, never for a time: on a loaded
+machine the ticks come late, and a probe that slept a fixed time would see
+fewer of them than it needs.
 """
 
 from __future__ import annotations
@@ -21,7 +25,7 @@ from tests.conftest import TEST_CONFIG
 # Every probe: the settings from argv[1] (overrides), argv[2] (config file),
 # argv[3] (data dir); further argv are the probe's own. Prints one JSON line.
 PROBE_HEAD = textwrap.dedent("""
-    import asyncio, gc, json, sys, weakref
+    import asyncio, gc, json, sys, time, weakref
     from chatserver import gc_policy
     from chatserver.settings import load_settings
 
@@ -31,6 +35,32 @@ PROBE_HEAD = textwrap.dedent("""
     class Node:
         def __init__(self):
             self.me = self  # a reference cycle: only the cyclic collector frees it
+
+    # Count what the policy does (the real functions still do it): "freezes"
+    # is every collect-and-freeze (the one at install, then one per tick),
+    # "fulls" every full collection (a tick that runs one does not freeze).
+    done = {"freezes": 0, "fulls": 0}
+    _freeze, _full = gc_policy._collect_and_freeze, gc_policy._full_collect
+
+    def _counted_freeze(*args):
+        done["freezes"] += 1
+        return _freeze(*args)
+
+    def _counted_full():
+        done["fulls"] += 1
+        return _full()
+
+    gc_policy._collect_and_freeze, gc_policy._full_collect = _counted_freeze, _counted_full
+
+    def ticks():
+        return done["freezes"] + done["fulls"]
+
+    async def until(check):
+        deadline = time.monotonic() + 30  # only bounds a hang
+        while not check():
+            if time.monotonic() > deadline:
+                raise SystemExit("probe: the policy's task never got there")
+            await asyncio.sleep(0.01)
 """)
 
 
@@ -39,7 +69,8 @@ def _run_probe(body: str, tmp_path: Path, overrides: dict[str, Any],
     done = subprocess.run(
         [sys.executable, "-c", PROBE_HEAD + textwrap.dedent(body), json.dumps(overrides),
          str(TEST_CONFIG), str(tmp_path / "var"), *map(str, args)],
-        capture_output=True, text=True, cwd=REPO_ROOT, timeout=60, check=True)
+        capture_output=True, text=True, cwd=REPO_ROOT, timeout=60)
+    assert done.returncode == 0, done.stderr[-2000:]
     return dict(json.loads(done.stdout.strip().splitlines()[-1]))
 
 
@@ -55,7 +86,9 @@ PROBE = """
         ref = weakref.ref(dead)
         del dead  # cyclic garbage, younger than the next tick
         frozen_before_tick = gc.get_freeze_count()
-        await asyncio.sleep(0.3)  # a few ticks of gc_freeze_interval_secs
+        if task is not None:  # two ticks, and the full collections asked for
+            start = ticks()
+            await until(lambda: ticks() >= start + 2 and done["fulls"] >= int(sys.argv[4]))
         out["frozen_grew"] = gc.get_freeze_count() >= frozen_before_tick + len(keep)
         # gc.get_objects() lists generations 0-2 only: frozen objects are not in it
         collectable = {id(o) for o in gc.get_objects()}
@@ -70,8 +103,9 @@ PROBE = """
 """
 
 
-def _probe(tmp_path: Path, **overrides: Any) -> dict[str, Any]:
-    return _run_probe(PROBE, tmp_path, overrides)
+def _probe(tmp_path: Path, fulls: int = 0, **overrides: Any) -> dict[str, Any]:
+    """Run PROBE; with a policy task, wait for two ticks and ``fulls`` full collections."""
+    return _run_probe(PROBE, tmp_path, overrides, fulls)
 
 
 @pytest.mark.parametrize("policy", ["freeze", "freeze_young"])
@@ -90,7 +124,7 @@ def test_freeze_only_freezes_each_tick_and_the_full_collection_reclaims(
     # The tick collects nothing (a cycle that died since the last automatic
     # young collection is frozen with the rest); the periodic full collection
     # is what bounds that garbage.
-    seen = _probe(tmp_path, gc_policy="freeze_only", gc_freeze_interval_secs=0.05,
+    seen = _probe(tmp_path, fulls=1, gc_policy="freeze_only", gc_freeze_interval_secs=0.05,
                   gc_full_collect_interval_secs=0.1)
     assert seen["task"] and seen["frozen_at_start"] > 0
     assert seen["second_install"] is False
@@ -169,17 +203,23 @@ FULL_AFTER_PROBE = """
     gc_policy.FULL_AFTER_WEBSOCKETS_MIN_GAP_SECS = float(sys.argv[5])
     gc_policy.NO_FREEZE_TICK_SECS = 0.05
     opened = [0]
+    asked = [0]  # the task reads the count once as it starts, then once a tick
+
+    def websockets():
+        asked[0] += 1
+        return opened[0]
 
     async def main():
         node = Node()
         ref = weakref.ref(node)
-        task = gc_policy.install(settings, lambda: opened[0])  # freezes it, alive
-        await asyncio.sleep(0.1)  # the policy's task starts counting
+        task = gc_policy.install(settings, websockets)  # freezes it, alive
+        await until(lambda: asked[0] >= 1)  # the task has its starting count
         del node  # frozen cyclic garbage now: no automatic collection walks it
         gc.collect()
         out = {"kept_while_frozen": ref() is not None}
         opened[0] += int(sys.argv[4])  # WebSockets opened meanwhile
-        await asyncio.sleep(0.3)
+        read = asked[0]
+        await until(lambda: asked[0] >= read + 2)  # two ticks have seen the new count
         out["alive_after"] = ref() is not None
         task.cancel()
         print(json.dumps(out))
@@ -215,7 +255,8 @@ TICK_PROBE = """
         node = Node()
         ref = weakref.ref(node)
         del node  # garbage before the next tick
-        await asyncio.sleep(0.3)
+        start = done["freezes"]
+        await until(lambda: done["freezes"] > start)  # a tick has collected and frozen
         print(json.dumps({"collected_by_tick": ref() is None}))
         task.cancel()
 

@@ -1,5 +1,5 @@
-"""Return passphrases (chatserver/crypto/passphrase.py; SECURITY_DESIGN.md
-"Return passphrase"): the word list, normalisation, the two derived keys, the
+"""Return passphrases (chatserver/crypto/passphrase.py; docs/security-design.md,
+"Return passphrases"): the word list, normalisation, the two derived keys, the
 sealed counsellor id and the bounded, off-loop KDF."""
 
 from __future__ import annotations

@@ -26,7 +26,7 @@ from chatserver.settings import REPO_ROOT, ConfigError, Settings
 SHIPPED = REPO_ROOT / "config" / "partners.toml"
 
 # The county's 26 municipalities, as listed in the centre's documents
-# (../shared/MISSION_CONTEXT.md, "The partner network"). They finance the centre
+# (docs/mission.md, "The partner network"). They finance the centre
 # and each names a contact person: each must have its social services here.
 STOCKHOLM_COUNTY = (
     "Botkyrka", "Danderyd", "Ekerö", "Haninge", "Huddinge", "Järfälla", "Lidingö", "Nacka",

@@ -74,3 +74,54 @@ def test_max_event_bytes_fits_the_largest_valid_send(tmp_path: Path) -> None:
     b64 = 4 * ((s.max_box_bytes + 2) // 3)
     assert s.max_event_bytes > (s.max_members - 1) * b64
     assert s.max_event_bytes < 64 * 1024  # far below engine.io's 1 MB default
+
+
+@pytest.mark.parametrize(("overrides", "message"), [
+    ({"trusted_proxy_hops": 0}, "trusted_proxy_hops must be between"),
+    ({"client_addr_header": "X-Forwarded-For", "trusted_proxy_hops": 9},
+     "trusted_proxy_hops must be between"),
+    ({"trusted_proxy_hops": 2}, "trusted_proxy_hops needs client_addr_header"),
+    ({"client_addr_header": "X-Forwarded-For: 1.2.3.4"}, "client_addr_header must be a header"),
+    ({"ipv6_group_prefix_len": 16}, "ipv6_group_prefix_len"),
+    ({"ipv6_group_prefix_len": 129}, "ipv6_group_prefix_len"),
+    ({"ipv4_group_prefix_len": 8}, "ipv4_group_prefix_len"),
+    ({"ipv4_group_prefix_len": 33}, "ipv4_group_prefix_len"),
+    ({"lockout_base_secs": 0}, "lockout_base_secs"),
+    ({"lockout_base_secs": 7200, "lockout_max_secs": 3600}, "lockout_base_secs"),
+])
+def test_address_and_lockout_settings_are_checked_at_load(
+        tmp_path: Path, overrides: dict[str, object], message: str) -> None:
+    with pytest.raises(ConfigError, match=message):
+        load_settings(config_file=TEST_CONFIG, env={"CHAT_DATA_DIR": str(tmp_path)},
+                      overrides=overrides)
+
+
+def test_proxy_settings_from_env(tmp_path: Path) -> None:
+    s = load_settings(config_file=TEST_CONFIG, env={
+        "CHAT_DATA_DIR": str(tmp_path), "CHAT_CLIENT_ADDR_HEADER": "X-Forwarded-For",
+        "CHAT_TRUSTED_PROXY_HOPS": "2", "CHAT_IPV6_GROUP_PREFIX_LEN": "56"})
+    assert (s.client_addr_header, s.trusted_proxy_hops, s.ipv6_group_prefix_len) == (
+        "X-Forwarded-For", 2, 56)
+    assert s.ipv4_group_prefix_len == 32
+
+
+def test_the_public_origin_follows_host_and_port_unless_set(tmp_path: Path) -> None:
+    def origin(**env: str) -> str:
+        return load_settings(env={"CHAT_DATA_DIR": str(tmp_path), **env}).public_origin
+
+    assert origin() == "http://localhost:8080"
+    assert origin(CHAT_PORT="18437") == "http://localhost:18437"
+    assert origin(CHAT_HOST="0.0.0.0", CHAT_PORT="9000") == "http://localhost:9000"
+    assert origin(CHAT_HOST="chat.lan", CHAT_PORT="9000") == "http://chat.lan:9000"
+    assert origin(CHAT_HOST="fd00::5", CHAT_PORT="9000") == "http://[fd00::5]:9000"
+    assert origin(CHAT_PORT="18437", CHAT_PUBLIC_ORIGIN="https://chat.example.org") == \
+        "https://chat.example.org"
+
+
+def test_production_must_name_its_public_origin(tmp_path: Path) -> None:
+    cfg = tmp_path / "prod.toml"
+    text = (REPO_ROOT / "config" / "production.example.toml").read_text(encoding="utf-8")
+    cfg.write_text("\n".join(line for line in text.splitlines()
+                             if not line.startswith("public_origin")), encoding="utf-8")
+    with pytest.raises(ConfigError, match="public_origin must be set in production"):
+        load_settings(config_file=cfg, env={}, overrides={"data_dir": str(tmp_path)})

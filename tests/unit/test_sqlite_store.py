@@ -6,7 +6,6 @@ import asyncio
 import os
 import sqlite3
 import stat
-from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
@@ -14,8 +13,10 @@ import pytest
 from chatserver.domain.audit import AuditLog, verify
 from chatserver.domain.clock import FakeClock
 from chatserver.errors import AccountExists
-from chatserver.storage.base import NewStaff
+from chatserver.storage.base import LockoutPolicy, LoginAttempt, NewStaff
 from chatserver.storage.sqlite import SqliteStore, migrations
+
+KEY = bytes(32)  # the audit key; any 32 bytes
 
 
 def _new(username: str = "anna", role: str = "counsellor") -> NewStaff:
@@ -24,15 +25,7 @@ def _new(username: str = "anna", role: str = "counsellor") -> NewStaff:
                     created_at="2027-01-15T08:00:00.000Z")
 
 
-@pytest.fixture
-def db_path(tmp_path: Path) -> Path:
-    return tmp_path / "data" / "chat.sqlite3"
-
-
-@pytest.fixture
-async def store(db_path: Path) -> AsyncIterator[SqliteStore]:
-    async with SqliteStore.open(db_path) as s:
-        yield s
+# db_path and store: tests/unit/conftest.py
 
 
 async def test_migrations_apply_once(db_path: Path) -> None:
@@ -98,18 +91,62 @@ async def test_role_is_checked_by_the_database(store: SqliteStore) -> None:
     assert await store.get_by_username("eve") is None
 
 
+POLICY = LockoutPolicy(max_failures=3, base_secs=60, max_secs=3600)
+NOW = 1_800_000_000.0
+
+
 async def test_failures_and_locks(store: SqliteStore) -> None:
     staff = await store.add_staff(_new())
-    assert [await store.record_login_failure(staff.id) for _ in range(3)] == [1, 2, 3]
-    await store.set_locked_until(staff.id, 1_800_000_060.0)
+    attempts = [await store.reserve_login_attempt(staff.id, NOW, POLICY) for _ in range(4)]
+    # Counted before the check; the third reaches the limit and locks at once.
+    assert attempts == [LoginAttempt(True, 1, None), LoginAttempt(True, 2, None),
+                        LoginAttempt(True, 3, NOW + 60), LoginAttempt(False, 3, NOW + 60)]
     got = await store.get_by_id(staff.id)
-    assert got is not None and (got.failed_logins, got.locked_until) == (3, 1_800_000_060.0)
+    assert got is not None and (got.failed_logins, got.locked_until) == (3, NOW + 60)
     await store.reset_failures(staff.id)
     got = await store.get_by_id(staff.id)
     assert got is not None and (got.failed_logins, got.locked_until) == (0, None)
     await store.set_disabled(staff.id, True)
     got = await store.get_by_id(staff.id)
     assert got is not None and got.disabled is True
+
+
+async def test_the_store_locks_exactly_as_the_policy_says(store: SqliteStore) -> None:
+    # The lock is computed in SQL (one statement); it must match
+    # LockoutPolicy.lock_secs, doublings and cap included.
+    staff = await store.add_staff(_new())
+    policy = LockoutPolicy(max_failures=2, base_secs=7, max_secs=5000)
+    now = NOW
+    for failures in range(1, 45):
+        attempt = await store.reserve_login_attempt(staff.id, now, policy)
+        lock = policy.lock_secs(failures)
+        assert attempt == LoginAttempt(True, failures, now + lock if lock else None), failures
+        now += lock  # the lock runs out exactly now: the next attempt is granted
+    assert policy.lock_secs(44) == 5000 and policy.lock_secs(3) == 14
+    missing = await store.reserve_login_attempt(999, now, policy)
+    assert missing == LoginAttempt(False, 0, None)
+
+
+async def test_concurrent_reservations_grant_one_guess_per_unlock(db_path: Path) -> None:
+    # Two connections to one file stand for two server processes: each has its
+    # own in-process lock, so only the one SQL statement keeps this exact.
+    async with SqliteStore.open(db_path) as one, SqliteStore.open(db_path) as two:
+        staff = await one.add_staff(_new())
+
+        async def burst(now: float) -> list[LoginAttempt]:
+            return await asyncio.gather(*(
+                (one if i % 2 else two).reserve_login_attempt(staff.id, now, POLICY)
+                for i in range(24)))
+
+        first = await burst(NOW)
+        assert sorted(a.failures for a in first if a.granted) == [1, 2, 3]
+        assert {a.locked_until for a in first if not a.granted} == {NOW + 60}
+        # The lock runs out: of the next burst exactly one is checked, and it
+        # locks again (for twice as long) before any other gets through.
+        second = await burst(NOW + 60)
+        granted = [a for a in second if a.granted]
+        assert granted == [LoginAttempt(True, 4, NOW + 60 + 120)]
+        assert sum(not a.granted for a in second) == 23
 
 
 async def test_accept_totp_timecode_only_moves_forward(store: SqliteStore) -> None:
@@ -150,7 +187,7 @@ async def test_concurrent_audit_appends_share_commits_and_keep_the_chain(
     # every caller gets its own committed entry, and the chain verifies.
     statements: list[str] = []
     await store._db.set_trace_callback(statements.append)
-    log = AuditLog(store, FakeClock())
+    log = AuditLog(store, FakeClock(), KEY)
     entries = await asyncio.gather(*(log.record("youth", "conversation_start", f"c-{i:08x}")
                                      for i in range(200)))
     await store._db.set_trace_callback(None)
@@ -158,12 +195,12 @@ async def test_concurrent_audit_appends_share_commits_and_keep_the_chain(
     assert {e.conversation for e in entries} == {f"c-{i:08x}" for i in range(200)}
     commits = sum(1 for s in statements if s.strip().upper() == "COMMIT")
     assert 1 <= commits < 20  # one per entry was the old cost
-    result = await verify(store)
+    result = await verify(store, KEY)
     assert result.ok and result.rows == 200
 
 
 async def test_one_failing_audit_entry_does_not_sink_its_batch(store: SqliteStore) -> None:
-    log = AuditLog(store, FakeClock())
+    log = AuditLog(store, FakeClock(), KEY)
 
     def explode(last: object) -> object:
         raise RuntimeError("boom")
@@ -175,4 +212,4 @@ async def test_one_failing_audit_entry_does_not_sink_its_batch(store: SqliteStor
         return_exceptions=True)
     assert isinstance(results[1], RuntimeError)
     assert [r.seq for r in (results[0], results[2])] == [1, 2]  # type: ignore[union-attr]
-    assert (await verify(store)).ok
+    assert (await verify(store, KEY)).ok

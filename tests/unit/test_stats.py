@@ -3,8 +3,7 @@
 from __future__ import annotations
 
 import calendar
-from collections.abc import AsyncIterator, Mapping
-from pathlib import Path
+from collections.abc import Mapping
 
 import pytest
 
@@ -15,10 +14,7 @@ from chatserver.storage.sqlite import SqliteStore
 JAN_31_23H = float(calendar.timegm((2027, 1, 31, 23, 0, 0)))
 
 
-@pytest.fixture
-async def store(tmp_path: Path) -> AsyncIterator[SqliteStore]:
-    async with SqliteStore.open(tmp_path / "chat.sqlite3") as s:
-        yield s
+# store: tests/unit/conftest.py
 
 
 def test_month_is_utc() -> None:

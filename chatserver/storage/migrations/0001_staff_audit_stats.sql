@@ -1,6 +1,6 @@
 -- Staff accounts, the append-only audit log and monthly statistics.
 -- Design: docs/design/staff-auth.md, docs/design/audit.md.
--- Nothing here holds conversation content: see DESIGN.md §5.
+-- Nothing here holds conversation content: see docs/promises.md, promise 1.
 
 CREATE TABLE staff (
     id                 INTEGER PRIMARY KEY,
