@@ -728,34 +728,15 @@ def check_reply(ns: str, who: str, event: Any, drawn: Drawn, out: Outcome) -> No
 
 # ------------------------------------------------------------------ the fuzzing
 
-@pytest.mark.parametrize("event", list(YOUTH_EVENTS))
+@pytest.mark.parametrize(("ns", "event"), [(ns, event) for ns, events in EVENTS.items()
+                                           for event in events])
 @FUZZ
 @given(data=st.data())
-def test_fuzz_youth_events(world: World, event: str, data: st.DataObject) -> None:
-    who = data.draw(WHO["/youth"], label="who")
-    drawn = data.draw(PAYLOADS["/youth"][event], label="payload")
+def test_fuzz_events(world: World, ns: str, event: str, data: st.DataObject) -> None:
+    who = data.draw(WHO[ns], label="who")
+    drawn = data.draw(PAYLOADS[ns][event], label="payload")
     out = world.run(world.exercise(who, event, drawn[0]))
-    check_reply("/youth", who, event, drawn, out)
-
-
-@pytest.mark.parametrize("event", list(STAFF_EVENTS))
-@FUZZ
-@given(data=st.data())
-def test_fuzz_staff_events(world: World, event: str, data: st.DataObject) -> None:
-    who = data.draw(WHO["/staff"], label="who")
-    drawn = data.draw(PAYLOADS["/staff"][event], label="payload")
-    out = world.run(world.exercise(who, event, drawn[0]))
-    check_reply("/staff", who, event, drawn, out)
-
-
-@pytest.mark.parametrize("event", list(LIAISON_EVENTS))
-@FUZZ
-@given(data=st.data())
-def test_fuzz_liaison_events(world: World, event: str, data: st.DataObject) -> None:
-    who = data.draw(WHO["/liaison"], label="who")
-    drawn = data.draw(PAYLOADS["/liaison"][event], label="payload")
-    out = world.run(world.exercise(who, event, drawn[0]))
-    check_reply("/liaison", who, event, drawn, out)
+    check_reply(ns, who, event, drawn, out)
 
 
 BINARY_PACKETS = st.one_of(

@@ -12,7 +12,7 @@ import json
 import aiohttp
 import pytest
 
-from chatserver.client.reference import CallFailed
+from chatserver.client.reference import CallFailed, ReferenceClient
 from chatserver.crypto import e2e
 from chatserver.crypto.tokens import b64e
 from tests.conftest import LiveServer, MakeServer
@@ -28,12 +28,22 @@ async def _closed(ws: aiohttp.ClientWebSocketResponse) -> bool:
     return ws.closed
 
 
+async def _neighbour(server: LiveServer) -> ReferenceClient:
+    """A youth waiting in the queue, with a counsellor on duty."""
+    await server.staff_client()
+    youth = await server.youth()
+    await youth.start()
+    return youth
+
+
+async def _untouched(youth: ReferenceClient) -> bool:
+    return youth.connected and (await youth.status())["open"] is True
+
+
 async def test_binary_event_header_closes_the_connection_and_keeps_nothing(
         live_server: LiveServer) -> None:
     # Given a neighbouring youth in the queue, and a hostile raw connection
-    await live_server.staff_client()
-    neighbour = await live_server.youth()
-    await neighbour.start()
+    neighbour = await _neighbour(live_server)
     sio = live_server.ctx.sio
     assert sio is not None
     async with raw_youth(live_server) as (ws, _conn):
@@ -52,20 +62,18 @@ async def test_binary_event_header_closes_the_connection_and_keeps_nothing(
     assert sio._binary_packet == {}
     assert sio.binary_refused == 1
     # And the neighbour is untouched
-    assert neighbour.connected and (await neighbour.status())["open"] is True
+    assert await _untouched(neighbour)
 
 
 async def test_bare_binary_frame_closes_only_that_connection(live_server: LiveServer) -> None:
-    await live_server.staff_client()
-    neighbour = await live_server.youth()
-    await neighbour.start()
+    neighbour = await _neighbour(live_server)
     sio = live_server.ctx.sio
     assert sio is not None
     async with raw_youth(live_server) as (ws, _conn):
         await ws.send_bytes(b"\x04" + b"x" * 100)  # engine.io binary MESSAGE
         assert await asyncio.wait_for(_closed(ws), timeout=30)
     assert sio.binary_refused == 1
-    assert neighbour.connected and (await neighbour.status())["open"] is True
+    assert await _untouched(neighbour)
 
 
 async def test_binary_ack_is_refused_too(live_server: LiveServer) -> None:
@@ -143,8 +151,7 @@ async def test_non_canonical_ciphertext_is_refused(live_server: LiveServer) -> N
 
 async def test_polling_post_over_the_size_bound_is_413_and_ends_only_that_session(
         live_server: LiveServer) -> None:
-    await live_server.staff_client()
-    neighbour = await live_server.youth()
+    neighbour = await _neighbour(live_server)
     timeout = aiohttp.ClientTimeout(total=60)  # a failure bound: the old code hung here
     async with aiohttp.ClientSession(timeout=timeout) as session:
         base = live_server.url + "/socket.io/?EIO=4&transport=polling"
@@ -158,7 +165,7 @@ async def test_polling_post_over_the_size_bound_is_413_and_ends_only_that_sessio
         # The session is over: the next request is a clear 400, never a 500
         again = await session.post(f"{base}&sid={sid}", data=b"3", headers=headers)
         assert again.status == 400
-    assert neighbour.connected and (await neighbour.status())["open"] is True
+    assert await _untouched(neighbour)
 
 
 # ------------------------------------------------------------------ connection bounds
