@@ -1,7 +1,7 @@
 // Build the four pages into dist/ (git-ignored):
 //
-//   dist/index.html, console.html, operator.html,  pages with SRI on every asset
-//   join.html (the liaison page)
+//   dist/index.html, console.html, operator.html,  pages with SRI on every asset,
+//   join.html (the liaison page)                    all from src/pages/template.html
 //   dist/assets/<sha256-prefix>.js|.css            content-hashed, neutral names
 //   dist/favicon.ico                                a neutral "notes" icon
 //   dist/manifest.json                              published hashes of every file
@@ -23,13 +23,23 @@ const SRC = path.join(ROOT, "src");
 const I18N = path.join(SRC, "i18n");
 const DEFAULT_LANG = "sv";
 
-// The page list: HTML template, JS entry, CSS entry, catalog section.
+// The page list. Every page is written from the one template; what differs
+// between them is here:
+//   html                 the file in dist/ (chatserver/transport/http.py serves it)
+//   js, css, section     the script entry, the stylesheet, the catalog section it gets
+//   titleKey, loadingKey the <title> (neutral in every language) and the text
+//                        shown until the script runs (default youth.loading)
+//   bodyClass, barClass  the classes on <body> and the top bar (the stylesheets key on them)
+//   noindex              a robots "noindex, nofollow" meta (every page but the youth's)
+//   quickExit            the quick-exit link in the bar and the assistive-technology
+//                        link after <main>: they work before any script runs
 const PAGES = [
-  { html: "index.html", js: "youth/main.js", css: "youth.css", section: "youth", titleKey: "youth.title" },
-  { html: "console.html", js: "console/main.js", css: "staff.css", section: "staff", titleKey: "staff.console_title" },
-  { html: "operator.html", js: "operator/main.js", css: "staff.css", section: "staff", titleKey: "staff.operator_title" },
-  { html: "join.html", js: "liaison/main.js", css: "staff.css", section: "liaison", titleKey: "liaison.title", loadingKey: "liaison.loading" },
+  { html: "index.html", js: "youth/main.js", css: "youth.css", section: "youth", titleKey: "youth.title", bodyClass: "youth", barClass: "bar", quickExit: true },
+  { html: "console.html", js: "console/main.js", css: "staff.css", section: "staff", titleKey: "staff.console_title", bodyClass: "staff", barClass: "bar staff-bar", noindex: true },
+  { html: "operator.html", js: "operator/main.js", css: "staff.css", section: "staff", titleKey: "staff.operator_title", bodyClass: "staff operator", barClass: "bar staff-bar", noindex: true },
+  { html: "join.html", js: "liaison/main.js", css: "staff.css", section: "liaison", titleKey: "liaison.title", loadingKey: "liaison.loading", bodyClass: "staff liaison", barClass: "bar staff-bar", noindex: true },
 ];
+const TEMPLATE = path.join(SRC, "pages", "template.html");
 
 // Browsers on cheap phones: Android WebView/Chrome from ~2020, iOS 15 (esbuild
 // cannot lower destructuring for Safari 14, which has a destructuring bug).
@@ -168,6 +178,33 @@ function lookup(obj, key) {
   return key.split(".").reduce((n, k) => (n && typeof n === "object" ? n[k] : undefined), obj);
 }
 
+// --- the HTML template -----------------------------------------------------------
+//
+// src/pages/template.html knows three forms:
+//   {{name}}             a value from `vars`, HTML-escaped (style and script are
+//                        the asset tags built here, inserted as they are)
+//   {{#flag}}…{{/flag}}  on one line: kept on pages whose flag is true; a line
+//                        that only held it is dropped on the others
+// An unknown name or flag stops the build.
+
+function renderPage(template, name, vars, flags) {
+  const lines = [];
+  for (const line of template.split("\n")) {
+    const kept = line.replace(/\{\{#(\w+)\}\}(.*?)\{\{\/\1\}\}/g, (m, flag, body) => {
+      if (!(flag in flags)) throw new Error(`${name}: unknown flag {{#${flag}}}`);
+      return flags[flag] ? body : "";
+    });
+    if (kept !== line && kept.trim() === "") continue;
+    lines.push(kept);
+  }
+  const text = lines.join("\n");
+  if (/\{\{(?!\w+\}\})/.test(text)) throw new Error(`${name}: a malformed {{…}} in the template`);
+  return text.replace(/\{\{(\w+)\}\}/g, (m, k) => {
+    if (!(k in vars)) throw new Error(`${name}: unknown placeholder ${m}`);
+    return k === "style" || k === "script" ? vars[k] : escapeHtml(vars[k]);
+  });
+}
+
 // --- favicon -------------------------------------------------------------------
 
 const CRC_TABLE = (() => {
@@ -262,6 +299,7 @@ function licenses(metafiles) {
 
 async function build(outDir) {
   const catalogs = loadCatalogs();
+  const template = fs.readFileSync(TEMPLATE, "utf8");
   const files = new Map(); // relative path -> bytes
   const metafiles = [];
   const cssCache = new Map();
@@ -284,14 +322,12 @@ async function build(outDir) {
       exit: lookup(sv, "youth.exit.button"),
       exit_link: lookup(sv, "youth.exit.link"),
       loading: lookup(sv, page.loadingKey || "youth.loading"),
+      body_class: page.bodyClass,
+      bar_class: page.barClass,
       style: `<link rel="stylesheet" href="/${css.name}" integrity="${sri(css.bytes)}">`,
       script: `<script type="module" src="/${jsName}" integrity="${sri(js.bytes)}"></script>`,
     };
-    const template = fs.readFileSync(path.join(SRC, "pages", page.html), "utf8");
-    const html = template.replace(/\{\{(\w+)\}\}/g, (m, k) => {
-      if (!(k in vars)) throw new Error(`${page.html}: unknown placeholder ${m}`);
-      return k === "style" || k === "script" ? vars[k] : escapeHtml(vars[k]);
-    });
+    const html = renderPage(template, page.html, vars, { noindex: Boolean(page.noindex), quick_exit: Boolean(page.quickExit) });
     if (/<script(?![^>]*\bsrc=)/i.test(html) || /\sstyle=/i.test(html) || /<style/i.test(html)) {
       throw new Error(`${page.html}: inline script or style (the CSP forbids it)`);
     }

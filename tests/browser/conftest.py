@@ -1,7 +1,8 @@
 """Fixtures for the real-Chromium tests of the three pages in web_client/.
 
 One server per test module: the real ``chatserver serve`` in a subprocess
-(config/test.toml, a temporary data dir, a free port), plus a tiny neutral
+(config/test.toml, a temporary data dir, a free port;
+tests/helpers/server_process.py), plus a tiny neutral
 page on another port that stands in for the configured exit site and records
 when each request arrives. Debian's chromium, driven by Python Playwright's
 async API; every module gets one browser and fresh contexts per test.
@@ -16,12 +17,8 @@ import asyncio
 import http.server
 import json
 import os
-import re
-import socket
-import subprocess
 import threading
 import time
-import urllib.request
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -30,6 +27,9 @@ from typing import Any
 import pyotp
 import pytest
 import pytest_asyncio
+
+from tests.conftest import free_port
+from tests.helpers import server_process
 
 REPO = Path(__file__).resolve().parents[2]
 DIST = REPO / "web_client" / "dist"
@@ -48,7 +48,6 @@ CHROMIUM_ARGS = [
     "--disable-sync",
 ]
 IN_CI = os.environ.get("CI", "").lower() == "true"
-CHATSERVER = REPO / ".venv" / "bin" / "chatserver"
 STAFF_PASSWORD = "correct horse battery staple"  # test accounts only
 
 PHONE = {"width": 360, "height": 740}
@@ -67,12 +66,6 @@ def require(condition: bool, why: str) -> None:
 def require_chromium() -> None:
     require(Path(CHROMIUM).exists(),
             f"chromium not found at {CHROMIUM} (scripts/setup.sh --browser)")
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 # ---------------------------------------------------------------- neutral site
@@ -138,9 +131,12 @@ class StaffAccount:
 
 
 class ChatServer:
-    """``chatserver serve`` in a subprocess, exactly as an operator runs it."""
+    """``chatserver serve`` in a subprocess, exactly as an operator runs it.
+    ``settings`` overrides config/test.toml the way an operator would, as
+    ``CHAT_*`` variables (e.g. ``{"max_anonymous_connections": 1}``)."""
 
-    def __init__(self, data_dir: Path, exit_url: str) -> None:
+    def __init__(self, data_dir: Path, exit_url: str,
+                 settings: dict[str, object] | None = None) -> None:
         self.port = free_port()
         self.data_dir = data_dir
         self.env = {
@@ -150,55 +146,28 @@ class ChatServer:
             "CHAT_PORT": str(self.port),
             "CHAT_PUBLIC_ORIGIN": f"http://localhost:{self.port}",
             "CHAT_EXIT_URL": exit_url,
+            **{f"CHAT_{key.upper()}": str(value) for key, value in (settings or {}).items()},
         }
         self.log_path = data_dir / "server.log"
         self._n = 0
         data_dir.mkdir(parents=True, exist_ok=True)
-        self._log = self.log_path.open("wb")
-        self.proc = subprocess.Popen(
-            [str(CHATSERVER), "serve"], cwd=REPO, env=self.env,
-            stdout=self._log, stderr=subprocess.STDOUT)
-        self._wait_ready()
+        self.proc = server_process.serve(self.env, self.log_path)
+        server_process.wait_ready(self.url, self.proc, self.log_path)
 
     @property
     def url(self) -> str:
         return f"http://localhost:{self.port}"
 
-    def _wait_ready(self) -> None:
-        deadline = time.monotonic() + 30
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                raise RuntimeError(f"chatserver exited: {self.log_path.read_text()[-2000:]}")
-            try:
-                # A fixed http:// URL built from our own port, not user input.
-                with urllib.request.urlopen(self.url + "/healthz", timeout=1) as r:  # noqa: S310
-                    if r.status == 200:
-                        return
-            except OSError:
-                time.sleep(0.1)
-        raise RuntimeError("chatserver did not become ready")
-
     def add_staff(self, role: str = "counsellor", alias: str | None = None) -> StaffAccount:
         self._n += 1
         username = f"{role}{self._n}"
         alias = alias or f"Sam {self._n}"
-        out = subprocess.run(
-            [str(CHATSERVER), "staff", "add", username, "--role", role, "--alias", alias,
-             "--password-stdin"],
-            cwd=REPO, env=self.env, input=STAFF_PASSWORD + "\n", capture_output=True,
-            text=True, timeout=60, check=True).stdout
-        m = re.search(r"secret=([A-Z2-7]+)", out)
-        assert m, "staff add printed no otpauth URI"
-        return StaffAccount(username, alias, role, STAFF_PASSWORD, m.group(1))
+        secret = server_process.add_staff(self.env, username, STAFF_PASSWORD, alias=alias,
+                                          role=role)
+        return StaffAccount(username, alias, role, STAFF_PASSWORD, secret)
 
     def stop(self) -> None:
-        self.proc.terminate()
-        try:
-            self.proc.wait(10)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait(5)
-        self._log.close()
+        server_process.stop(self.proc)
 
 
 # ---------------------------------------------------------------- fixtures
@@ -216,7 +185,6 @@ def chat_server(tmp_path_factory: pytest.TempPathFactory, neutral: NeutralSite
                 ) -> Iterator[ChatServer]:
     require((DIST / "index.html").is_file(),
             "web_client/dist is not built (run scripts/setup.sh or `npm run build` in web_client/)")
-    require(CHATSERVER.exists(), "the chatserver command is not installed in .venv")
     server = ChatServer(tmp_path_factory.mktemp("chatserver"), neutral.url)
     yield server
     server.stop()
@@ -248,16 +216,3 @@ async def playwright_instance() -> AsyncIterator[Any]:
 def vectors() -> dict[str, Any]:
     return json.loads(VECTORS.read_text(encoding="utf-8"))
 
-
-async def eventually(check: Any, secs: float = 5.0, every: float = 0.05) -> Any:
-    """Poll an async or sync predicate until it returns something truthy."""
-    deadline = time.monotonic() + secs
-    while True:
-        value = check()
-        if asyncio.iscoroutine(value):
-            value = await value
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError("condition not reached in time")
-        await asyncio.sleep(every)

@@ -23,7 +23,7 @@ from typing import Any
 import pytest
 import pytest_asyncio
 
-from tests.browser.conftest import AXE_JS, DESKTOP, PHONE, REPO, ChatServer, eventually, require
+from tests.browser.conftest import AXE_JS, DESKTOP, PHONE, REPO, ChatServer, require
 from tests.browser.helpers import (
     console_claim_first,
     console_duty_on,
@@ -35,6 +35,7 @@ from tests.browser.helpers import (
     youth_send,
     youth_wait_chat,
 )
+from tests.helpers.waiting import eventually
 
 pytestmark = [pytest.mark.browser, pytest.mark.asyncio(loop_scope="module")]
 

@@ -16,7 +16,7 @@ import pytest
 import pytest_asyncio
 
 from chatserver.client.reference import ReferenceClient, staff_login
-from tests.browser.conftest import DESKTOP, PHONE, ChatServer, StaffAccount, eventually
+from tests.browser.conftest import DESKTOP, PHONE, ChatServer, StaffAccount
 from tests.browser.helpers import (
     console_duty_on,
     console_login,
@@ -25,6 +25,7 @@ from tests.browser.helpers import (
     youth_to_queue,
     youth_wait_chat,
 )
+from tests.helpers.waiting import eventually
 
 pytestmark = [pytest.mark.browser, pytest.mark.asyncio(loop_scope="module")]
 
@@ -211,6 +212,75 @@ async def test_youth_page_survives_a_lying_server(
         assert await page.locator("#log li.sys:has-text('saknas')").count() == 1
         log = await page.inner_text("#log")
         assert "meddelande 2" not in log and "meddelande 3" not in log
+    finally:
+        await ctx.close()
+
+
+async def test_youth_page_acknowledges_boxes_after_a_conversation_ended_mid_batch(
+        browser: Any, chat_server: ChatServer, clients: list[ReferenceClient]) -> None:
+    """The page batches `delivered` (lib/composer.js). A conversation that
+    ends while a batch waits — its last box and the end arrive together —
+    must leave nothing behind: in the youth's next conversation the boxes
+    are acknowledged again (else the server keeps re-sending them on every
+    resume, and the counsellor's backlog fills)."""
+    staff = await ref_counsellor(chat_server, clients, chat_server.add_staff(alias="Mo"))
+    ctx = await browser.new_context(viewport=PHONE)
+    sent: list[str] = []  # every frame the page sent
+    held: list[str] = []
+    holding = True
+
+    async def together(ws: Any) -> None:
+        server = ws.connect_to_server()
+
+        def to_server(m: Any) -> None:
+            if isinstance(m, str):
+                sent.append(m)
+            server.send(m)
+
+        def from_server(m: Any) -> None:
+            nonlocal holding
+            if holding and isinstance(m, str):
+                if m.startswith('42/youth,["box"'):
+                    held.append(m)  # reaches the page right before the end
+                    return
+                if m.startswith('42/youth,["state"') and '"ended"' in m:
+                    holding = False
+                    for box in held:
+                        ws.send(box)
+            ws.send(m)
+
+        ws.on_message(to_server)
+        server.on_message(from_server)
+
+    def acknowledged(conv: str) -> bool:
+        return any('"delivered"' in f and conv in f for f in sent)
+
+    try:
+        page = await ctx.new_page()
+        await page.route_web_socket(re.compile(r".*/socket\.io/.*"), together)
+        await youth_to_queue(page, chat_server)
+        await staff.wait_for(lambda: bool(staff.queue.get("entries")), 5)
+        first = staff.queue["entries"][0]["conversation"]
+        await staff.claim(first)
+        await youth_wait_chat(page)
+        await staff.send_text(first, "sista raden")
+        await staff.end(first)
+        await page.wait_for_selector("main[data-screen=ended] li.in:has-text('sista raden')")
+        # A new chat on the same page.
+        await page.click("#again")
+        await page.click("#go-on")
+        await page.wait_for_selector("main[data-screen=profile]")
+        await page.click("#skip")
+        await page.wait_for_selector("main[data-screen=waiting]")
+        await staff.wait_for(lambda: any(e["conversation"] != first
+                                         for e in staff.queue.get("entries", [])), 5)
+        second = next(e["conversation"] for e in staff.queue["entries"]
+                      if e["conversation"] != first)
+        await staff.claim(second)
+        await youth_wait_chat(page)
+        await staff.send_text(second, "hej igen")
+        await page.wait_for_selector("#log li.in:has-text('hej igen')")
+        await eventually(lambda: acknowledged(second), 10)
     finally:
         await ctx.close()
 

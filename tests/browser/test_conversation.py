@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from tests.browser.conftest import PHONE, ChatServer, eventually
+from tests.browser.conftest import PHONE, ChatServer
 from tests.browser.helpers import (
     Wire,
     console_claim_first,
@@ -24,6 +24,7 @@ from tests.browser.helpers import (
     youth_to_queue,
     youth_wait_chat,
 )
+from tests.helpers.waiting import eventually
 
 pytestmark = [pytest.mark.browser, pytest.mark.asyncio(loop_scope="module")]
 

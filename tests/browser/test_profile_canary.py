@@ -31,7 +31,6 @@ from tests.browser.conftest import (
     PHONE,
     ChatServer,
     NeutralSite,
-    eventually,
     require_chromium,
 )
 from tests.browser.helpers import (
@@ -46,6 +45,7 @@ from tests.browser.helpers import (
     youth_to_queue,
     youth_wait_chat,
 )
+from tests.helpers.waiting import eventually
 
 pytestmark = [pytest.mark.browser, pytest.mark.asyncio(loop_scope="module")]
 

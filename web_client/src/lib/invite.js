@@ -73,7 +73,7 @@ export function comparisonCode(key, inviteIdBytes, conversationHex, liaisonPk, c
 }
 
 /**
- * The link's fragment: base64url(secret) "." conversation-id-hex. The MAC
+ * The invite code: base64url(secret) "." conversation-id-hex. The MAC
  * covers the conversation id, so the liaison must know it before `join`
  * (the same format as chatserver/client/reference.py invite_fragment).
  */

@@ -1,4 +1,4 @@
-// Quick exit (SECURITY_DESIGN.md, "Quick exit"). Installed before anything
+// Quick exit (docs/security-design.md, "Quick exit"). Installed before anything
 // else runs, so the button and Shift×3 work even while libsodium is loading.
 //
 // On activation, synchronously and in this order: blank the page; let the app

@@ -1,0 +1,171 @@
+// The youth page's connection: open it, get back into a live conversation
+// after a drop (resume), the "server is full" refusal, and "continue" / "try
+// again", which may have to connect again first. Server events go to the
+// handlers in events.js (through state.handlers).
+import { call, connect } from "../lib/calls.js";
+import { t } from "../lib/i18n.js";
+import { setNotice } from "../lib/notice.js";
+import { isWiped } from "./exit.js";
+import { endConversation } from "./screens/ended.js";
+import { app, handlers } from "./state.js";
+import { go, render } from "./view.js";
+
+/** Connect to /youth and route every event; called once, at start-up. */
+export function openSocket() {
+  const socket = connect("/youth");
+  app.socket = socket;
+  socket.on("connect", onConnect);
+  socket.on("disconnect", onDisconnect);
+  socket.on("connect_error", onConnectError);
+  for (const event of Object.keys(handlers)) {
+    socket.on(event, (data) => {
+      if (isWiped()) return;
+      if (!app.conv && app.starting) {
+        app.pending.push([event, data]);
+        return;
+      }
+      handlers[event](data);
+    });
+  }
+}
+
+/** Resolve when the socket is connected, refused as full, or after timeoutMs. */
+function whenConnected(timeoutMs = 10000) {
+  const socket = app.socket;
+  if (!socket || socket.connected) return Promise.resolve();
+  return new Promise((resolve) => {
+    const timer = setTimeout(done, timeoutMs);
+    function refused(err) {
+      if (err && err.message === "server_full") done();
+    }
+    function done() {
+      clearTimeout(timer);
+      socket.off("connect", done);
+      socket.off("connect_error", refused);
+      resolve();
+    }
+    socket.on("connect", done);
+    socket.on("connect_error", refused);
+  });
+}
+
+/** Connect again after a refusal (socket.io does not retry a refused
+ * namespace): resolves to null once connected, or to the next error. */
+function connectAgain() {
+  const socket = app.socket;
+  if (socket.connected) return Promise.resolve(null);
+  return new Promise((resolve) => {
+    const done = (err) => {
+      socket.off("connect", done);
+      socket.off("connect_error", done);
+      resolve(err || null);
+    };
+    socket.on("connect", done);
+    socket.on("connect_error", done);
+    socket.connect();
+  });
+}
+
+async function refreshStatus() {
+  // A slow phone may press "continue" before the socket is up: wait for it.
+  await whenConnected();
+  const reply = await call(app.socket, "status", {});
+  if (reply.ok) {
+    app.status = reply;
+    return reply;
+  }
+  return null;
+}
+
+/** "Continue" on the safety page, "try again" when closed or full. */
+export async function onContinue() {
+  if (app.retrying) return;
+  const from = app.screen;
+  if (app.full) {
+    // Refused as full, perhaps while reading the safety page (which stays: its
+    // emergency number and advice matter most to a youth who cannot get in).
+    // A place may have freed since: one fresh try before saying "full".
+    app.retrying = true;
+    render();
+    const err = await connectAgain();
+    app.retrying = false;
+    if (isWiped()) return;
+    if (err) {
+      go("full");
+      if (from === "full") setNotice(app, t(err.message === "server_full" ? "youth.full.still" : "youth.error.offline"));
+      return;
+    }
+  }
+  const status = await refreshStatus();
+  if (isWiped()) return;
+  if (!status) {
+    if (app.full) go("full"); // refused while we waited for the connection
+    else setNotice(app, t("youth.error.offline"));
+    return;
+  }
+  if (status.open) go("profile");
+  else {
+    app.closedInfo = { hours: status.hours, alternatives: status.alternatives };
+    go("closed");
+    if (from === "closed") setNotice(app, t("youth.closed.body"));
+  }
+}
+
+async function onConnect() {
+  app.online = true;
+  app.full = null;
+  app.fullTries = 0;
+  clearTimeout(app.fullTimer);
+  const conv = app.conv;
+  if (conv && !conv.wiped) {
+    const reply = await call(app.socket, "resume", { conversation: conv.id, member: conv.member, resume: conv.resume });
+    if (app.conv !== conv) return;
+    if (!reply.ok) {
+      endConversation("lost");
+      return;
+    }
+    try {
+      conv.applyRoster({ state: reply.state, epoch: reply.epoch, members: reply.members });
+    } catch {
+      endConversation("lost");
+      return;
+    }
+    for (const box of conv.releaseHeld()) handlers.box(box);
+    if (reply.position !== undefined) app.queue = { position: reply.position, eta: reply.eta_secs ?? null };
+    if (app.outbox) app.outbox.kick();
+    if (app.screen !== "decoy") render();
+  } else {
+    await refreshStatus();
+    if (app.screen === "loading") go("safety");
+    else if (app.screen === "safety" || app.screen === "closed") render();
+  }
+}
+
+function onConnectError(err) {
+  if (isWiped() || !err || err.message !== "server_full") return;
+  const data = err.data || {};
+  app.full = { hours: data.hours, alternatives: data.alternatives, emergency: data.emergency };
+  if (app.conv && !app.conv.wiped) {
+    // A live conversation lost its connection and the server is now full:
+    // its place is kept for the grace period, so keep knocking (with backoff,
+    // as socket.io would) and show "reconnecting" meanwhile.
+    const delay = Math.min(15000, 1000 * 2 ** app.fullTries++) * (0.5 + Math.random());
+    clearTimeout(app.fullTimer);
+    app.fullTimer = setTimeout(() => {
+      if (!isWiped() && !app.socket.connected) app.socket.connect();
+    }, delay);
+  } else if (app.screen === "profile") go("full");
+  // Elsewhere the screen stays. The safety page is kept: the refusal comes
+  // while the youth reads it, and its advice (private window, quick exit,
+  // the emergency number) matters most to someone who cannot get in; its
+  // "continue" tries once more and shows "full" if refused again. On "full"
+  // and "closed" the button that asked for the try shows the answer.
+}
+
+function onDisconnect() {
+  if (isWiped()) return;
+  app.online = false;
+  if (app.screen === "waiting" || app.screen === "chat") {
+    render();
+  }
+}
