@@ -65,6 +65,10 @@ ACTOR_YOUTH = "youth"
 ACTOR_SYSTEM = "system"
 ACTOR_CLI = "cli"
 ACTOR_UNKNOWN = "unknown"  # a login for a username that does not exist (never logged)
+ACTOR_LIAISON = "liaison"
+# No staff account may be called like one of these: its entries would be
+# indistinguishable from the fixed actors' (domain/auth.py refuses them).
+FIXED_ACTORS = frozenset({ACTOR_YOUTH, ACTOR_SYSTEM, ACTOR_CLI, ACTOR_UNKNOWN, ACTOR_LIAISON})
 
 
 def utc_iso(t: float) -> str:

@@ -27,7 +27,7 @@ from dataclasses import dataclass
 from typing import NoReturn, TypeVar
 
 from chatserver.crypto import passwords, seal, totp
-from chatserver.domain.audit import ACTOR_UNKNOWN, AuditLog, utc_iso
+from chatserver.domain.audit import ACTOR_UNKNOWN, FIXED_ACTORS, AuditLog, utc_iso
 from chatserver.domain.clock import Clock
 from chatserver.errors import BadCredentials, LockedOut, RateLimited, UnknownAccount
 from chatserver.settings import Settings
@@ -362,6 +362,9 @@ def check_account_fields(username: str, role: str, alias: str, capacity: int) ->
             "username must be 2-64 characters: lower-case letters, digits, '.', '_' or '-', "
             "starting with a letter or digit"
         )
+    if username in FIXED_ACTORS:
+        raise ValueError(f"username {username!r} is reserved: the audit log uses it for "
+                         "entries that no staff member wrote")
     if role not in STAFF_ROLES:
         raise ValueError(f"role must be one of {', '.join(STAFF_ROLES)}")
     if not alias.strip() or len(alias) > MAX_ALIAS_CHARS or not alias.isprintable():

@@ -341,6 +341,10 @@ async def test_duplicate_account(w: World) -> None:
         ("bo", PW, "counsellor", "", 3, "alias"),
         ("bo", PW, "counsellor", "Bo", 3, "differ"),
         ("bo", PW, "counsellor", "B", -1, "capacity"),
+        # The audit log's fixed actors: an account by one of these names would
+        # make its entries look like a youth's, the system's, ...
+        *[(name, PW, "counsellor", "B", 3, "reserved")
+          for name in ("youth", "system", "cli", "unknown", "liaison")],
     ],
 )
 async def test_account_checks(w: World, username: str, password: str, role: str, alias: str,
