@@ -80,10 +80,17 @@ def test_every_page_is_written_from_the_one_template(dist: None) -> None:
 
 def test_manifest_lists_every_file_with_its_hash(dist: None) -> None:
     manifest = json.loads((DIST / "manifest.json").read_text(encoding="utf-8"))
-    files = {str(p.relative_to(DIST)) for p in DIST.rglob("*") if p.is_file()} - {"manifest.json"}
+    every = {str(p.relative_to(DIST)) for p in DIST.rglob("*") if p.is_file()}
+    compressed = {f for f in every if f.endswith((".gz", ".br"))}
+    files = every - compressed - {"manifest.json"}
     assert set(manifest["files"]) == files
     for rel, meta in manifest["files"].items():
         assert hashlib.sha256((DIST / rel).read_bytes()).hexdigest() == meta["sha256"]
+    # The pre-compressed siblings are the same files (the browser checks SRI on
+    # what it decompressed), so the manifest publishes the originals only.
+    assert compressed and {f[:-3] for f in compressed} <= files | {"manifest.json"}
+    for rel in (f for f in compressed if f.endswith(".gz")):
+        assert gzip.decompress((DIST / rel).read_bytes()) == (DIST / rel[:-3]).read_bytes()
 
 
 @pytest.mark.parametrize("page", ["index.html", "join.html"])

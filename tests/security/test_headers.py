@@ -9,7 +9,10 @@ build (pages and assets answer 200 through ``FileResponse``, which would add
 
 from __future__ import annotations
 
+import gzip
+import json
 import re
+import subprocess
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -214,3 +217,36 @@ async def test_exit_hop_redirects_to_the_configured_neutral_site(live_server: Li
     assert headers["Clear-Site-Data"] == '"cache", "storage"'
     assert_security_headers("exit", headers)
 
+
+
+@pytest.mark.parametrize("encoding", ["br", "gzip", None])
+async def test_the_youth_page_is_served_precompressed_as_the_browser_accepts(
+        live_server: LiveServer, encoding: str | None) -> None:
+    # A phone on a slow network downloads the bundle compressed: the build
+    # writes .br and .gz beside every asset and the server picks by
+    # Accept-Encoding, with the same headers as any other response.
+    manifest = json.loads((REPO_DIST / "manifest.json").read_text(encoding="utf-8"))
+    youth = next(p for p in manifest["pages"] if p["page"] == "index.html")
+    original = (REPO_DIST / youth["js"]).read_bytes()
+    headers = {"Accept-Encoding": f"{encoding}, deflate" if encoding else "identity"}
+    async with aiohttp.ClientSession(auto_decompress=False) as http:
+        status, got, body = await _request(http, "GET", f"{live_server.url}/{youth['js']}",
+                                           headers=headers)
+    assert status == 200
+    assert_security_headers("compressed asset", got)
+    if encoding is None:
+        assert "Content-Encoding" not in got and body == original
+        return
+    assert got["Content-Encoding"] == encoding and got["Vary"] == "Accept-Encoding"
+    assert len(body) < len(original) / 2
+    assert _decompress(encoding, body) == original
+
+
+def _decompress(encoding: str, body: bytes) -> bytes:
+    if encoding == "gzip":
+        return gzip.decompress(body)
+    # The standard library has no brotli; the build's own Node does.
+    done = subprocess.run(
+        ["node", "-e", "process.stdout.write(require('zlib').brotliDecompressSync("
+         "require('fs').readFileSync(0)))"], input=body, capture_output=True, check=True)
+    return done.stdout
