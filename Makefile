@@ -8,7 +8,7 @@ run: setup
 	.venv/bin/chatserver serve
 
 test:
-	@scripts/setup.sh --browser
+	@scripts/setup.sh --browser --postgres
 	.venv/bin/ruff check chatserver tests loadtests
 	.venv/bin/mypy
 	.venv/bin/pytest -q -p no:cacheprovider

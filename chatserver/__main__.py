@@ -1,4 +1,4 @@
-"""Command line: ``chatserver serve | staff … | audit …``."""
+"""Command line: ``chatserver serve | staff … | audit … | store …``."""
 
 from __future__ import annotations
 
@@ -12,6 +12,7 @@ from chatserver.settings import ConfigError, load_settings
 def build_parser() -> argparse.ArgumentParser:
     from chatserver.cli import audit as audit_cli
     from chatserver.cli import staff as staff_cli
+    from chatserver.cli import store as store_cli
 
     parser = argparse.ArgumentParser(prog="chatserver", description=__doc__)
     parser.add_argument("--config", help="a TOML file over config/default.toml "
@@ -21,6 +22,7 @@ def build_parser() -> argparse.ArgumentParser:
     serve.set_defaults(func=_serve)
     staff_cli.register(sub)
     audit_cli.register(sub)
+    store_cli.register(sub)
     return parser
 
 

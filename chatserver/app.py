@@ -24,7 +24,7 @@ from chatserver.domain.referrals import load_directory
 from chatserver.domain.sessions import SessionStore
 from chatserver.domain.stats import StatsCounter
 from chatserver.settings import Settings
-from chatserver.storage.sqlite import SqliteStore
+from chatserver.storage import open_store
 from chatserver.transport import admission, http, wire_json
 from chatserver.transport.context import Context
 from chatserver.transport.liaison import LiaisonNamespace
@@ -125,7 +125,7 @@ async def _lifecycle(app: web.Application) -> AsyncIterator[None]:
     sio = ctx.sio
     if sio is None:
         raise RuntimeError("create_app attaches socket.io before start-up")
-    ctx.store = await SqliteStore.open(ctx.settings.database_path)
+    ctx.store = await open_store(ctx.settings)
     ctx.audit = AuditLog(ctx.store, ctx.clock, ctx.settings.require_secrets().audit_key)
     # A log from before the audit key ends in unkeyed entries: seal it now,
     # not at the first staff action (docs/design/audit.md, "Migration").

@@ -49,6 +49,10 @@ class Secrets:
     # Keys the audit chain's links (MACs); its own secret so that a verifier
     # can hold it without the pepper (docs/decisions/0008).
     audit_key: bytes = field(repr=False)
+    # The PostgreSQL role's password, when ``database_url`` is set and the
+    # server needs one (CHAT_SECRET_DATABASE_PASSWORD or ``database_password``
+    # in the secrets file). Any text; empty means none. Never generated.
+    database_password: str = field(default="", repr=False)
 
 
 @dataclass(frozen=True)
@@ -89,6 +93,10 @@ class Settings:
     max_anonymous_connections: int = 20000
     data_dir: str = "var"
     database_file: str = "chatserver.sqlite3"
+    # Empty: the embedded SQLite file above. "postgresql://user@host:port/db":
+    # PostgreSQL (chatserver/storage/postgres.py) instead; no password in the
+    # URL, it comes from the secrets (Secrets.database_password).
+    database_url: str = ""
     secrets_file: str = "secrets.toml"
     generate_secrets: bool = True
     password_profile: str = "rfc9106_low_memory"  # noqa: S105  # a profile name, not a password
@@ -393,12 +401,32 @@ def _check(s: Settings) -> None:
         raise ConfigError("totp_valid_window must be 0 or 1")
     if s.gc_policy not in GC_POLICIES:
         raise ConfigError(f"gc_policy must be one of {GC_POLICIES}")
+    check_database_url(s.database_url)
     if s.gc_freeze_interval_secs < 0 or s.gc_full_collect_interval_secs < 0 or \
             s.gc_young_threshold < 0 or s.gc_full_collect_after_websockets < 0 or \
             s.gc_older_threshold < 0:
         raise ConfigError("gc_freeze_interval_secs, gc_full_collect_interval_secs, "
                           "gc_full_collect_after_websockets, gc_young_threshold and "
                           "gc_older_threshold must not be negative")
+
+
+def check_database_url(url: str) -> None:
+    """Empty, or a postgresql:// URL without a password (a URL ends up in
+    error messages and shell history; the password belongs in the secrets)."""
+    if not url:
+        return
+    scheme, sep, rest = url.partition("://")
+    if scheme not in ("postgresql", "postgres") or not sep or not rest:
+        raise ConfigError("database_url must be empty (SQLite) or "
+                          "postgresql://user@host:port/database")
+    userinfo, at, _ = rest.partition("@")
+    if at and ":" in userinfo:
+        raise ConfigError("database_url must not hold a password: "
+                          "set CHAT_SECRET_DATABASE_PASSWORD or database_password "
+                          "in the secrets file")
+    if "password=" in rest:
+        raise ConfigError("database_url must not hold a password: "
+                          "set CHAT_SECRET_DATABASE_PASSWORD")
 
 
 def _decode_secret(name: str, text: str) -> bytes:
@@ -432,7 +460,9 @@ def _load_secrets(s: Settings, env: Mapping[str, str]) -> Secrets:
     if missing:
         keys = ", ".join("CHAT_SECRET_" + n.upper() for n in missing)
         raise ConfigError(f"missing secrets: set {keys} or provide them in {path}")
-    return Secrets(**found)
+    db_password = env.get("CHAT_SECRET_DATABASE_PASSWORD",
+                          str(from_file.get("database_password", "")))
+    return Secrets(**found, database_password=db_password)
 
 
 def _append_secrets_file(path: Path, new: Mapping[str, bytes]) -> None:

@@ -1,15 +1,18 @@
 #!/usr/bin/env bash
 # Idempotent set-up for a fresh clone: Python venv + deps, npm deps + browser
-# bundle, and (with --browser) Debian's chromium for the browser tests.
+# bundle, (with --browser) Debian's chromium for the browser tests, and (with
+# --postgres) the local PostgreSQL service the store's contract tests use.
 # Everything comes from PyPI, npm and Debian; nothing from a CDN.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 want_browser=0
+want_postgres=0
 for arg in "$@"; do
   case "$arg" in
     --browser) want_browser=1 ;;
-    *) echo "usage: scripts/setup.sh [--browser]" >&2; exit 2 ;;
+    --postgres) want_postgres=1 ;;
+    *) echo "usage: scripts/setup.sh [--browser] [--postgres]" >&2; exit 2 ;;
   esac
 done
 
@@ -67,4 +70,14 @@ if [ "$want_browser" = 1 ] && ! command -v chromium >/dev/null 2>&1; then
   if [ "$(id -u)" = 0 ]; then sudo=""; else sudo="sudo"; fi
   $sudo apt-get update -qq
   DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq chromium fonts-noto-core >/dev/null
+fi
+
+# The PostgreSQL backend's tests use the local service (127.0.0.1:5432) and
+# initdb. Started here if it is installed and down; if it is not installed
+# the tests say so (and fail under CI=true). The server itself never needs it.
+if [ "$want_postgres" = 1 ] && command -v pg_lsclusters >/dev/null 2>&1; then
+  if pg_lsclusters --no-header 2>/dev/null | awk '$1 == "15" && $2 == "main" && $4 != "online" {f=1} END {exit !f}'; then
+    echo "setup: starting the local PostgreSQL 15 service"
+    pg_ctlcluster --skip-systemctl-redirect 15 main start
+  fi
 fi

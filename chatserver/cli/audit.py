@@ -24,9 +24,11 @@ import sqlite3
 import sys
 from typing import TextIO
 
+import asyncpg
+
 from chatserver.domain import audit
 from chatserver.settings import Settings, load_settings
-from chatserver.storage.sqlite import SqliteStore
+from chatserver.storage import opened
 
 _HASH = re.compile(r"^[0-9a-f]{64}$")
 
@@ -45,22 +47,24 @@ def verify(
     err: TextIO = sys.stderr,
 ) -> int:
     key = settings.require_secrets().audit_key
-    path = settings.database_path
-    if not path.is_file():
+    # The database_url has no password in it (settings refuses one).
+    where = settings.database_url or str(settings.database_path)
+    if not settings.database_url and not settings.database_path.is_file():
         # Opening would create an empty database, which would "verify".
-        print(f"chatserver audit: error: no database at {path}", file=err)
+        print(f"chatserver audit: error: no database at {where}", file=err)
         return EXIT_UNREADABLE
 
     async def run() -> audit.VerifyResult:
-        async with SqliteStore.open(path) as store:
+        async with opened(settings) as store:
             return await audit.verify(store, key, expect_head)
 
     try:
         result = asyncio.run(run())
-    except (sqlite3.Error, OSError) as exc:
-        # sqlite3's messages name the problem ("file is not a database",
-        # "database is locked"), never row contents.
-        print(f"chatserver audit: error: cannot read {path}: {exc}", file=err)
+    except (sqlite3.Error, asyncpg.PostgresError, asyncpg.InterfaceError, OSError) as exc:
+        # The drivers' messages name the problem ("file is not a database",
+        # "database is locked", "password authentication failed"), never row
+        # contents: verify only reads.
+        print(f"chatserver audit: error: cannot read {where}: {exc}", file=err)
         return EXIT_UNREADABLE
     if not result.ok:
         print(f"audit log BROKEN at seq {result.first_bad_seq}: {result.problem} "

@@ -24,13 +24,13 @@ from chatserver.domain.audit import ACTOR_CLI, AuditLog
 from chatserver.domain.clock import SystemClock
 from chatserver.errors import AccountExists, UnknownAccount
 from chatserver.settings import Settings, load_settings
-from chatserver.storage.base import STAFF_ROLES
-from chatserver.storage.sqlite import SqliteStore
+from chatserver.storage import opened
+from chatserver.storage.base import STAFF_ROLES, Store
 
 DEFAULT_ISSUER = "chatserver"  # the label authenticator apps show next to the code
 
 
-def _audit(store: SqliteStore, settings: Settings) -> AuditLog:
+def _audit(store: Store, settings: Settings) -> AuditLog:
     return AuditLog(store, SystemClock(), settings.require_secrets().audit_key)
 
 
@@ -70,7 +70,7 @@ def add(
     cap = settings.default_capacity if capacity is None else capacity
 
     async def run() -> auth.NewAccount:
-        async with SqliteStore.open(settings.database_path) as store:
+        async with opened(settings) as store:
             return await auth.add_account(
                 username, password, role=role, alias=alias, capacity=cap, actor=ACTOR_CLI,
                 store=store, audit=_audit(store, settings), clock=SystemClock(),
@@ -94,7 +94,7 @@ def add(
 
 def list_accounts(settings: Settings, out: TextIO = sys.stdout) -> int:
     async def run() -> list[tuple[str, str, str, str, str]]:
-        async with SqliteStore.open(settings.database_path) as store:
+        async with opened(settings) as store:
             return [
                 (s.username, s.role, s.alias, str(s.capacity), "yes" if s.disabled else "no")
                 for s in await store.list_staff()
@@ -111,7 +111,7 @@ def set_disabled(
     settings: Settings, username: str, disabled: bool, out: TextIO = sys.stdout
 ) -> int:
     async def run() -> None:
-        async with SqliteStore.open(settings.database_path) as store:
+        async with opened(settings) as store:
             await auth.set_account_disabled(
                 username, disabled, actor=ACTOR_CLI, store=store,
                 audit=_audit(store, settings),
@@ -130,7 +130,7 @@ def set_disabled(
 
 def unlock(settings: Settings, username: str, out: TextIO = sys.stdout) -> int:
     async def run() -> None:
-        async with SqliteStore.open(settings.database_path) as store:
+        async with opened(settings) as store:
             await auth.unlock_account(
                 username, actor=ACTOR_CLI, store=store, audit=_audit(store, settings)
             )

@@ -1,7 +1,7 @@
 """Protocols for durable state: staff accounts, the audit log and statistics.
 
-The embedded default is ``sqlite.SqliteStore``; a PostgreSQL backend will
-implement the same protocols and pass the same contract tests. Backends import
+Two backends implement them and pass the same contract tests: the embedded
+default ``sqlite.SqliteStore`` and ``postgres.PostgresStore``. Backends import
 this module and their driver only: hashing, sealing and validation happen in
 the domain layer, which hands the store finished values.
 """
@@ -217,3 +217,15 @@ class ReturnStore(Protocol):
     async def redeem_return_code(self, lookup: bytes) -> ReturnRow | None: ...
 
     async def purge_return_codes(self, now: float) -> int: ...
+
+
+class Store(StaffStore, AuditStore, StatsStore, ReturnStore, Pingable, Protocol):
+    """Everything the server and the CLI need from one backend."""
+
+    async def schema_versions(self) -> list[int]:
+        """The migration versions applied, in order."""
+        ...
+
+    async def close(self) -> None:
+        """Finish pending audit appends, then release the connection(s)."""
+        ...

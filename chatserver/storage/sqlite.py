@@ -13,21 +13,20 @@ write goes through ``_write()``: an ``asyncio.Lock`` (one transaction at a
 time from this process) around ``BEGIN IMMEDIATE`` (one writer across
 processes, e.g. the server and ``chatserver staff add``).
 
-Migrations are the numbered ``migrations/NNNN_name.sql`` files, applied in
-order at open, each in its own transaction, and recorded in
-``schema_migrations``. Design: docs/design/staff-auth.md, docs/design/audit.md.
+Migrations are the numbered ``migrations/NNNN_name.sql`` files (the list
+both backends share: ``schema.py``), applied in order at open, each in its
+own transaction, and recorded in ``schema_migrations``.
+Design: docs/design/staff-auth.md, docs/design/audit.md.
 """
 
 from __future__ import annotations
 
 import asyncio
 import os
-import re
 import sqlite3
 import time
 from collections.abc import AsyncGenerator, AsyncIterator, Generator, Mapping
 from contextlib import asynccontextmanager
-from importlib import resources
 from pathlib import Path
 from types import TracebackType
 from typing import Any
@@ -45,10 +44,12 @@ from chatserver.storage.base import (
     ReturnRow,
     StaffRecord,
 )
+from chatserver.storage.schema import COPY_COLUMNS, ORDER_BY, migrations
+
+__all__ = ["SqliteStore", "migrations"]
 
 # How long a statement waits for another process's write lock before failing.
 BUSY_TIMEOUT_SECS = 5.0
-_MIGRATION_NAME = re.compile(r"^(\d{4})_[a-z0-9_]+\.sql$")
 
 _STAFF_COLUMNS = (
     "id, username, password_hash, totp_seed_sealed, totp_last_timecode, role, alias,"
@@ -86,21 +87,6 @@ def _audit(row: sqlite3.Row) -> AuditEntry:
         hash=row["hash"],
         chain=row["chain"],
     )
-
-
-def migrations() -> list[tuple[int, str, str]]:
-    """(version, file name, SQL) of every packaged migration, in order."""
-    found: list[tuple[int, str, str]] = []
-    folder = resources.files("chatserver.storage").joinpath("migrations")
-    for item in folder.iterdir():
-        match = _MIGRATION_NAME.match(item.name)
-        if match:
-            found.append((int(match.group(1)), item.name, item.read_text(encoding="utf-8")))
-    found.sort()
-    versions = [v for v, _, _ in found]
-    if len(set(versions)) != len(versions):
-        raise RuntimeError("two migrations share a version number")
-    return found
 
 
 def _statements(script: str) -> list[str]:
@@ -488,6 +474,20 @@ class SqliteStore:
             "SELECT dimension, value, count FROM stats WHERE month = ?", (month,)
         )
         return {(row[0], row[1]): row[2] for row in rows}
+
+    # -- one-shot copy to another backend ------------------------------------
+
+    async def dump_copy(self) -> dict[str, list[tuple[Any, ...]]]:
+        """Every row of every durable table, as ``schema.COPY_COLUMNS`` lists
+        them, read in one transaction (a consistent snapshot)."""
+        out: dict[str, list[tuple[Any, ...]]] = {}
+        async with self._write() as db:
+            for table, columns in COPY_COLUMNS.items():
+                rows = await db.execute_fetchall(
+                    f"SELECT {', '.join(columns)} FROM {table} ORDER BY {ORDER_BY[table]}")  # noqa: S608 - constant names
+                out[table] = [tuple(bytes(v) if isinstance(v, memoryview) else v for v in row)
+                              for row in rows]
+        return out
 
 
 def _create_private(path: Path) -> None:

@@ -30,7 +30,7 @@ if TYPE_CHECKING:
     from chatserver.domain.referrals import Directory
     from chatserver.domain.sessions import SessionStore
     from chatserver.domain.stats import StatsCounter
-    from chatserver.storage.sqlite import SqliteStore
+    from chatserver.storage.base import Store
     from chatserver.transport.server import ChatSocketServer
 
 log = logging.getLogger(__name__)
@@ -75,7 +75,7 @@ class Context:
     websockets_opened: int = 0  # WebSocket upgrades asked for since start (gc_policy)
     # Opened at start-up by the app's lifecycle; using them earlier is a bug
     # that fails loudly (AttributeError), never silently.
-    store: SqliteStore = field(init=False)
+    store: Store = field(init=False)
     audit: AuditLog = field(init=False)
 
     async def apply(self, outcome: Outcome, *, slice_size: int = 0,

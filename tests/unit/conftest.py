@@ -1,17 +1,28 @@
 """Fixtures for the unit tests: one real SQLite file per test and a fake clock.
 
 The file sits in a directory of its own that does not exist yet, so a test
-can also see what ``SqliteStore.open`` creates (modes, no stray files)."""
+can also see what ``SqliteStore.open`` creates (modes, no stray files).
+
+``backend`` is the store contract's fixture: parametrized over ``sqlite``
+and ``postgresql`` (a fresh database per test, tests/helpers/postgres.py).
+Its ``open()`` opens one more store on the same database, as another
+process or another node would."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+import sqlite3
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
+import asyncpg
 import pytest
 
 from chatserver.domain.clock import FakeClock
+from chatserver.storage.postgres import PostgresStore
 from chatserver.storage.sqlite import SqliteStore
+from tests.helpers.postgres import fresh_database
 
 
 @pytest.fixture
@@ -28,3 +39,27 @@ async def store(db_path: Path) -> AsyncIterator[SqliteStore]:
 @pytest.fixture
 def clock() -> FakeClock:
     return FakeClock()
+
+
+@dataclass(frozen=True)
+class Backend:
+    name: str
+    open: Callable[[], Any]  # a new store on the same database: await it or ``async with``
+    # What the database raises when a CHECK constraint refuses a row.
+    check_violation: type[BaseException]
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+async def backend(request: pytest.FixtureRequest, db_path: Path) -> AsyncIterator[Backend]:
+    if request.param == "sqlite":
+        yield Backend("sqlite", lambda: SqliteStore.open(db_path), sqlite3.IntegrityError)
+        return
+    async with fresh_database() as url:
+        yield Backend("postgresql", lambda: PostgresStore.open(url),
+                      asyncpg.CheckViolationError)
+
+
+@pytest.fixture
+async def any_store(backend: Backend) -> AsyncIterator[Any]:
+    async with backend.open() as s:
+        yield s

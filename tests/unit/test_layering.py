@@ -10,7 +10,7 @@ from chatserver.settings import REPO_ROOT
 PACKAGE = REPO_ROOT / "chatserver"
 CRYPTO_ONLY = ("nacl", "argon2")
 NO_IO_IN = ("domain", "queue")
-IO_LIBRARIES = ("aiohttp", "socketio", "engineio", "redis", "aiosqlite", "sqlite3")
+IO_LIBRARIES = ("aiohttp", "socketio", "engineio", "redis", "aiosqlite", "sqlite3", "asyncpg")
 
 
 def imports(path: Path) -> set[str]:

@@ -125,3 +125,29 @@ def test_production_must_name_its_public_origin(tmp_path: Path) -> None:
                              if not line.startswith("public_origin")), encoding="utf-8")
     with pytest.raises(ConfigError, match="public_origin must be set in production"):
         load_settings(config_file=cfg, env={}, overrides={"data_dir": str(tmp_path)})
+
+
+@pytest.mark.parametrize(("url", "problem"), [
+    ("mysql://chat@db/chat", "database_url must be empty"),
+    ("postgresql://", "database_url must be empty"),
+    ("postgresql://chat:hunter2@db:5432/chat", "must not hold a password"),
+    ("postgresql://chat@db/chat?password=hunter2", "must not hold a password"),
+])
+def test_database_url_is_checked_at_load(tmp_path: Path, url: str, problem: str) -> None:
+    with pytest.raises(ConfigError, match=problem) as caught:
+        load_settings(env={"CHAT_DATA_DIR": str(tmp_path), "CHAT_DATABASE_URL": url})
+    assert "hunter2" not in str(caught.value)
+
+
+def test_database_password_comes_from_the_secrets_and_is_never_shown(tmp_path: Path) -> None:
+    env = {"CHAT_DATA_DIR": str(tmp_path), "CHAT_DATABASE_URL": "postgresql://chat@db/chat"}
+    s = load_settings(env=env)
+    assert s.database_url == "postgresql://chat@db/chat"
+    assert s.require_secrets().database_password == ""
+    with (tmp_path / "secrets.toml").open("a") as fh:
+        fh.write('database_password = "from-file"\n')
+    assert load_settings(env=env).require_secrets().database_password == "from-file"
+    s = load_settings(env={**env, "CHAT_SECRET_DATABASE_PASSWORD": "from-env"})
+    assert s.require_secrets().database_password == "from-env"
+    assert "from-env" not in repr(s) and "from-env" not in repr(s.require_secrets())
+    assert load_settings(env={"CHAT_DATA_DIR": str(tmp_path)}).database_url == ""

@@ -25,6 +25,7 @@ HELPER_HOMES = {
     "wait_ready": "tests/helpers/server_process.py",
     "raw_youth": "tests/helpers/raw_socket.py",
     "free_port": "tests/conftest.py",
+    "fresh_database": "tests/helpers/postgres.py",
 }
 FIXTURE_HOMES = {
     "settings": "tests/conftest.py",
@@ -33,6 +34,8 @@ FIXTURE_HOMES = {
     "store": "tests/unit/conftest.py",
     "db_path": "tests/unit/conftest.py",
     "clock": "tests/unit/conftest.py",
+    "backend": "tests/unit/conftest.py",
+    "any_store": "tests/unit/conftest.py",
 }
 
 
