@@ -84,6 +84,9 @@ def create_app(settings: Settings, clock: Clock | None = None) -> web.Applicatio
     sio = ChatSocketServer(
         admission=admission.Admission(settings),
         address_group_of=handshake_group,
+        # Only our three namespaces: the default "/" has no handler, no
+        # Origin check, and a session joined to it escaped the unjoined sweep.
+        namespaces=[YOUTH_NS, STAFF_NS, LIAISON_NS],
         async_mode="aiohttp",
         cors_allowed_origins=[settings.public_origin],
         cookie=None,  # no engine.io cookie: youths carry nothing

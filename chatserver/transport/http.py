@@ -14,6 +14,7 @@ import re
 from collections.abc import Awaitable
 from pathlib import Path
 from typing import Any
+from urllib.parse import parse_qs
 
 from aiohttp import web
 
@@ -119,7 +120,7 @@ def middleware(request: web.Request, handler: Any) -> Awaitable[web.StreamRespon
     library. Everything else gets errors as JSON."""
     if request.path.startswith(SOCKET_PATH):
         refused = None
-        if request.method == "GET" and "sid" not in request.query:
+        if request.method == "GET" and not _engineio_sid(request):
             # A new session, by long-polling or straight to WebSocket.
             refused = _refuse_handshake(request)
         elif request.method == "POST":
@@ -148,7 +149,7 @@ def _refuse_post(request: web.Request) -> Awaitable[web.StreamResponse] | None:
     that is closed but not yet forgotten is a 400, not that 500."""
     ctx = request.app[CONTEXT]
     sio = ctx.sio
-    sid = request.query.get("sid")
+    sid = _engineio_sid(request)
     if sio is None or not sid:
         return None
     socket = sio.eio.sockets.get(sid)
@@ -158,6 +159,14 @@ def _refuse_post(request: web.Request) -> Awaitable[web.StreamResponse] | None:
     if length is not None and length > ctx.settings.max_event_bytes:
         return _close_too_large(sio, sid)
     return None
+
+
+def _engineio_sid(request: web.Request) -> str | None:
+    """The session id as engine.io reads it (``parse_qs`` drops blank values):
+    with aiohttp's own reading, ``&sid=`` looked like a poll here and a new
+    session to engine.io, and so skipped the held refusal."""
+    found = parse_qs(request.query_string).get("sid")
+    return found[0] if found else None
 
 
 def _refuse_handshake(request: web.Request) -> Awaitable[web.StreamResponse] | None:

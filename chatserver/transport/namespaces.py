@@ -13,7 +13,7 @@ import socketio
 from socketio.exceptions import ConnectionRefusedError as Refused
 
 from chatserver.domain.events import Conn, Outcome
-from chatserver.errors import BadOrigin, ChatError, RateLimited, UnknownEvent
+from chatserver.errors import BadOrigin, ChatError, RateLimited, ServerFull, UnknownEvent
 from chatserver.transport import schemas
 from chatserver.transport.context import ConnState, Context
 from chatserver.transport.errors import error_reply, internal_reply
@@ -113,11 +113,18 @@ class Namespace(socketio.AsyncNamespace):  # type: ignore[misc]  # socketio is u
     def connect_anonymous(self, sid: str, environ: dict[str, Any],
                           limiter: AddressLimiter) -> None:
         """Accept a connection that has no account (youth, liaison): our Origin
-        only; the client address is HMAC-ed at once under ``limiter``'s key."""
+        only, and not past ``max_anonymous_connections`` (then refused with
+        whom to call instead: never a spinner, docs/protocol.md); the client
+        address is HMAC-ed at once under ``limiter``'s key."""
         try:
             self.check_origin(environ)
         except ChatError as exc:
             raise Refused(exc.code) from None
+        sio = self.ctx.sio
+        if sio is not None and sio.admission is not None and sio.admission.full():
+            status = self.ctx.chat.status()
+            raise Refused(ServerFull.code, {key: status[key] for key in
+                                            ("hours", "alternatives", "emergency")})
         state = ConnState()
         request = environ.get("aiohttp.request")
         address = client_address(request, self.ctx.settings) if request is not None else None

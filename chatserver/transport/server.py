@@ -62,7 +62,13 @@ class ChatSocketServer(socketio.AsyncServer):  # type: ignore[misc]  # socketio 
                     return {"error": refusal}
         return await super()._handle_eio_connect(eio_sid, environ)
 
+    def _open(self, eio_sid: str) -> bool:
+        socket = self.eio.sockets.get(eio_sid)
+        return socket is not None and not socket.closed and eio_sid in self.environ
+
     async def _handle_connect(self, eio_sid: str, namespace: str | None, data: Any) -> None:
+        if not self._open(eio_sid):
+            return
         await super()._handle_connect(eio_sid, namespace, data)
         if self.admission is not None and \
                 self.manager.sid_from_eio_sid(eio_sid, namespace or "/") is not None:
@@ -87,14 +93,17 @@ class ChatSocketServer(socketio.AsyncServer):  # type: ignore[misc]  # socketio 
         return len(late)
 
     async def _handle_eio_message(self, eio_sid: str, data: Any) -> None:
+        if not self._open(eio_sid):
+            # engine.io's reader hands on frames until the socket is gone. A
+            # CONNECT arriving after the session closed registered a socket.io
+            # sid that nothing ever removed (~4 KB a session, for good): a
+            # closing session may start nothing.
+            return
         if isinstance(data, str) and data[:1] not in BINARY_PACKET_TYPES:
             await super()._handle_eio_message(eio_sid, data)
             return
         # Nothing has been kept for this packet: python-socketio only starts
-        # collecting attachments in the call we skip. Frames already in flight
-        # after the close are dropped the same way, and not counted again.
-        if eio_sid not in self.eio.sockets:
-            return
+        # collecting attachments in the call we skip.
         self.binary_refused += 1
         log.info("closed a connection that sent a binary packet")
         await self.close_now(eio_sid)

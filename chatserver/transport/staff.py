@@ -6,7 +6,7 @@ checked again before every event, so logout or expiry takes effect at once.
 
 from __future__ import annotations
 
-from http.cookies import CookieError, SimpleCookie
+import re
 from typing import Any, ClassVar
 
 from socketio.exceptions import ConnectionRefusedError as Refused
@@ -21,6 +21,10 @@ from chatserver.transport.context import ConnState
 from chatserver.transport.namespaces import Namespace
 
 SESSION_COOKIE = "__Host-session"
+# A session token is 32 random bytes in base64url (crypto.tokens.new_secret).
+SESSION_TOKEN = re.compile(r"[A-Za-z0-9_-]{43}")
+# Browsers send at most a few KB of cookies; past this it is not ours to parse.
+MAX_COOKIE_HEADER_CHARS = 8192
 OPS_ROLES = frozenset({"operator", "admin"})
 RELAY_EVENTS = frozenset({"send", "delivered", "typing"})
 
@@ -210,9 +214,17 @@ class StaffNamespace(Namespace):
 
 
 def session_token(cookie_header: str) -> str | None:
-    try:
-        jar = SimpleCookie(cookie_header)
-    except CookieError:
+    """The session token in a ``Cookie`` header, or None.
+
+    Not ``http.cookies.SimpleCookie``: it takes quadratic time on backslashes
+    in a quoted value (CVE-2024-7592 in Python before 3.11.10), and this runs
+    on the event loop for every handshake, before any bound applies. A token
+    is what ``crypto.tokens.new_secret`` makes; anything else is no token."""
+    if not cookie_header or len(cookie_header) > MAX_COOKIE_HEADER_CHARS:
         return None
-    morsel = jar.get(SESSION_COOKIE)
-    return morsel.value if morsel is not None and morsel.value else None
+    for part in cookie_header.split(";"):
+        name, sep, value = part.partition("=")
+        if sep and name.strip() == SESSION_COOKIE:
+            value = value.strip()
+            return value if SESSION_TOKEN.fullmatch(value) else None
+    return None

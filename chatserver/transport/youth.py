@@ -5,11 +5,9 @@ from __future__ import annotations
 import asyncio
 from typing import Any, ClassVar
 
-from socketio.exceptions import ConnectionRefusedError as Refused
-
 from chatserver.domain import returning
 from chatserver.domain.events import Outcome
-from chatserver.errors import AlreadyStarted, BadPassphrase, RateLimited, ServerFull
+from chatserver.errors import AlreadyStarted, BadPassphrase, RateLimited
 from chatserver.transport import schemas
 from chatserver.transport.context import ConnState
 from chatserver.transport.namespaces import Namespace
@@ -31,12 +29,6 @@ class YouthNamespace(Namespace):
     }
 
     async def on_connect(self, sid: str, environ: dict[str, Any], auth: Any = None) -> None:
-        sio = self.ctx.sio
-        if sio is not None and sio.admission is not None and sio.admission.full():
-            # Never a spinner: the page shows who else to call (docs/protocol.md).
-            status = self.ctx.chat.status()
-            raise Refused(ServerFull.code, {key: status[key] for key in
-                                            ("hours", "alternatives", "emergency")})
         self.connect_anonymous(sid, environ, self.ctx.addresses)
 
     async def status(self, sid: str, state: ConnState, data: Any) -> Outcome:

@@ -234,3 +234,68 @@ async def test_a_full_server_tells_the_youth_whom_to_call(make_server: MakeServe
     assert sio is not None and sio.admission is not None
     await eventually(lambda: not sio.admission.full())
     assert (await server.youth()).connected and second.connected
+
+
+# ------------------------------------------------------------------ found by review
+
+def _manager_entries(server: LiveServer) -> int:
+    manager = server.ctx.sio.manager  # type: ignore[union-attr]
+    return (sum(len(r) for ns in manager.rooms.values() for r in ns.values())
+            + sum(len(v) for v in manager.pending_connect.values()))
+
+
+async def test_connects_sent_after_the_close_register_nothing(live_server: LiveServer) -> None:
+    # engine.io's reader hands on frames until the socket is gone: a CONNECT
+    # after the client's own CLOSE registered a socket.io sid for good.
+    before = _manager_entries(live_server)
+    for _ in range(20):
+        async with raw_youth(live_server) as (ws, _conn):
+            await ws.send_str("1")  # engine.io CLOSE
+            for ns in ("/liaison,", "", "/staff,", "/youth,"):
+                await ws.send_str("40" + ns)
+    sio = live_server.ctx.sio
+    assert sio is not None
+    await eventually(lambda: len(sio.eio.sockets) == 0 and len(live_server.ctx.conns) == 0)
+    assert _manager_entries(live_server) == before
+
+
+async def test_a_blank_sid_does_not_skip_the_held_refusal(make_server: MakeServer) -> None:
+    # aiohttp reads "&sid=" as a sid, engine.io (parse_qs) as none: the
+    # request is a new session and must meet the HTTP layer's refusal.
+    server = await make_server(max_pending_handshakes_per_address=1)
+    async with aiohttp.ClientSession() as session:
+        assert (await _handshake(session, server))[0] == 200
+        url = server.url + "/socket.io/?EIO=4&transport=polling&sid="
+        answer = await session.get(url, headers={"Origin": server.origin})
+        assert answer.status == 401
+        # the HTTP layer's body, not engine.io's: it was refused before a session existed
+        assert await answer.json() == {"ok": False, "error": "too_many_handshakes"}
+
+
+async def test_the_default_namespace_is_refused(make_server: MakeServer) -> None:
+    # "/" had no handler and no Origin check, and a session joined to it was
+    # never swept as unjoined yet counted towards server_full.
+    server = await make_server(max_anonymous_connections=1, handshake_join_secs=1.0)
+    sio = server.ctx.sio
+    assert sio is not None and sio.admission is not None
+    url = server.url.replace("http", "ws", 1) + "/socket.io/?EIO=4&transport=websocket"
+    async with aiohttp.ClientSession() as session:
+        ws = await session.ws_connect(url, headers={"Origin": server.origin})
+        assert (await ws.receive_str(timeout=10)).startswith("0")
+        await ws.send_str("40")  # CONNECT to "/"
+        refused = await ws.receive_str(timeout=10)
+        assert refused.startswith("44")  # socket.io CONNECT_ERROR
+        assert sio.admission.joined_total == 0
+        # Unjoined, it is closed by the sweep like any unused handshake
+        assert await asyncio.wait_for(_closed(ws), timeout=30)
+    await eventually(lambda: len(sio.admission) == 0)
+    assert (await server.youth()).connected  # the one place is still free
+
+
+def test_a_crafted_cookie_is_no_token_and_costs_nothing() -> None:
+    # SimpleCookie took ~1 s on this header (quadratic on backslashes); the
+    # handshake path parses the Cookie of every anonymous request.
+    from chatserver.transport.staff import session_token
+    assert session_token('__Host-session="' + "\\" * 8000 + '"') is None
+    assert session_token("a=b; __Host-session=" + "A" * 43) == "A" * 43
+    assert session_token("__Host-session=" + "A" * 42) is None
