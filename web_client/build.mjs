@@ -4,7 +4,8 @@
 //   join.html (the liaison page)                    all from src/pages/template.html
 //   dist/assets/<sha256-prefix>.js|.css            content-hashed, neutral names
 //   dist/favicon.ico                                a neutral "notes" icon
-//   dist/manifest.json                              published hashes of every file
+//   dist/manifest.json                              published hashes of every file, and
+//                                                   the CSP hash of the one inline script
 //
 // Deterministic: the same sources and lock file give byte-identical output
 // (no timestamps, sorted inputs, esbuild and zlib are deterministic).
@@ -32,7 +33,8 @@ const DEFAULT_LANG = "sv";
 //   bodyClass, barClass  the classes on <body> and the top bar (the stylesheets key on them)
 //   noindex              a robots "noindex, nofollow" meta (every page but the youth's)
 //   quickExit            the quick-exit link in the bar and the assistive-technology
-//                        link after <main>: they work before any script runs
+//                        link after <main>: they work before any script runs; and
+//                        the early exit script inline in <head> (EARLY_EXIT below)
 const PAGES = [
   { html: "index.html", js: "youth/main.js", css: "youth.css", section: "youth", titleKey: "youth.title", bodyClass: "youth", barClass: "bar", quickExit: true },
   { html: "console.html", js: "console/main.js", css: "staff.css", section: "staff", titleKey: "staff.console_title", bodyClass: "staff", barClass: "bar staff-bar", noindex: true },
@@ -40,6 +42,12 @@ const PAGES = [
   { html: "join.html", js: "liaison/main.js", css: "staff.css", section: "liaison", titleKey: "liaison.title", loadingKey: "liaison.loading", bodyClass: "staff liaison", barClass: "bar staff-bar", noindex: true },
 ];
 const TEMPLATE = path.join(SRC, "pages", "template.html");
+// The quick exit that works before the bundle has loaded. It is the one inline
+// script the build lets through: the page carries it verbatim and the manifest
+// publishes its CSP hash ('sha256-…'), which the server adds to that page's
+// script-src (chatserver/transport/http.py). Any other inline script stops the
+// build.
+const EARLY_EXIT = path.join(SRC, "youth", "exit-early.js");
 
 // Browsers on cheap phones: Android WebView/Chrome from ~2020, iOS 15 (esbuild
 // cannot lower destructuring for Safari 14, which has a destructuring bug).
@@ -170,6 +178,41 @@ function sri(bytes) {
   return `sha384-${sha("sha384", bytes, "base64")}`;
 }
 
+/** The CSP source that allows exactly this inline script text. */
+function cspHash(text) {
+  return `'sha256-${sha("sha256", Buffer.from(text, "utf8"), "base64")}'`;
+}
+
+async function earlyExitScript() {
+  const source = fs.readFileSync(EARLY_EXIT, "utf8");
+  const result = await esbuild.transform(source, { minify: true, target: TARGET, charset: "utf8", legalComments: "none" });
+  const code = result.code.trim();
+  if (code.includes("</")) throw new Error("exit-early.js: '</' would end the inline script");
+  return code;
+}
+
+/**
+ * The page's inline scripts must be exactly the allowed ones (by their hash);
+ * no inline style at all. Returns the CSP hashes the page needs.
+ */
+function checkInline(name, html, allowed) {
+  const hashes = [];
+  for (const m of html.matchAll(/<script\b([^>]*)>([\s\S]*?)<\/script>/gi)) {
+    if (/\bsrc=/i.test(m[1])) continue;
+    const hash = cspHash(m[2]);
+    if (m[1].trim() !== "" || !allowed.has(hash)) {
+      throw new Error(`${name}: inline script or style (the CSP forbids it)`);
+    }
+    hashes.push(hash);
+  }
+  const scripts = (html.match(/<script\b/gi) || []).length;
+  const closed = (html.match(/<script\b[^>]*>[\s\S]*?<\/script>/gi) || []).length;
+  if (scripts !== closed || /\sstyle=/i.test(html) || /<style/i.test(html) || /\son\w+=/i.test(html)) {
+    throw new Error(`${name}: inline script or style (the CSP forbids it)`);
+  }
+  return hashes;
+}
+
 function escapeHtml(text) {
   return String(text).replace(/[&<>"']/g, (c) => ({ "&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;", "'": "&#39;" })[c]);
 }
@@ -181,8 +224,8 @@ function lookup(obj, key) {
 // --- the HTML template -----------------------------------------------------------
 //
 // src/pages/template.html knows three forms:
-//   {{name}}             a value from `vars`, HTML-escaped (style and script are
-//                        the asset tags built here, inserted as they are)
+//   {{name}}             a value from `vars`, HTML-escaped (style, script and
+//                        early_exit are tags built here, inserted as they are)
 //   {{#flag}}…{{/flag}}  on one line: kept on pages whose flag is true; a line
 //                        that only held it is dropped on the others
 // An unknown name or flag stops the build.
@@ -201,7 +244,7 @@ function renderPage(template, name, vars, flags) {
   if (/\{\{(?!\w+\}\})/.test(text)) throw new Error(`${name}: a malformed {{…}} in the template`);
   return text.replace(/\{\{(\w+)\}\}/g, (m, k) => {
     if (!(k in vars)) throw new Error(`${name}: unknown placeholder ${m}`);
-    return k === "style" || k === "script" ? vars[k] : escapeHtml(vars[k]);
+    return k === "style" || k === "script" || k === "early_exit" ? vars[k] : escapeHtml(vars[k]);
   });
 }
 
@@ -309,6 +352,8 @@ async function build(outDir) {
   const metafiles = [];
   const cssCache = new Map();
   const pageInfo = [];
+  const earlyExit = await earlyExitScript();
+  const cspScriptHashes = {};
   for (const page of PAGES) {
     const js = await bundleJs(page.js, catalogs, page.section);
     metafiles.push(js.metafile);
@@ -331,11 +376,12 @@ async function build(outDir) {
       bar_class: page.barClass,
       style: `<link rel="stylesheet" href="/${css.name}" integrity="${sri(css.bytes)}">`,
       script: `<script type="module" src="/${jsName}" integrity="${sri(js.bytes)}"></script>`,
+      early_exit: `<script>${earlyExit}</script>`,
     };
     const html = renderPage(template, page.html, vars, { noindex: Boolean(page.noindex), quick_exit: Boolean(page.quickExit) });
-    if (/<script(?![^>]*\bsrc=)/i.test(html) || /\sstyle=/i.test(html) || /<style/i.test(html)) {
-      throw new Error(`${page.html}: inline script or style (the CSP forbids it)`);
-    }
+    const allowed = new Set(page.quickExit ? [cspHash(earlyExit)] : []);
+    const hashes = checkInline(page.html, html, allowed);
+    if (hashes.length) cspScriptHashes[page.html] = hashes;
     files.set(page.html, Buffer.from(html, "utf8"));
     pageInfo.push({ page: page.html, js: jsName, css: css.name });
   }
@@ -347,6 +393,8 @@ async function build(outDir) {
       [...files.keys()].sort().map((k) => [k, { bytes: files.get(k).length, sha256: sha("sha256", files.get(k), "hex"), sri: sri(files.get(k)) }]),
     ),
     pages: pageInfo,
+    // What the server adds to a page's CSP script-src (http.py reads this).
+    csp_script_hashes: cspScriptHashes,
     gzip_bytes: {},
     brotli_bytes: {},
   };

@@ -671,13 +671,15 @@ class ReferenceClient:
 
     async def leave(self, reason: str = "done", conversation: str | None = None
                     ) -> dict[str, Any]:
-        """Youth: end the conversation (``done``, or ``panic`` for the quick exit).
+        """Youth: end the conversation (``done``, ``panic`` for the quick exit,
+        ``closed`` for a page that went away without it).
         Liaison: leave it (also while still waiting to be let in)."""
         if self.namespace == LIAISON_NS:
             return await self._liaison_leave(conversation)
         conv = self._only(conversation)
         reply = await self.call("leave", {"conversation": conv.id, "reason": reason})
-        self._ended(conv, "panic_exit" if reason == "panic" else "youth_left")
+        why = {"panic": "panic_exit", "closed": "page_closed"}.get(reason, "youth_left")
+        self._ended(conv, why)
         return reply
 
     async def end(self, conversation: str) -> dict[str, Any]:

@@ -271,7 +271,8 @@ class ChatService:
         conv, member = self._membership(conn, conv_id)
         if member.role is not Role.YOUTH:
             raise NotAllowed()
-        why = EndReason.PANIC_EXIT if reason == "panic" else EndReason.YOUTH_LEFT
+        why = {"panic": EndReason.PANIC_EXIT,
+               "closed": EndReason.PAGE_CLOSED}.get(reason, EndReason.YOUTH_LEFT)
         return self._end(conv, why, actor="youth")
 
     # ------------------------------------------------------------- both roles

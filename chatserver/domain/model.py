@@ -26,6 +26,9 @@ class EndReason(StrEnum):
     DONE = "done"
     YOUTH_LEFT = "youth_left"
     PANIC_EXIT = "panic_exit"
+    # The youth's page went away without the quick exit (reload, tab closed or
+    # discarded): the counsellor must not read it as a panic.
+    PAGE_CLOSED = "page_closed"
     TIMED_OUT = "timed_out"
     TRANSFERRED = "transferred"  # for the counsellor who handed over; the chat goes on
     REMOVED = "removed"  # for a liaison removed by the youth or the counsellor

@@ -2,7 +2,9 @@
 
 Every response, errors and 404s included, gets the headers of
 docs/security-design.md ("Headers") from one ``on_response_prepare`` hook. Only the
-login route sets a cookie.
+login route sets a cookie. A page with an inline script (the youth page's early
+quick exit) gets a CSP that allows exactly that script by its hash, which the
+build publishes in dist/manifest.json and this module reads once at start-up.
 """
 
 from __future__ import annotations
@@ -39,6 +41,8 @@ from chatserver.transport.staff import SESSION_COOKIE, session_token
 log = logging.getLogger(__name__)
 
 CONTEXT = web.AppKey("context", Context)
+# Page path -> its CSP, for pages whose CSP differs from CSP (see page_csps).
+PAGE_CSP = web.AppKey("page_csp", dict[str, str])
 
 CSP = ("default-src 'none'; script-src 'self' 'wasm-unsafe-eval'; connect-src 'self'; "
        "style-src 'self'; img-src 'self' data:; font-src 'self'; base-uri 'none'; "
@@ -52,6 +56,9 @@ SECURITY_HEADERS = {
     "Cross-Origin-Opener-Policy": "same-origin",
     "Cross-Origin-Resource-Policy": "same-origin",
 }
+# One CSP hash source, exactly: a manifest can add a script's hash, never a
+# keyword such as 'unsafe-inline' or another origin.
+CSP_SCRIPT_HASH = re.compile(r"'sha256-[A-Za-z0-9+/]{43}='")
 # No product name or version: a neutral constant (aiohttp would add its own).
 SERVER_HEADER = "web"
 LOGIN_BODY_MAX = 4096
@@ -72,6 +79,9 @@ async def add_security_headers(request: web.Request, response: web.StreamRespons
         # still neutral.
         return
     response.headers.update(SECURITY_HEADERS)
+    page_csp = request.app[PAGE_CSP].get(request.path)
+    if page_csp is not None:
+        response.headers["Content-Security-Policy"] = page_csp
     # Validators would let a browser revalidate (and so remember) a page.
     response.headers.popall("ETag", None)
     response.headers.popall("Last-Modified", None)
@@ -217,6 +227,37 @@ def static_root(ctx: Context) -> Path:
     return root if root.is_absolute() else REPO_ROOT / root
 
 
+def page_csps(static: Path) -> dict[str, str]:
+    """The CSP of each page that carries an inline script: CSP with the hashes
+    the build published for it (``csp_script_hashes`` in dist/manifest.json)
+    added to script-src. Only the youth page has one: the quick exit that works
+    before the bundle has loaded. With no dist/ or no manifest every page gets
+    CSP, and an inline script is simply blocked (the exit button is still a
+    link to /exit). Read once at start-up: a rebuild that changes the script
+    needs a restart, like any other change to dist/."""
+    try:
+        manifest = json.loads((static / "manifest.json").read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        return {}
+    except (OSError, ValueError):
+        log.warning("web client manifest unreadable: every page gets the default CSP")
+        return {}
+    published = manifest.get("csp_script_hashes") if isinstance(manifest, dict) else None
+    if not isinstance(published, dict):
+        return {}
+    csps: dict[str, str] = {}
+    for path, html in PAGES.items():
+        hashes = published.get(html)
+        if not hashes:
+            continue
+        if not isinstance(hashes, list) or not all(
+                isinstance(h, str) and CSP_SCRIPT_HASH.fullmatch(h) for h in hashes):
+            log.warning("web client manifest: a script hash for %s is malformed; ignored", html)
+            continue
+        csps[path] = CSP.replace("script-src 'self'", "script-src 'self' " + " ".join(hashes), 1)
+    return csps
+
+
 async def page(request: web.Request) -> web.StreamResponse:
     path = static_root(request.app[CONTEXT]) / PAGES[request.path]
     if not path.is_file():
@@ -243,7 +284,9 @@ async def favicon(request: web.Request) -> web.StreamResponse:
 
 async def exit_hop(request: web.Request) -> web.StreamResponse:
     """Quick exit lands here via location.replace(): clear what the browser may
-    hold for this origin, then go on to the neutral site (no history entry)."""
+    hold for this origin, then go on to the neutral site (no history entry).
+    With scripts blocked the exit button is a plain link here, which does add
+    a history entry: Back then returns to the youth page, loaded afresh."""
     ctx = request.app[CONTEXT]
     response = web.HTTPFound(location=ctx.settings.exit_url)
     response.headers["Clear-Site-Data"] = '"cache", "storage"'
@@ -349,6 +392,9 @@ async def me(request: web.Request) -> web.Response:
 
 
 def add_routes(app: web.Application) -> None:
+    ctx = app.get(CONTEXT)
+    # An app built only to list the routes has no context and serves nothing.
+    app[PAGE_CSP] = page_csps(static_root(ctx)) if ctx is not None else {}
     app.on_response_prepare.append(add_security_headers)
     for path in PAGES:
         app.router.add_get(path, page)

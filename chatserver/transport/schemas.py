@@ -189,7 +189,7 @@ def pause(payload: Any) -> tuple[str, bool]:
 
 def leave(payload: Any) -> tuple[str, str]:
     p = obj(payload, frozenset({"conversation", "reason"}))
-    return conv_id(p["conversation"]), choice(p["reason"], ("done", "panic"))
+    return conv_id(p["conversation"]), choice(p["reason"], ("done", "panic", "closed"))
 
 
 def conversation_only(payload: Any) -> str:

@@ -2,12 +2,15 @@
 start leaving (``location.replace`` to the exit hop) within the press's own
 event dispatch, so nothing on the network or a timer can hold them up; they
 land on the neutral site, Back does not return to the chat, the origin holds
-nothing afterwards, and the counsellor sees "left (exit)"."""
+nothing afterwards, and the counsellor sees "left (exit)". The same holds
+before the bundle has arrived (the early exit inline in the page's <head>), and
+with scripts off the button is still a link that leaves."""
 
 from __future__ import annotations
 
 import asyncio
 import json
+import re
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Any
@@ -68,11 +71,13 @@ async def chat(browser: Any, chat_server: ChatServer, console: Any) -> AsyncIter
     await ctx.close()
 
 
-async def watch_dispatch(page: Any, target: str, event: str) -> list[dict[str, Any]]:
+async def watch_dispatch(page: Any, target: str, event: str, *, capture: bool = True
+                         ) -> list[dict[str, Any]]:
     """Look at the page at the end of each ``event`` dispatch on ``target``.
 
     The listener is added to the node the quick exit listens on ("document"
-    for clicks, "window" for keys), in the same phase, after it: so it runs
+    for clicks, "window" for keys; "window" in the bubble phase for clicks
+    before the bundle has loaded), in the same phase, after it: so it runs
     in the same dispatch, after the exit's own handler, before the page can
     do anything asynchronous. By then the page must be blank and the
     navigation to the exit hop must have started (the Navigation API's
@@ -88,7 +93,7 @@ async def watch_dispatch(page: Any, target: str, event: str) -> list[dict[str, A
 
     page.on("console", on_console)
     await page.evaluate(
-        """([target, ev]) => {
+        """([target, ev, capture]) => {
             let nav = null;
             navigation.addEventListener('navigate', (e) => {
                 nav = {type: e.navigationType, path: new URL(e.destination.url).pathname};
@@ -98,9 +103,9 @@ async def watch_dispatch(page: Any, target: str, event: str) -> list[dict[str, A
                     nav,
                     hidden: document.body.hidden,
                     children: document.body.children.length,
-                })), true);
+                })), capture);
         }""",
-        [target, event])
+        [target, event, capture])
     return seen
 
 
@@ -139,6 +144,10 @@ async def _assert_left_cleanly(chat: Chat, chat_server: ChatServer, neutral: Neu
 
 async def _is_panic(chat: Chat) -> bool:
     return await console_state(chat.staff, chat.conv) == "panic_exit"
+
+
+async def _is_closed(chat: Chat) -> bool:
+    return await console_state(chat.staff, chat.conv) == "page_closed"
 
 
 async def test_quick_exit_button(chat: Chat, chat_server: ChatServer, neutral: NeutralSite
@@ -246,9 +255,129 @@ async def test_leaving_by_other_means_wipes_and_back_starts_fresh(
     youth = chat.youth
     await youth.fill("#composer", "not sent")
     await youth.goto(neutral.url)  # any navigation away: pagehide wipes
-    await eventually(lambda: _is_panic(chat), 5)
+    # ... and is reported as a closed page, not as the quick exit
+    await eventually(lambda: _is_closed(chat), 5)
     await youth.go_back()
     # no-store: the page is loaded afresh, never restored with the chat in it
     await youth.wait_for_selector("main[data-screen=safety]")
     assert await youth.locator("#log").count() == 0
     assert "hej" not in (await youth.inner_text("main"))
+
+
+# --- before the bundle has loaded ------------------------------------------------
+
+BUNDLE = re.compile(r"/assets/[0-9a-f]{20}\.js$")
+
+
+async def _youth_with_bundle_held(browser: Any, chat_server: ChatServer
+                                  ) -> tuple[Any, Any, list[str]]:
+    """A youth page whose script bundle never arrives (a very slow phone): the
+    request is routed to a handler that never answers it. The page is looked at
+    as soon as its HTML is there; the boot text is still showing."""
+    ctx = await browser.new_context(viewport=PHONE)
+    held: list[str] = []
+
+    async def hold(route: Any) -> None:
+        held.append(route.request.url)  # never continued, never fulfilled
+
+    await ctx.route(BUNDLE, hold)
+    page = await ctx.new_page()
+    # Not "load" or "domcontentloaded": both wait for the module script.
+    await page.goto(chat_server.url + "/", wait_until="commit")
+    await page.wait_for_selector("#qx-link", state="attached")
+    await page.wait_for_selector("#qx", state="visible")
+    await eventually(lambda: held, 5)
+    assert await page.get_attribute("main", "data-screen") is None  # the bundle never ran
+    return ctx, page, held
+
+
+async def _close(ctx: Any) -> None:
+    await ctx.unroute_all(behavior="ignoreErrors")
+    await ctx.close()
+
+
+async def _left_for_good(page: Any, chat_server: ChatServer, neutral: NeutralSite,
+                         arrivals_before: int) -> None:
+    await eventually(lambda: len(neutral.arrivals()) > arrivals_before, 10)
+    await page.wait_for_url(neutral.url)
+    # replace(): the youth page's history entry became the exit hop, whose
+    # redirect landed on the neutral site; Back goes to the tab's blank start.
+    await page.go_back()
+    await asyncio.sleep(0.3)
+    assert not page.url.startswith(chat_server.url), page.url
+
+
+async def test_exit_button_works_before_the_bundle_has_loaded(
+        browser: Any, chat_server: ChatServer, neutral: NeutralSite) -> None:
+    ctx, page, _ = await _youth_with_bundle_held(browser, chat_server)
+    try:
+        exit_responses: list[Any] = []
+        page.on("response", lambda r: exit_responses.append(r) if r.url.endswith("/exit")
+                else None)
+        before = len(neutral.arrivals())
+        # The early exit listens on window in the bubble phase; this watcher
+        # was added after it, so it runs after it in the same dispatch.
+        dispatches = await watch_dispatch(page, "window", "click", capture=False)
+
+        await page.click("#qx")
+
+        await eventually(lambda: dispatches, 5)
+        assert dispatches[0]["nav"] == {"type": "replace", "path": "/exit"}
+        assert dispatches[0]["hidden"] is True
+        await _left_for_good(page, chat_server, neutral, before)
+        assert exit_responses and exit_responses[0].status == 302
+        headers = await exit_responses[0].all_headers()
+        assert headers.get("clear-site-data") == '"cache", "storage"'
+    finally:
+        await _close(ctx)
+
+
+async def test_shift_three_times_works_before_the_bundle_has_loaded(
+        browser: Any, chat_server: ChatServer, neutral: NeutralSite) -> None:
+    ctx, page, _ = await _youth_with_bundle_held(browser, chat_server)
+    try:
+        # Shift as a modifier and a run broken by another key do not count
+        for key in ("Shift", "Shift", "a", "Shift", "Shift+B"):
+            await page.keyboard.press(key)
+        await asyncio.sleep(0.3)
+        assert page.url.startswith(chat_server.url)
+        before = len(neutral.arrivals())
+        dispatches = await watch_dispatch(page, "window", "keyup")
+
+        for _ in range(3):
+            await page.keyboard.press("Shift")
+
+        await eventually(lambda: len(dispatches) >= 3, 5)
+        assert [d["nav"] for d in dispatches[:2]] == [None, None]
+        assert dispatches[2]["nav"] == {"type": "replace", "path": "/exit"}
+        assert dispatches[2]["hidden"] is True
+        await _left_for_good(page, chat_server, neutral, before)
+    finally:
+        await _close(ctx)
+
+
+async def test_without_scripts_the_exit_button_is_a_link_that_leaves(
+        browser: Any, chat_server: ChatServer, neutral: NeutralSite) -> None:
+    """Scripts blocked: the button is a plain link to the exit hop. It leaves
+    (Clear-Site-Data, then the neutral site), but a link adds a history entry:
+    Back returns to the youth page, loaded afresh (no-store), on its boot text.
+    docs/security-design.md says so."""
+    ctx = await browser.new_context(viewport=PHONE, java_script_enabled=False)
+    try:
+        page = await ctx.new_page()
+        await page.goto(chat_server.url + "/")
+        assert await page.get_attribute("#qx", "href") == "/exit"
+        assert await page.get_attribute("#qx", "rel") == "noreferrer"
+        exit_responses: list[Any] = []
+        page.on("response", lambda r: exit_responses.append(r) if r.url.endswith("/exit")
+                else None)
+        before = len(neutral.arrivals())
+        await page.click("#qx")
+        await eventually(lambda: len(neutral.arrivals()) > before, 10)
+        await page.wait_for_url(neutral.url)
+        headers = await exit_responses[0].all_headers()
+        assert headers.get("clear-site-data") == '"cache", "storage"'
+        await page.go_back()
+        await page.wait_for_url(chat_server.url + "/")
+    finally:
+        await ctx.close()

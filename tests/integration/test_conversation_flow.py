@@ -176,3 +176,13 @@ async def test_panic_exit_is_reported_to_counsellor(live_server: LiveServer) -> 
     assert counsellor.conversations[conv].ended_reason == "panic_exit"
 
 
+async def test_closed_page_is_reported_as_page_closed(live_server: LiveServer) -> None:
+    counsellor = await live_server.staff_client()
+    youth = await live_server.youth()
+    conv = (await youth.start())["conversation"]
+    await counsellor.claim(conv)
+    await youth.leave("closed")
+    await counsellor.wait_for(lambda: counsellor.conversations[conv].state == "ended", 5)
+    assert counsellor.conversations[conv].ended_reason == "page_closed"
+
+

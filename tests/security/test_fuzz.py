@@ -207,7 +207,7 @@ GOOD: dict[str, st.SearchStrategy[Any]] = {
     "active": st.booleans(),
     "paused": st.booleans(),
     "on": st.booleans(),
-    "reason": st.sampled_from(["done", "panic"]),
+    "reason": st.sampled_from(["done", "panic", "closed"]),
     "profile": st.fixed_dictionaries({}, optional={
         "language": st.sampled_from(_PROFILE_LISTS["languages"]),
         "age_band": st.sampled_from(_PROFILE_LISTS["age_bands"]),

@@ -9,7 +9,9 @@ build (pages and assets answer 200 through ``FileResponse``, which would add
 
 from __future__ import annotations
 
+import base64
 import gzip
+import hashlib
 import json
 import re
 import subprocess
@@ -21,6 +23,7 @@ import aiohttp
 import pytest
 from multidict import CIMultiDictProxy
 
+from chatserver.transport.http import page_csps
 from tests.conftest import LiveServer, free_port, make_settings, start_server
 
 CSP = ("default-src 'none'; script-src 'self' 'wasm-unsafe-eval'; connect-src 'self'; "
@@ -85,9 +88,21 @@ async def site(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[
         await runner.cleanup()
 
 
+def page_csp(static: Path, page: str) -> str:
+    """The CSP a page must get: CSP plus the hash of each inline script the
+    page carries (computed here from the page itself, not from the manifest)."""
+    path = static / page
+    if not path.is_file():
+        return CSP
+    scripts = re.findall(r"<script>(.*?)</script>", path.read_text(encoding="utf-8"), re.S)
+    hashes = ["'sha256-" + base64.b64encode(hashlib.sha256(s.encode()).digest()).decode() + "'"
+              for s in scripts]
+    return CSP.replace("script-src 'self'", " ".join(["script-src 'self'", *hashes]))
+
+
 def assert_security_headers(what: str, headers: CIMultiDictProxy[str],
-                            *, cookie_allowed: bool = False) -> None:
-    for name, value in EXPECTED.items():
+                            *, cookie_allowed: bool = False, csp: str = CSP) -> None:
+    for name, value in {**EXPECTED, "Content-Security-Policy": csp}.items():
         assert headers.getall(name, []) == [value], f"{what}: {name} = {headers.getall(name, [])}"
     if not cookie_allowed:
         assert "Set-Cookie" not in headers, f"{what} sets a cookie"
@@ -149,7 +164,8 @@ async def test_every_route_carries_the_security_headers(site: Site) -> None:
             status, headers, body = await _request(http, method, server.url + path, **kwargs)
             if expected != -1:
                 assert status == expected, f"{what} answered {status}"
-            assert_security_headers(what, headers)
+            assert_security_headers(
+                what, headers, csp=page_csp(site.static, "index.html") if path == "/" else CSP)
             if path.startswith("/socket.io/"):
                 # engine.io's CORS answer names only our origin, never a wildcard.
                 allowed = headers.getall("Access-Control-Allow-Origin", [])
@@ -250,3 +266,46 @@ def _decompress(encoding: str, body: bytes) -> bytes:
         ["node", "-e", "process.stdout.write(require('zlib').brotliDecompressSync("
          "require('fs').readFileSync(0)))"], input=body, capture_output=True, check=True)
     return done.stdout
+
+
+async def test_a_page_csp_allows_its_published_inline_script_by_hash_only(
+        tmp_path: Path) -> None:
+    """The youth page's early quick exit is an inline script: the build
+    publishes its hash in dist/manifest.json and the server adds exactly that
+    hash to that page's script-src, never 'unsafe-inline'. Anything in the
+    manifest that is not one sha256 hash is ignored; other pages keep CSP."""
+    static = _fake_build(tmp_path / "dist")
+    script = "location.replace('/exit')"
+    (static / "index.html").write_text(
+        f"<!doctype html><title>x</title><script>{script}</script>\n", encoding="utf-8")
+    digest = base64.b64encode(hashlib.sha256(script.encode()).digest()).decode()
+    manifest = {"csp_script_hashes": {"index.html": [f"'sha256-{digest}'"],
+                                      "console.html": ["'unsafe-inline'"],
+                                      "operator.html": [f"'sha256-{digest}' https://evil.example"]}}
+    (static / "manifest.json").write_text(json.dumps(manifest), encoding="utf-8")
+    port = free_port()
+    settings = make_settings(tmp_path / "var", port=port, public_origin=f"http://localhost:{port}",
+                             static_dir=str(static))
+    runner, server = await start_server(settings)
+    try:
+        async with aiohttp.ClientSession() as http:
+            _, headers, _ = await _request(http, "GET", server.url + "/")
+            csp = headers["Content-Security-Policy"]
+            assert csp == page_csp(static, "index.html")
+            assert f"script-src 'self' 'sha256-{digest}' 'wasm-unsafe-eval';" in csp
+            for path in ("/console", "/operator", "/exit", f"/assets/{FAKE_ASSET}", "/healthz"):
+                _, headers, _ = await _request(http, "GET", server.url + path)
+                assert headers["Content-Security-Policy"] == CSP, path
+    finally:
+        await runner.cleanup()
+
+
+def test_the_built_youth_page_csp_holds_the_hash_and_no_unsafe_inline() -> None:
+    """What the server will send for the built youth page; with no build,
+    every page gets the default CSP."""
+    if not (REPO_DIST / "manifest.json").is_file():
+        assert page_csps(REPO_DIST) == {}
+        return
+    csp = page_csps(REPO_DIST)["/"]
+    assert csp == page_csp(REPO_DIST, "index.html") != CSP
+    assert "'sha256-" in csp and "unsafe-inline" not in csp

@@ -296,6 +296,17 @@ def test_panic_exit_reason_and_abandoned_count(world: World) -> None:
     assert world.chat.ops_snapshot()["abandoned_today"] == 1
 
 
+def test_closed_page_is_its_own_reason_not_panic(world: World) -> None:
+    # A reload or a closed tab must not reach the counsellor as a quick exit.
+    yconn, y, _, sconn, _ = world.pair()
+    out = world.chat.leave(yconn, str(y["conversation"]), "closed")
+    assert (sconn, {"conversation": y["conversation"], "state": "ended",
+                    "reason": "page_closed"}) in events(out, "state")
+    ends = [a for a in out.audits if a.action == "conversation_end"]
+    assert [a.detail["reason"] for a in ends] == ["page_closed"]
+    assert str(y["conversation"]) not in world.chat.conversations
+
+
 def test_counsellor_timeout_requeues_youth_first(world: World) -> None:
     yconn, y, _, sconn, _ = world.pair()
     world.counsellor(2)

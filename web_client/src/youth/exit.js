@@ -25,7 +25,7 @@ export function wipePage(reason) {
   // 1. Blank the page before anything else can paint.
   if (body) body.hidden = true;
   document.documentElement.classList.add("wiped");
-  // 2.–4. The app: leave {reason:"panic"} without waiting, disconnect, memzero keys.
+  // 2.–4. The app: leave ("panic"; "closed" on pagehide) without waiting, disconnect, memzero keys.
   try {
     appWipe(reason);
   } catch {

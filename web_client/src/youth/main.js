@@ -36,13 +36,16 @@ import { heading, notice, render, renderBar, screens } from "./view.js";
 
 // --- quick exit: first, before anything can fail -----------------------------
 
-installQuickExit(() => {
+installQuickExit((why) => {
   const { socket, conv } = app;
   if (socket) {
     if (conv && !conv.wiped && app.screen !== "ended") {
-      // Best effort, never awaited: the counsellor sees "left (exit)".
+      // Best effort, never awaited. Only the quick exit is a panic; a reload or
+      // a closed tab (pagehide) is "closed", so the counsellor does not escalate
+      // a panic that did not happen.
+      const reason = why === "panic" ? "panic" : "closed";
       try {
-        socket.emit("leave", { conversation: conv.id, reason: "panic" });
+        socket.emit("leave", { conversation: conv.id, reason });
       } catch {
         // ignore
       }

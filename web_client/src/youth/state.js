@@ -32,6 +32,7 @@ export const app = {
   profileValues: {}, // the start screen's choices, kept across re-renders until start
   professional: false, // "I contact you at work": the consultation lane
   startError: "", // "bad_passphrase" | "rate_limited_code": shown on the start screen
+  startRefused: false, // start refused (rate limit, server trouble): show whom to call
   choosing: false, // returning: "choose" → wait for them / anyone now
   returnCode: null, // {passphrase, expiresAt}: shown once, dropped when its screen is left
   codeReturnTo: null, // the screen to go back to from the return-code screen

@@ -68,6 +68,9 @@ function focusScreen() {
 }
 
 export function go(screen) {
+  // The ended screen is the last place the transcript may show: leaving it
+  // drops the messages, so nobody who picks up the device later can read them.
+  if (app.screen === "ended" && screen !== "ended") app.items = [];
   app.screen = screen;
   app.notice = "";
   app.confirmEnd = false;

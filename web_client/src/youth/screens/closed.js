@@ -35,6 +35,11 @@ export function full() {
   ];
 }
 
+/** Whom to call when the chat cannot take the youth: every refusal shows these. */
+export function helpCards(alternatives) {
+  return [dangerCard(), alternativesCard(alternatives)];
+}
+
 function dangerCard() {
   return h("p", { class: "card danger" }, h("a", { href: telHref(emergency()), class: "tel", text: t("youth.closed.danger", { emergency: emergency() }) }));
 }

@@ -9,6 +9,7 @@ import { raw, t } from "../../lib/i18n.js";
 import { setNotice } from "../../lib/notice.js";
 import { isWiped } from "../exit.js";
 import { onOutboxChange } from "../log.js";
+import { helpCards } from "./closed.js";
 import { app, handlers } from "../state.js";
 import { errorText, go, heading, notice, render } from "../view.js";
 
@@ -91,6 +92,8 @@ export function profile() {
       h("label", { for: urgentId, text: t("youth.profile.urgent") }),
     ),
     notice(),
+    // A refused start never leaves the youth empty-handed: 112 and the alternatives.
+    app.startRefused ? helpCards(app.status && app.status.alternatives) : null,
     h(
       "div",
       { class: "actions" },
@@ -161,6 +164,7 @@ async function onStart(profile) {
   const code = app.returnInput.trim();
   if (code) payload.passphrase = code;
   app.startError = "";
+  app.startRefused = false;
   app.pending = [];
   render(); // the start buttons show as busy while the server checks
   // A return code takes the server a moment (a memory-hard hash): allow for it.
@@ -177,12 +181,15 @@ async function onStart(profile) {
       go("closed");
     } else if (code && (reply.error === "bad_passphrase" || reply.error === "rate_limited")) {
       app.startError = reply.error === "bad_passphrase" ? "bad_passphrase" : "rate_limited_code";
+      app.startRefused = reply.error === "rate_limited";
       render();
       const card = document.getElementById("code-error");
       if (card) card.scrollIntoView({ block: "nearest" });
       const next = document.getElementById("start-without-code");
       if (next) next.focus({ preventScroll: true });
     } else {
+      // Rate limit, a full queue, server trouble or no answer.
+      app.startRefused = true;
       render();
       setNotice(app, errorText(reply.error));
     }
