@@ -6,6 +6,7 @@ import argparse
 import sys
 from collections.abc import Sequence
 
+from chatserver.domain.audit import AuditNotSealed
 from chatserver.settings import ConfigError, load_settings
 
 
@@ -28,11 +29,11 @@ def build_parser() -> argparse.ArgumentParser:
 
 def _serve(args: argparse.Namespace) -> int:
     from chatserver.app import run
-    from chatserver.startup import CannotListen
+    from chatserver.startup import CannotStart
 
     try:
         run(load_settings(args.config))
-    except CannotListen as exc:
+    except CannotStart as exc:
         print(f"chatserver: {exc}", file=sys.stderr)
         return 1
     return 0
@@ -46,6 +47,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ConfigError as exc:
         print(f"chatserver: configuration error: {exc}", file=sys.stderr)
         return 2
+    except AuditNotSealed as exc:  # a staff command on a log that is not sealed
+        print(f"chatserver: error: {exc}", file=sys.stderr)
+        return 1
     return code
 
 

@@ -15,7 +15,7 @@ from aiohttp import web
 
 from chatserver import gc_policy, logs, startup
 from chatserver.crypto.passphrase import PassphraseKdf, words
-from chatserver.domain.audit import AuditLog
+from chatserver.domain.audit import AuditLog, AuditNotSealed
 from chatserver.domain.auth import LoginGuard
 from chatserver.domain.clock import Clock, SystemClock
 from chatserver.domain.conversations import LIAISON_NS, STAFF_NS, YOUTH_NS, ChatService
@@ -130,9 +130,13 @@ async def _lifecycle(app: web.Application) -> AsyncIterator[None]:
         raise RuntimeError("create_app attaches socket.io before start-up")
     ctx.store = await open_store(ctx.settings)
     ctx.audit = AuditLog(ctx.store, ctx.clock, ctx.settings.require_secrets().audit_key)
-    # A log from before the audit key ends in unkeyed entries: seal it now,
-    # not at the first staff action (docs/design/audit.md, "Migration").
-    await ctx.audit.seal_unkeyed()
+    # A log that ends in unkeyed entries is either from before the audit key
+    # or one whose keyed part was removed; only the operator can tell, with
+    # `chatserver audit seal` (docs/design/audit.md, "Migration"). Refused
+    # here rather than at the first staff action.
+    if await ctx.audit.unsealed():
+        await ctx.store.close()
+        raise startup.CannotStart(str(AuditNotSealed()))
     # The dummy hash for unknown usernames is made now, not on the first such
     # login, so that login's timing reveals nothing from the very start.
     await ctx.login_guard.warm_up()

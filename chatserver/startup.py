@@ -22,7 +22,11 @@ from chatserver.settings import Settings
 FIRST_STAFF_ARGS = 'staff add sara --role counsellor --alias "Mira"'
 
 
-class CannotListen(Exception):
+class CannotStart(Exception):
+    """The server will not start; the message says why and what to do."""
+
+
+class CannotListen(CannotStart):
     """The server could not open its listening socket; the message says why."""
 
 

@@ -1,4 +1,5 @@
-"""``chatserver audit verify [--print-head] [--expect-head HASH]``.
+"""``chatserver audit verify [--print-head] [--expect-head HASH]`` and
+``chatserver audit seal [--expect-head HASH]``.
 
 Walks the chain with the audit key (``secrets.audit_key``) and says, in one
 line, whether it holds and where it breaks. Exit codes:
@@ -27,8 +28,10 @@ from typing import TextIO
 import asyncpg
 
 from chatserver.domain import audit
+from chatserver.domain.clock import SystemClock
 from chatserver.settings import Settings, load_settings
 from chatserver.storage import opened
+from chatserver.storage.base import AuditEntry
 
 _HASH = re.compile(r"^[0-9a-f]{64}$")
 
@@ -81,10 +84,52 @@ def verify(
     return EXIT_OK
 
 
-def _verify_cmd(args: argparse.Namespace) -> int:
-    if args.expect_head is not None and not _HASH.match(args.expect_head):
+def seal(settings: Settings, *, expect_head: str | None = None,
+         out: TextIO = sys.stdout, err: TextIO = sys.stderr) -> int:
+    """Seal a log from before the audit key (docs/operations.md, "Upgrading").
+    Exit 0 sealed or nothing to seal, 1 refused (the head is not the one
+    noted), 2 usage or configuration, 3 database unreadable."""
+    key = settings.require_secrets().audit_key
+    where = settings.database_url or str(settings.database_path)
+    if not settings.database_url and not settings.database_path.is_file():
+        print(f"chatserver audit: error: no database at {where}", file=err)
+        return EXIT_UNREADABLE
+
+    async def run() -> AuditEntry | None:
+        async with opened(settings) as store:
+            return await audit.AuditLog(store, SystemClock(), key).seal(expect_head)
+
+    try:
+        marker = asyncio.run(run())
+    except ValueError as exc:
+        print(f"chatserver audit: refused: {exc}", file=out)
+        return EXIT_BROKEN
+    except (sqlite3.Error, asyncpg.PostgresError, asyncpg.InterfaceError, OSError) as exc:
+        print(f"chatserver audit: error: cannot read {where}: {exc}", file=err)
+        return EXIT_UNREADABLE
+    if marker is None:
+        print("audit log: nothing to seal (it does not end in unkeyed entries)", file=out)
+    else:
+        print(f"audit log sealed: entries 1-{marker.seq - 1} by entry {marker.seq}", file=out)
+    return EXIT_OK
+
+
+def _head_arg(value: str | None) -> bool:
+    if value is not None and not _HASH.match(value):
         print("chatserver audit: error: --expect-head takes a 64-character hex hash",
               file=sys.stderr)
+        return False
+    return True
+
+
+def _seal_cmd(args: argparse.Namespace) -> int:
+    if not _head_arg(args.expect_head):
+        return EXIT_USAGE
+    return seal(load_settings(getattr(args, "config", None)), expect_head=args.expect_head)
+
+
+def _verify_cmd(args: argparse.Namespace) -> int:
+    if not _head_arg(args.expect_head):
         return EXIT_USAGE
     return verify(load_settings(getattr(args, "config", None)),
                   print_head=args.print_head, expect_head=args.expect_head)
@@ -101,3 +146,9 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     p.add_argument("--expect-head", metavar="HASH",
                    help="fail unless this previously noted head hash is in the log")
     p.set_defaults(func=_verify_cmd)
+    p = sub.add_parser("seal", help="once, after an upgrade from before the audit key: "
+                                    "key the log's unkeyed entries (exit 0 sealed or "
+                                    "nothing to seal, 1 refused)")
+    p.add_argument("--expect-head", metavar="HASH",
+                   help="seal only if the log ends in this head, noted before the upgrade")
+    p.set_defaults(func=_seal_cmd)

@@ -116,12 +116,22 @@ class AuditLog:
         if conversation is not None and not _PSEUDONYM.match(conversation):
             raise ValueError("audit conversation must be a pseudonym like 'c-1a2b3c4d'")
         detail_json = _check_detail(detail)
+        return await self._append(actor, action, conversation, detail_json, sealing=None)
+
+    async def _append(self, actor: str, action: str, conversation: str | None,
+                      detail_json: str, *, sealing: str | None) -> AuditEntry:
+        """``sealing``: the unkeyed head this entry may chain onto (only
+        ``seal`` passes one); any other append onto an unkeyed head is
+        refused, because the database alone cannot tell an old log from one
+        whose keyed part an attacker removed."""
         at = utc_iso(self._clock.now())
         key = self._key
 
         def next_entry(last: AuditEntry | None) -> AuditEntry:
             # Runs inside the store's write transaction: ``last`` is the head
             # nobody else can append after until this entry is in.
+            if last is not None and last.chain == CHAIN_UNKEYED and last.hash != sealing:
+                raise AuditNotSealed()
             seq = 1 if last is None else last.seq + 1
             prev_hash = GENESIS if last is None else last.hash
             draft = AuditEntry(
@@ -140,15 +150,36 @@ class AuditLog:
 
         return await self._store.append_audit(next_entry)
 
-    async def seal_unkeyed(self) -> AuditEntry | None:
-        """At start-up: if the log ends in unkeyed entries (written before the
-        audit key existed), append ``audit_keyed`` now. Its link covers the
-        last unkeyed hash, so from this moment nobody without the key can
-        rewrite the old part unnoticed. None when there was nothing to seal."""
+    async def seal(self, expect_head: str | None = None) -> AuditEntry | None:
+        """``chatserver audit seal``: if the log ends in unkeyed entries
+        (written before the audit key existed), append ``audit_keyed``, whose
+        link covers the last unkeyed hash; from then on nobody without the key
+        can rewrite the old part unnoticed. With ``expect_head`` (the hash
+        noted before the upgrade, ``verify --print-head``) only that head is
+        sealed. None when there is nothing to seal. Never automatic: a log
+        whose keyed part was removed looks exactly like an old one."""
         head = await self._store.audit_head()
         if head is None or head.chain != CHAIN_UNKEYED:
             return None
-        return await self.record(ACTOR_SYSTEM, "audit_keyed")
+        if expect_head is not None and head.hash != expect_head:
+            raise ValueError("the log's last entry is not the head noted before the upgrade: "
+                             "do not seal it; restore the database from a backup")
+        return await self._append(ACTOR_SYSTEM, "audit_keyed", None, _check_detail({}),
+                                  sealing=head.hash)
+
+    async def unsealed(self) -> bool:
+        """Whether the log ends in unkeyed entries (nothing can be appended)."""
+        head = await self._store.audit_head()
+        return head is not None and head.chain == CHAIN_UNKEYED
+
+
+class AuditNotSealed(RuntimeError):
+    def __init__(self) -> None:
+        super().__init__(
+            "the audit log ends in entries without the audit key: if this database "
+            "is from before the audit key, check it and run `chatserver audit seal` "
+            "once (docs/operations.md, \"Upgrading\"); otherwise its keyed part was "
+            "removed: restore it from a backup")
 
 
 @dataclass(frozen=True, slots=True)
@@ -222,9 +253,9 @@ async def verify(store: AuditStore, key: bytes, expect_head: str | None = None
     if rows and unkeyed == rows:
         return bad(
             expected_seq,
-            f"no keyed entry follows the {rows} unkeyed ones: start the server once with "
-            "the audit key to seal them; if it has run since the upgrade, its keyed "
-            "entries were removed or rewritten",
+            f"no keyed entry follows the {rows} unkeyed ones: if the log is from before "
+            "the audit key, check it and run `chatserver audit seal` once; if it was "
+            "sealed before, its keyed entries were removed or rewritten",
         )
     if not head_seen:
         return bad(

@@ -19,6 +19,7 @@ from chatserver.domain import auth
 from chatserver.domain.audit import AuditLog
 from chatserver.domain.clock import SystemClock
 from chatserver.settings import REPO_ROOT, load_settings
+from chatserver.startup import CannotStart
 from chatserver.storage.sqlite import SqliteStore
 from tests.conftest import free_port, make_settings, start_server
 from tests.unit.test_audit import append_forged, write_unkeyed_log
@@ -223,10 +224,25 @@ async def test_a_database_from_before_the_key_is_upgraded_and_sealed(data_dir: P
     assert unsealed.returncode == 1 and unsealed.stderr == ""
     assert "no keyed entry follows the 3 unkeyed ones" in unsealed.stdout
 
-    # When the server starts once
+    # The server refuses to start on it (it cannot tell an old log from one
+    # whose keyed part was removed), and so does every staff command
     port = free_port()
     settings = make_settings(data_dir, port=port, public_origin=f"http://localhost:{port}")
-    runner, server = await start_server(settings)
+    with pytest.raises(CannotStart, match="audit seal"):
+        await start_server(settings)
+    staff = run(data_dir, "staff", "disable", "nobody")
+    assert staff.returncode != 0 and "Traceback" not in staff.stderr
+
+    # Sealing refuses a head other than the one noted before the upgrade
+    wrong = run(data_dir, "audit", "seal", "--expect-head", "0" * 64)
+    assert wrong.returncode == 1 and "refused" in wrong.stdout
+
+    # When the operator seals it, naming the head noted before the upgrade
+    sealed = run(data_dir, "audit", "seal", "--expect-head", links[-1])
+    assert sealed.returncode == 0, sealed.stdout + sealed.stderr
+    assert sealed.stdout == "audit log sealed: entries 1-3 by entry 4\n"
+    assert run(data_dir, "audit", "seal").stdout.startswith("audit log: nothing to seal")
+    runner, server = await start_server(settings)  # now it starts
     try:
         marker = await server.ctx.store.audit_head()
     finally:

@@ -20,7 +20,7 @@ from chatserver.crypto.audit_chain import (
     entry_hash,
     entry_mac,
 )
-from chatserver.domain.audit import AuditLog, VerifyResult, utc_iso, verify
+from chatserver.domain.audit import AuditLog, AuditNotSealed, VerifyResult, utc_iso, verify
 from chatserver.domain.clock import FakeClock
 from chatserver.storage.base import AuditEntry, NextEntry
 from chatserver.storage.sqlite import SqliteStore, _statements, migrations
@@ -382,12 +382,12 @@ async def test_a_log_from_before_the_key_is_sealed_and_stays_verifiable(
         assert "no keyed entry follows the 3 unkeyed ones" in (unsealed.problem or "")
 
         log = AuditLog(store, clock, KEY)
-        marker = await log.seal_unkeyed()
+        marker = await log.seal()
         assert marker is not None
         assert (marker.seq, marker.actor, marker.action, marker.chain) == (
             4, "system", "audit_keyed", CHAIN_KEYED)
         assert marker.prev_hash == links[-1]  # the last unkeyed head, under the key
-        assert await log.seal_unkeyed() is None  # once
+        assert await log.seal() is None  # once
         await log.record("anna", "login_ok")
         result = await verify(store, KEY)
     assert (result.ok, result.rows, result.unkeyed) == (True, 5, 3)
@@ -397,7 +397,7 @@ async def test_the_sealed_unkeyed_part_cannot_be_rewritten(db_path: Path,
                                                             clock: FakeClock) -> None:
     write_unkeyed_log(db_path, 3)
     async with SqliteStore.open(db_path) as store:
-        await AuditLog(store, clock, KEY).seal_unkeyed()
+        await AuditLog(store, clock, KEY).seal()
     # Entries 2..3 rewritten with the public hash, as the old chain allowed ...
     rechain_unkeyed(db_path, "UPDATE audit SET actor = 'someone' WHERE seq = 2",
                     from_seq=2, to_seq=3)
@@ -500,3 +500,23 @@ async def test_actor_action_and_conversation_are_checked(
     with pytest.raises(ValueError):
         await AuditLog(store, clock, KEY).record(actor, action, conversation)
     assert await _entries(store) == []
+
+
+async def test_a_keyed_log_replaced_by_unkeyed_entries_is_never_sealed_by_accident(
+        db_path: Path, clock: FakeClock) -> None:
+    # Given a keyed log
+    async with SqliteStore.open(db_path) as store:
+        log = AuditLog(store, clock, KEY)
+        await log.record("anna", "login_ok")
+    # When someone with the database alone rewrites it as an unkeyed history
+    rechain_unkeyed(db_path, "UPDATE audit SET actor = 'someone' WHERE seq = 1")
+    async with SqliteStore.open(db_path) as store:
+        log = AuditLog(store, clock, KEY)
+        # Then no append chains onto it (the server would have sealed it)
+        with pytest.raises(AuditNotSealed):
+            await log.record("mallory", "login_ok")
+        assert await log.unsealed()
+        # and sealing names the head noted before, which this one is not
+        with pytest.raises(ValueError, match="not the head noted"):
+            await log.seal(expect_head="0" * 64)
+        assert (await verify(store, KEY)).ok is False
