@@ -5,7 +5,8 @@ handshake that is never polled held ~6 KB for ~45 s (2 000 a second from one
 client grew the process by ~550 MB), and nothing stopped one client from
 holding thousands of sockets. So every anonymous session is counted by the
 client's address group (``ratelimit.address_group``: an IPv6 /64, an IPv4
-address) and in total, and refused at the handshake past a bound:
+address; kept only as a keyed hash, never as text) and in total, and
+refused at the handshake past a bound:
 
 - ``max_connections_per_address``: open sessions of one group. A school or a
   mobile operator's carrier-grade NAT puts many youths behind one IPv4
@@ -27,9 +28,11 @@ This module only keeps counts and decides; transport/server.py asks it.
 
 from __future__ import annotations
 
+import secrets
 from dataclasses import dataclass
 from typing import Any
 
+from chatserver.crypto.tokens import keyed_hash
 from chatserver.settings import Settings
 from chatserver.transport.ratelimit import UNPARSED_GROUP, address_group, client_address
 
@@ -40,7 +43,7 @@ TOO_MANY_PENDING = "too_many_handshakes"
 
 @dataclass(slots=True)
 class _Session:
-    group: str
+    group: bytes
     joined: bool = False
 
 
@@ -51,10 +54,13 @@ class Admission:
         self._pending_max = settings.max_pending_handshakes
         self._joined_max = settings.max_anonymous_connections
         self.join_secs = settings.handshake_join_secs
+        # Groups are kept only as keyed hashes (``key_for``), like every
+        # per-address count: a memory dump shows no address or network.
+        self._key = secrets.token_bytes(32)
         self._sessions: dict[str, _Session] = {}
         self._unjoined: dict[str, float] = {}  # sid -> born; insertion order = age
-        self._open: dict[str, int] = {}  # group -> open sessions
-        self._pending: dict[str, int] = {}  # group -> sessions not yet joined
+        self._open: dict[bytes, int] = {}  # group key -> open sessions
+        self._pending: dict[bytes, int] = {}  # group key -> sessions not yet joined
         self.pending_total = 0
         self.joined_total = 0
         self.refused: dict[str, int] = {TOO_MANY_FROM_ADDRESS: 0, TOO_MANY_PENDING: 0}
@@ -69,7 +75,11 @@ class Admission:
     def __len__(self) -> int:
         return len(self._sessions)
 
-    def refusal(self, group: str) -> str | None:
+    def key_for(self, group: str) -> bytes:
+        """The only form in which a group is kept or compared."""
+        return keyed_hash(self._key, group, "admission-group")
+
+    def refusal(self, group: bytes) -> str | None:
         """Why a new session of ``group`` would be refused now (counted), or
         None. Changes nothing else: the HTTP layer asks before engine.io builds
         a session, so a flood is refused at the cost of an HTTP request."""
@@ -83,7 +93,7 @@ class Admission:
             self.refused[refusal] += 1
         return refusal
 
-    def admit(self, eio_sid: str, group: str, now: float) -> str | None:
+    def admit(self, eio_sid: str, group: bytes, now: float) -> str | None:
         """Count a new anonymous session, or return why it is refused."""
         refusal = self.refusal(group)
         if refusal is not None:
@@ -134,7 +144,7 @@ class Admission:
             late.append(sid)
         return late
 
-    def _drop_pending(self, group: str) -> None:
+    def _drop_pending(self, group: bytes) -> None:
         self.pending_total -= 1
         left = self._pending[group] - 1
         if left:

@@ -47,7 +47,8 @@ class ChatSocketServer(socketio.AsyncServer):  # type: ignore[misc]  # socketio 
         if self.admission is None or self._address_group_of is None:
             return None
         group = self._address_group_of(environ)
-        return self.admission.refusal(group) if group is not None else None
+        return (self.admission.refusal(self.admission.key_for(group))
+                if group is not None else None)
 
     async def _handle_eio_connect(self, eio_sid: str, environ: dict[str, Any]) -> Any:
         # Asked again here, where the session is counted: the HTTP layer's
@@ -55,7 +56,8 @@ class ChatSocketServer(socketio.AsyncServer):  # type: ignore[misc]  # socketio 
         if self.admission is not None and self._address_group_of is not None:
             group = self._address_group_of(environ)
             if group is not None:
-                refusal = self.admission.admit(eio_sid, group, time.monotonic())
+                refusal = self.admission.admit(eio_sid, self.admission.key_for(group),
+                                               time.monotonic())
                 if refusal is not None:
                     # engine.io answers the handshake with HTTP 401 and this
                     # body, before any socket.io state exists for it.

@@ -22,20 +22,20 @@ def gate(settings: Settings, **limits: float) -> Admission:
 def test_pending_handshakes_are_bounded_per_group_and_freed_by_joining(
         settings: Settings) -> None:
     a = gate(settings)
-    assert a.admit("s1", "g", 0) is None and a.admit("s2", "g", 0) is None
-    assert a.admit("s3", "g", 0) == TOO_MANY_PENDING
-    assert a.admit("t1", "other", 0) is None  # another group is not affected
+    assert a.admit("s1", a.key_for("g"), 0) is None and a.admit("s2", a.key_for("g"), 0) is None
+    assert a.admit("s3", a.key_for("g"), 0) == TOO_MANY_PENDING
+    assert a.admit("t1", a.key_for("other"), 0) is None  # another group is not affected
     a.joined("s1")
-    assert a.admit("s3", "g", 0) is None  # one pending place freed
-    assert a.admit("s4", "g", 0) == TOO_MANY_FROM_ADDRESS  # 3 open in the group
+    assert a.admit("s3", a.key_for("g"), 0) is None  # one pending place freed
+    assert a.admit("s4", a.key_for("g"), 0) == TOO_MANY_FROM_ADDRESS  # 3 open in the group
     assert a.refused == {TOO_MANY_FROM_ADDRESS: 1, TOO_MANY_PENDING: 1}
 
 
 def test_node_wide_pending_bound(settings: Settings) -> None:
     a = gate(settings, max_pending_handshakes=3)
     for i in range(3):
-        assert a.admit(f"s{i}", f"g{i}", 0) is None
-    assert a.admit("late", "fresh", 0) == TOO_MANY_PENDING
+        assert a.admit(f"s{i}", a.key_for(f"g{i}"), 0) is None
+    assert a.admit("late", a.key_for("fresh"), 0) == TOO_MANY_PENDING
 
 
 def test_full_counts_joined_sessions_only_and_gone_frees_everything(
@@ -43,7 +43,7 @@ def test_full_counts_joined_sessions_only_and_gone_frees_everything(
     a = gate(settings, max_connections_per_address=100, max_pending_handshakes_per_address=100,
              max_pending_handshakes=100, max_anonymous_connections=2)
     for i in range(3):
-        a.admit(f"s{i}", "g", 0)
+        a.admit(f"s{i}", a.key_for("g"), 0)
     a.joined("s0")
     assert not a.full()
     a.joined("s1")
@@ -58,9 +58,20 @@ def test_full_counts_joined_sessions_only_and_gone_frees_everything(
 def test_overdue_lists_only_unjoined_sessions_past_the_deadline(settings: Settings) -> None:
     a = gate(settings, max_connections_per_address=100, max_pending_handshakes_per_address=100,
              max_pending_handshakes=100, handshake_join_secs=10.0)
-    a.admit("old-joined", "g", 0)
+    a.admit("old-joined", a.key_for("g"), 0)
     a.joined("old-joined")
-    a.admit("old", "g", 1)
-    a.admit("young", "g", 8)
+    a.admit("old", a.key_for("g"), 1)
+    a.admit("young", a.key_for("g"), 8)
     assert a.overdue(11.5) == ["old"]
     assert a.overdue(30) == ["old", "young"]
+
+
+def test_groups_are_kept_only_as_keyed_hashes(settings: Settings) -> None:
+    # Like every per-address count: no network or address in memory.
+    a = gate(settings)
+    group = "2001:db8:1:2::/64"
+    assert a.admit("s1", a.key_for(group), 0) is None
+    assert a.key_for(group) != group.encode() and len(a.key_for(group)) == 32
+    kept = [*a._open, *a._pending, *(s.group for s in a._sessions.values())]
+    assert kept and all(isinstance(k, bytes) and group.encode() not in k for k in kept)
+    assert Admission(settings).key_for(group) != a.key_for(group)  # a key per process
