@@ -4,6 +4,7 @@ way a person would (clicks and typing), and record what crosses the wire."""
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from tests.browser.conftest import ChatServer, StaffAccount
@@ -152,3 +153,19 @@ async def storage_report(page: Any) -> dict[str, Any]:
                 ? (await navigator.serviceWorker.getRegistrations()).length : 0,
             caches: self.caches ? (await caches.keys()).length : 0,
         })"""))
+
+
+def files_with(root: Path, needles: dict[str, bytes]) -> dict[str, list[str]]:
+    """{file: [needle names]} for every file under root holding any needle."""
+    found: dict[str, list[str]] = {}
+    for path in sorted(root.rglob("*")):
+        if not path.is_file() or path.is_symlink():
+            continue
+        try:
+            data = path.read_bytes()
+        except OSError:
+            continue
+        hits = [name for name, needle in needles.items() if needle in data]
+        if hits:
+            found[str(path.relative_to(root))] = hits
+    return found

@@ -35,6 +35,7 @@ from tests.browser.helpers import (
     console_claim_first,
     console_duty_on,
     console_login,
+    files_with,
     youth_to_queue,
     youth_wait_chat,
 )
@@ -68,22 +69,6 @@ def secret_forms(code: str) -> dict[str, bytes]:
         forms[f"{name} utf-16be"] = text.encode("utf-16-be")
     forms["raw bytes"] = raw
     return forms
-
-
-def files_with(root: Path, needles: dict[str, bytes]) -> dict[str, list[str]]:
-    """{file: [needle names]} for every file under root holding any needle."""
-    found: dict[str, list[str]] = {}
-    for path in sorted(root.rglob("*")):
-        if not path.is_file() or path.is_symlink():
-            continue
-        try:
-            data = path.read_bytes()
-        except OSError:
-            continue
-        hits = [name for name, needle in needles.items() if needle in data]
-        if hits:
-            found[str(path.relative_to(root))] = hits
-    return found
 
 
 @pytest_asyncio.fixture(loop_scope="module")

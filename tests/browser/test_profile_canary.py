@@ -40,6 +40,7 @@ from tests.browser.helpers import (
     console_sees,
     console_send,
     console_state,
+    files_with,
     youth_sees,
     youth_send,
     youth_to_queue,
@@ -69,17 +70,12 @@ def encodings(text: str) -> list[bytes]:
 
 def files_containing(root: Path, needles: list[str]) -> dict[str, list[str]]:
     """{needle: [files]} for every needle found under root, in any encoding."""
+    forms = {f"{needle}\0{i}": enc for needle in needles
+             for i, enc in enumerate(encodings(needle))}
     found: dict[str, list[str]] = {}
-    for path in sorted(root.rglob("*")):
-        if not path.is_file() or path.is_symlink():
-            continue
-        try:
-            data = path.read_bytes()
-        except OSError:
-            continue
-        for needle in needles:
-            if any(enc in data for enc in encodings(needle)):
-                found.setdefault(needle, []).append(str(path.relative_to(root)))
+    for file, hits in files_with(root, forms).items():
+        for needle in dict.fromkeys(hit.split("\0", 1)[0] for hit in hits):
+            found.setdefault(needle, []).append(file)
     return found
 
 
