@@ -38,7 +38,7 @@ const DEFAULT_LANG = "sv";
 const PAGES = [
   { html: "index.html", js: "youth/main.js", css: "youth.css", section: "youth", titleKey: "youth.title", bodyClass: "youth", barClass: "bar", quickExit: true },
   { html: "console.html", js: "console/main.js", css: "staff.css", section: "staff", titleKey: "staff.console_title", bodyClass: "staff", barClass: "bar staff-bar", noindex: true },
-  { html: "operator.html", js: "operator/main.js", css: "staff.css", section: "staff", titleKey: "staff.operator_title", bodyClass: "staff operator", barClass: "bar staff-bar", noindex: true },
+  { html: "operator.html", js: "operator/main.js", css: "staff.css", section: "operator", titleKey: "staff.operator_title", bodyClass: "staff operator", barClass: "bar staff-bar", noindex: true },
   { html: "join.html", js: "liaison/main.js", css: "staff.css", section: "liaison", titleKey: "liaison.title", loadingKey: "liaison.loading", bodyClass: "staff liaison", barClass: "bar staff-bar", noindex: true },
 ];
 const TEMPLATE = path.join(SRC, "pages", "template.html");
@@ -65,19 +65,35 @@ function parseArgs(argv) {
 
 // --- catalogs ------------------------------------------------------------------
 
+// One folder per language, one file per section:
+//   src/i18n/<code>/meta.json      {lang, name, dir}
+//   src/i18n/<code>/<section>.json youth, staff, operator, liaison (each optional
+//                                  but youth; a language lists itself only on
+//                                  the pages whose section it has)
+// so a language can exist for the youth page alone, and texts for one page
+// live apart from the others'.
+const SECTIONS = ["youth", "staff", "operator", "liaison"];
+
 function loadCatalogs() {
-  const files = fs.readdirSync(I18N).filter((f) => f.endsWith(".json")).sort();
+  const codes = fs.readdirSync(I18N, { withFileTypes: true }).filter((d) => d.isDirectory()).map((d) => d.name).sort();
   const catalogs = {};
-  for (const f of files) {
-    const code = f.slice(0, -5);
-    const data = JSON.parse(fs.readFileSync(path.join(I18N, f), "utf8"));
-    const meta = data.meta || {};
+  for (const code of codes) {
+    const dir = path.join(I18N, code);
+    const read = (name) => JSON.parse(fs.readFileSync(path.join(dir, name), "utf8"));
+    const meta = fs.existsSync(path.join(dir, "meta.json")) ? read("meta.json") : {};
     if (meta.lang !== code || typeof meta.name !== "string" || !["ltr", "rtl"].includes(meta.dir)) {
-      throw new Error(`${f}: meta must be {lang: "${code}", name, dir: "ltr"|"rtl"}`);
+      throw new Error(`i18n/${code}/meta.json must be {lang: "${code}", name, dir: "ltr"|"rtl"}`);
     }
+    const unknown = fs.readdirSync(dir).filter((f) => f !== "meta.json" && !SECTIONS.includes(f.replace(/\.json$/, "")));
+    if (unknown.length) throw new Error(`i18n/${code}: unknown files ${unknown.join(", ")} (sections are ${SECTIONS.join(", ")})`);
+    const data = { meta };
+    for (const section of SECTIONS) {
+      if (fs.existsSync(path.join(dir, `${section}.json`))) data[section] = read(`${section}.json`);
+    }
+    if (!data.youth) throw new Error(`i18n/${code}/youth.json is missing`);
     catalogs[code] = data;
   }
-  if (!catalogs[DEFAULT_LANG]) throw new Error(`the default catalog ${DEFAULT_LANG}.json is missing`);
+  if (!catalogs[DEFAULT_LANG]) throw new Error(`the default catalog i18n/${DEFAULT_LANG}/ is missing`);
   return catalogs;
 }
 
@@ -89,7 +105,7 @@ function leafKeys(node, prefix = "") {
 /** Warn about keys a catalog lacks (they fall back to Swedish at run time). */
 function reportMissing(catalogs) {
   const missing = {};
-  for (const section of ["youth", "staff", "liaison"]) {
+  for (const section of SECTIONS) {
     const ref = leafKeys(catalogs[DEFAULT_LANG][section]);
     for (const [code, cat] of Object.entries(catalogs)) {
       if (code === DEFAULT_LANG || !cat[section]) continue;
@@ -101,14 +117,19 @@ function reportMissing(catalogs) {
   return missing;
 }
 
-/** The module a page imports as "virtual:catalogs": only its own section. */
+/** The module a page imports as "virtual:catalogs": only what its page shows. */
 function catalogModule(catalogs, section) {
   const out = {};
   for (const [code, cat] of Object.entries(catalogs)) {
-    // Staff and liaison pages list only languages that have their section.
+    // Staff, operator and liaison pages list only languages that have their section.
     if (!cat[section]) continue;
-    // Staff pages label the youth's profile codes too (queue tags).
-    const text = section === "staff" ? { staff: cat.staff, codes: (cat.youth && cat.youth.codes) || {} } : { [section]: cat[section] };
+    // Staff pages label the youth's profile codes too (queue tags); the
+    // operator page shares the staff texts (sign-in, bar) and has its own.
+    const codes = (cat.youth && cat.youth.codes) || {};
+    let text;
+    if (section === "staff") text = { staff: cat.staff, codes };
+    else if (section === "operator") text = { staff: cat.staff || {}, operator: cat.operator, codes };
+    else text = { [section]: cat[section] };
     out[code] = { meta: cat.meta, text };
   }
   return `export default ${JSON.stringify(out)};`;

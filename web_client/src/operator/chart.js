@@ -24,7 +24,7 @@ export function queueChart(history, nowMs, labelledBy) {
   const baseY = fmt(y(0));
   const area = points.length ? `M${fmt(x(points[0].at))},${baseY} L${line.replace(/ /g, " L")} L${fmt(x(points[points.length - 1].at))},${baseY} Z` : "";
   const now = points.length ? points[points.length - 1].queue_length : 0;
-  const summary = t("staff.ops.chart_summary", { max: Math.max(0, ...points.map((p) => p.queue_length)), hours: HOURS, now });
+  const summary = t("operator.ops.chart_summary", { max: Math.max(0, ...points.map((p) => p.queue_length)), hours: HOURS, now });
 
   const children = [h("svg:title", { text: summary })];
   const ticks = top >= 2 && top % 2 === 0 ? [0, top / 2, top] : [0, top];

@@ -32,7 +32,7 @@ function renderOps() {
   const region = document.getElementById("ops");
   if (!region) return;
   if (!ops) {
-    mount(region, h("p", { text: t("staff.ops.waiting") }));
+    mount(region, h("p", { text: t("operator.ops.waiting") }));
     return;
   }
   const counsellors = Array.isArray(ops.counsellors) ? ops.counsellors : [];
@@ -42,21 +42,21 @@ function renderOps() {
     h(
       "dl",
       { class: "stats" },
-      stat("queue-length", t("staff.ops.queue_length"), String(ops.queue_length ?? 0)),
-      stat("longest-wait", t("staff.ops.longest_wait"), formatDuration(ops.longest_wait_secs || 0)),
-      stat("median-wait", t("staff.ops.median_wait"), formatDuration(ops.median_wait_secs || 0)),
-      stat("active", t("staff.ops.active"), String(ops.active ?? 0)),
-      stat("paused", t("staff.ops.paused"), String(ops.paused ?? 0)),
-      stat("abandoned", t("staff.ops.abandoned_today"), String(ops.abandoned_today ?? 0)),
+      stat("queue-length", t("operator.ops.queue_length"), String(ops.queue_length ?? 0)),
+      stat("longest-wait", t("operator.ops.longest_wait"), formatDuration(ops.longest_wait_secs || 0)),
+      stat("median-wait", t("operator.ops.median_wait"), formatDuration(ops.median_wait_secs || 0)),
+      stat("active", t("operator.ops.active"), String(ops.active ?? 0)),
+      stat("paused", t("operator.ops.paused"), String(ops.paused ?? 0)),
+      stat("abandoned", t("operator.ops.abandoned_today"), String(ops.abandoned_today ?? 0)),
     ),
-    h("h2", { id: "chart-h", text: t("staff.ops.chart") }),
+    h("h2", { id: "chart-h", text: t("operator.ops.chart") }),
     queueChart(history, ops.at || Date.now(), "chart-h"),
-    h("h2", { id: "c-h", text: t("staff.ops.counsellors") }),
+    h("h2", { id: "c-h", text: t("operator.ops.counsellors") }),
     counsellors.length
       ? h(
           "table",
           { "aria-labelledby": "c-h", id: "counsellors" },
-          h("thead", {}, h("tr", {}, h("th", { scope: "col", text: t("staff.ops.alias") }), h("th", { scope: "col", text: t("staff.ops.on_duty") }), h("th", { scope: "col", text: t("staff.ops.load") }))),
+          h("thead", {}, h("tr", {}, h("th", { scope: "col", text: t("operator.ops.alias") }), h("th", { scope: "col", text: t("operator.ops.on_duty") }), h("th", { scope: "col", text: t("operator.ops.load") }))),
           h(
             "tbody",
             {},
@@ -65,14 +65,14 @@ function renderOps() {
                 "tr",
                 {},
                 h("td", { text: String(c.alias || "") }),
-                h("td", { text: c.on_duty ? t("staff.ops.yes") : t("staff.ops.no") }),
+                h("td", { text: c.on_duty ? t("operator.ops.yes") : t("operator.ops.no") }),
                 h("td", { text: `${c.load ?? 0} / ${c.capacity ?? 0}` }),
               ),
             ),
           ),
         )
-      : h("p", { text: t("staff.ops.none") }),
-    h("p", { class: "updated", id: "updated", text: t("staff.ops.updated", { time: formatClock(ops.at || Date.now()) }) }),
+      : h("p", { text: t("operator.ops.none") }),
+    h("p", { class: "updated", id: "updated", text: t("operator.ops.updated", { time: formatClock(ops.at || Date.now()) }) }),
   );
 }
 
@@ -80,9 +80,9 @@ function renderPage() {
   renderBar();
   mount(
     main,
-    h("h2", { class: "visually-hidden", text: t("staff.ops.heading") }),
+    h("h2", { class: "visually-hidden", text: t("operator.ops.heading") }),
     app.online ? null : h("p", { class: "offline", role: "status", text: t("staff.offline") }),
-    h("section", { id: "ops", "aria-label": t("staff.ops.heading") }),
+    h("section", { id: "ops", "aria-label": t("operator.ops.heading") }),
   );
   renderOps();
 }
