@@ -1,5 +1,5 @@
 # The two commands in the README: `make run` and `make test`.
-.PHONY: setup run test lint loadtest loadtest-quick loadtest-smoke loadtest-hostile clean
+.PHONY: setup run test lint loadtest loadtest-quick loadtest-smoke loadtest-hostile loadtest-slowphone clean
 
 setup:
 	@scripts/setup.sh
@@ -11,7 +11,10 @@ test:
 	@scripts/setup.sh --browser --postgres
 	.venv/bin/ruff check chatserver tests loadtests
 	.venv/bin/mypy
-	.venv/bin/pytest -q -p no:cacheprovider
+	# Four workers, one test module each at a time (module-scoped servers and
+	# browsers stay per module): most of the suite waits on real sockets,
+	# processes and Chromium, so four workers keep two cores busy.
+	.venv/bin/pytest -q -p no:cacheprovider -n 4 --dist loadfile
 
 lint: setup
 	.venv/bin/ruff check chatserver tests loadtests
@@ -29,6 +32,11 @@ loadtest-smoke: setup
 # One hostile client beside a real conversation (docs/hostile-client.md).
 loadtest-hostile: setup
 	.venv/bin/python -m loadtests.hostile
+
+# The youth page on an emulated cheap phone over slow 3G (docs/performance.md).
+loadtest-slowphone:
+	@scripts/setup.sh --browser
+	.venv/bin/python -m loadtests.slowphone
 
 clean:
 	rm -rf .venv web_client/node_modules web_client/dist .pytest_cache .mypy_cache .ruff_cache

@@ -1,4 +1,4 @@
-"""Command line: ``chatserver serve | staff … | audit … | store …``."""
+"""Command line: ``chatserver serve | staff … | audit … | store … | stats …``."""
 
 from __future__ import annotations
 
@@ -12,7 +12,9 @@ from chatserver.settings import ConfigError, load_settings
 
 def build_parser() -> argparse.ArgumentParser:
     from chatserver.cli import audit as audit_cli
+    from chatserver.cli import partners as partners_cli
     from chatserver.cli import staff as staff_cli
+    from chatserver.cli import stats as stats_cli
     from chatserver.cli import store as store_cli
 
     parser = argparse.ArgumentParser(prog="chatserver", description=__doc__)
@@ -24,6 +26,8 @@ def build_parser() -> argparse.ArgumentParser:
     staff_cli.register(sub)
     audit_cli.register(sub)
     store_cli.register(sub)
+    partners_cli.register(sub)
+    stats_cli.register(sub)
     return parser
 
 

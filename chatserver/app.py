@@ -14,16 +14,18 @@ from typing import Any
 from aiohttp import web
 
 from chatserver import gc_policy, logs, startup
-from chatserver.crypto.passphrase import PassphraseKdf, words
-from chatserver.domain.audit import AuditLog, AuditNotSealed
+from chatserver.crypto.passphrase import PassphraseKdf, check_word_lists
+from chatserver.domain import audit_retention
+from chatserver.domain.audit import ACTOR_SYSTEM, AuditLog, AuditNotSealed
 from chatserver.domain.auth import LoginGuard
 from chatserver.domain.clock import Clock, SystemClock
 from chatserver.domain.conversations import LIAISON_NS, STAFF_NS, YOUTH_NS, ChatService
 from chatserver.domain.events import Conn, Outcome
+from chatserver.domain.partner_bank import PartnerBank
 from chatserver.domain.referrals import load_directory
 from chatserver.domain.sessions import SessionStore
 from chatserver.domain.stats import StatsCounter
-from chatserver.settings import Settings
+from chatserver.settings import ConfigError, Settings
 from chatserver.storage import open_store
 from chatserver.transport import admission, http, wire_json
 from chatserver.transport.context import Context
@@ -31,6 +33,7 @@ from chatserver.transport.liaison import LiaisonNamespace
 from chatserver.transport.manager import RoomIndexedManager
 from chatserver.transport.metrics import serve_metrics
 from chatserver.transport.packet_queue import use_packet_queues
+from chatserver.transport.partners_api import partners_changed
 from chatserver.transport.ratelimit import AddressLimiter, FailureBudget
 from chatserver.transport.server import ChatSocketServer
 from chatserver.transport.staff import StaffNamespace, session_token
@@ -46,6 +49,9 @@ QUEUE_ROUND_SLICE = 32
 HISTORY_SAMPLE_SECS = 60.0
 ADDRESS_SWEEP_SECS = 300.0
 HANDSHAKE_SWEEP_SECS = 1.0  # unjoined handshakes close within handshake_join_secs + this
+# How often the database's directory version is compared with this node's
+# copy (docs/design/partners.md): one one-row read.
+PARTNERS_REFRESH_SECS = 5.0
 RETURN_PURGE_SECS = 3600.0  # expired return codes are deleted hourly (docs/security-design.md)
 LISTEN_BACKLOG = 2048  # the kernel caps it at net.core.somaxconn
 STAFF_NAMESPACE = web.AppKey("staff_namespace", StaffNamespace)
@@ -54,7 +60,7 @@ BODY_MAX_BYTES = 64 * 1024  # no HTTP route takes more; socket.io has its own bo
 
 def create_app(settings: Settings, clock: Clock | None = None) -> web.Application:
     clock = clock or SystemClock()
-    words()  # the passphrase word list is checked at start-up, not at the first return
+    check_word_lists()  # the return-code word lists are checked at start-up, not at a return
     stats = StatsCounter(clock)
     ctx = Context(
         settings=settings, clock=clock,
@@ -68,7 +74,6 @@ def create_app(settings: Settings, clock: Clock | None = None) -> web.Applicatio
         return_addresses=AddressLimiter(clock, settings.rate_returns_per_hour),
         invite_addresses=AddressLimiter(clock, settings.rate_invites_per_hour),
         return_failures=FailureBudget(clock, settings.return_failures_per_min),
-        directory=load_directory(settings.partners_file),
     )
     lib_logger = logs.library_logger()
 
@@ -137,6 +142,16 @@ async def _lifecycle(app: web.Application) -> AsyncIterator[None]:
     if await ctx.audit.unsealed():
         await ctx.store.close()
         raise startup.CannotStart(str(AuditNotSealed()))
+    # The partner directory: seeded from the partners file into an empty
+    # database, then read from it (docs/design/partners.md).
+    ctx.partners = PartnerBank(ctx.store, ctx.audit, ctx.clock)
+    try:
+        await ctx.partners.open(lambda: load_directory(ctx.settings.partners_file).everything(),
+                                ACTOR_SYSTEM)
+    except ConfigError as exc:
+        await ctx.store.close()
+        raise startup.CannotStart(str(exc)) from None
+    ctx.partners.listen(partners_changed(ctx))
     # The dummy hash for unknown usernames is made now, not on the first such
     # login, so that login's timing reveals nothing from the very start.
     await ctx.login_guard.warm_up()
@@ -194,16 +209,31 @@ async def _lifecycle(app: web.Application) -> AsyncIterator[None]:
 
     every(HANDSHAKE_SWEEP_SECS, close_unjoined, "handshakes")
     every(RETURN_PURGE_SECS, purge_returns, "returns")
+
+    async def prune_audit() -> None:
+        await audit_retention.prune(ctx.store, ctx.audit, ctx.clock,
+                                    ctx.settings.require_secrets().audit_key,
+                                    ctx.settings.audit_retention_days)
+
+    # Retention (docs/design/audit.md, "Retention"): daily, and once at start.
+    every(audit_retention.PRUNE_EVERY_SECS, prune_audit, "audit-retention")
+
+    async def refresh_partners() -> None:
+        await ctx.partners.refresh()
+
+    # Changes by another node or the CLI reach this node's consoles within this.
+    every(PARTNERS_REFRESH_SECS, refresh_partners, "partners")
     # A staff socket with no events would otherwise outlive its session, and a
     # disabled account's console could go on relaying (StaffNamespace.before).
     every(min(ctx.settings.staff_recheck_secs, ctx.settings.session_idle_secs / 2),
           app[STAFF_NAMESPACE].close_stale, "staff-recheck")
     ctx.chat.sample_history()
     await purge_returns()
+    await prune_audit()
     unverified = len(ctx.directory.unverified())
     if unverified:
-        log.warning("%d referral directory entries are marked verify = true: check them "
-                    "before go-live (docs/operations.md)", unverified)
+        log.warning("%d referral directory entries are not marked verified: check them "
+                    "with the partners before go-live (docs/operations.md)", unverified)
     log.info(startup.ready_message(ctx.settings, len(await ctx.store.list_staff())))
     try:
         yield

@@ -74,8 +74,28 @@ class QueueEmpty(ChatError):
     code = "queue_empty"
 
 
+class YouthOffline(ChatError):
+    """The youth's page has been gone past presence_grace_secs: claim only
+    with ``offline_ok`` (the counsellor was asked first)."""
+
+    code = "youth_offline"
+
+
+class UnknownLanguage(ChatError):
+    """A youth page language the server has no catalog for (a page built from
+    other sources than the server's configuration lists)."""
+
+    code = "unknown_language"
+
+
 class QueueFull(ChatError):
     code = "queue_full"
+
+
+class BadRange(ChatError):
+    """A statistics period that is malformed, reversed or too long."""
+
+    code = "bad_range"
 
 
 class NobodyOnDuty(ChatError):
@@ -170,6 +190,26 @@ class BadInvite(ChatError):
 
 class UnknownPartner(ChatError):
     code = "unknown_partner"
+
+
+class PartnerExists(ChatError):
+    """A new directory entry's code is taken (retired entries keep theirs)."""
+
+    code = "partner_exists"
+
+
+class BadPartner(ChatError):
+    """A directory entry that fails its checks; ``info.field`` names the field."""
+
+    code = "bad_partner"
+
+
+class BadKind(BadPartner):
+    code = "bad_kind"
+
+
+class BadPhone(BadPartner):
+    code = "bad_phone"
 
 
 class TransferPending(ChatError):

@@ -15,6 +15,7 @@ import os
 import re
 import secrets as _secrets
 import tomllib
+import zoneinfo
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -107,6 +108,9 @@ class Settings:
     # Conversations
     max_members: int = 4  # youth, counsellor, liaison, second counsellor (docs/security-design.md)
     grace_secs: int = 120  # a dropped participant's place is kept this long
+    # A youth gone this long is shown as offline (queue, console) and passed
+    # over by take next; the place is still kept for grace_secs.
+    presence_grace_secs: int = 5
     pause_max_secs: int = 600  # "someone is coming": place kept at most this long
     backlog_max_boxes: int = 500  # undelivered boxes held per recipient, RAM only
     max_text_chars: int = 2000
@@ -129,7 +133,13 @@ class Settings:
     # does: one youth toggling pause twice a second must not make every
     # counsellor on duty download a full snapshot (~11 KiB) each round.
     queue_snapshot_min_gap_secs: float = 1.0
+    # After one whole view, consoles get only the changes (queue_delta); false
+    # sends the whole view every time, as before (for measurements only).
+    queue_deltas: bool = True
     staff_queue_snapshot_max: int = 50
+    # A counsellor at capacity cannot claim: their view lists the first few
+    # and counts the rest (docs/design/queue.md, "Pushes to counsellors").
+    staff_queue_at_capacity_max: int = 5
 
     # Staff sessions and login
     session_idle_secs: int = 1800
@@ -154,6 +164,14 @@ class Settings:
     rate_logins_per_hour: int = 60
 
     stats_flush_secs: int = 900
+    # Reports show a count from 1 to this minus one as "<N" (docs/statistics.md).
+    stats_suppress_below: int = 5
+    # The local time of the hour-of-week bands for unmet demand (an IANA zone).
+    stats_timezone: str = "Europe/Stockholm"
+    # Audit entries older than this are pruned daily behind a signed
+    # checkpoint (docs/design/audit.md, "Retention"; the default's reasons:
+    # docs/privacy.md, "Retention").
+    audit_retention_days: int = 730
 
     # Continuity and escalation (docs/design/returning.md, invites.md)
     passphrase_profile: str = "return_v1"  # noqa: S105  # a profile name, not a secret
@@ -368,7 +386,8 @@ def _check(s: Settings) -> None:
         raise ConfigError("max_members must be between 2 and 4")
     if s.max_padded_plaintext_bytes % 256:
         raise ConfigError("max_padded_plaintext_bytes must be a multiple of 256")
-    for name in ("grace_secs", "pause_max_secs", "backlog_max_boxes", "default_capacity",
+    for name in ("grace_secs", "presence_grace_secs", "pause_max_secs", "backlog_max_boxes",
+                 "default_capacity",
                  "queue_max", "session_idle_secs", "session_absolute_secs",
                  "login_max_failures", "rate_send_per_min", "rate_other_per_min"):
         if getattr(s, name) <= 0:
@@ -399,6 +418,14 @@ def _check(s: Settings) -> None:
         raise ConfigError("ipv6_group_prefix_len must be between 32 and 128")
     if not 0 <= s.totp_valid_window <= 1:
         raise ConfigError("totp_valid_window must be 0 or 1")
+    if not 2 <= s.stats_suppress_below <= 100:
+        raise ConfigError("stats_suppress_below must be between 2 and 100")
+    _check_timezone(s.stats_timezone)
+    # Under 90 days nobody could follow up a quarter's work; over ten years
+    # is longer than any documentation rule this kind of service answers to.
+    if not 90 <= s.audit_retention_days <= 3650:
+        raise ConfigError("audit_retention_days must be between 90 and 3650")
+    _check_canned(s.service.get("canned", ()), s.max_text_chars)
     if s.gc_policy not in GC_POLICIES:
         raise ConfigError(f"gc_policy must be one of {GC_POLICIES}")
     check_database_url(s.database_url)
@@ -408,6 +435,51 @@ def _check(s: Settings) -> None:
         raise ConfigError("gc_freeze_interval_secs, gc_full_collect_interval_secs, "
                           "gc_full_collect_after_websockets, gc_young_threshold and "
                           "gc_older_threshold must not be negative")
+
+
+CANNED_MAX = 9  # the console inserts them with Alt+1 … Alt+9
+CANNED_KEY = re.compile(r"[a-z][a-z0-9_]{0,31}")
+LANG_CODE = re.compile(r"[a-z]{2,3}")
+
+
+def _check_canned(entries: Any, max_chars: int) -> None:
+    """[[service.canned]]: the console's canned responses (docs/operations.md).
+    Each has a key, a title and a text per language; Swedish is required."""
+    if not isinstance(entries, tuple | list) or len(entries) > CANNED_MAX:
+        raise ConfigError(f"service.canned must be at most {CANNED_MAX} [[service.canned]] tables")
+    seen: set[str] = set()
+    for n, entry in enumerate(entries, 1):
+        where = f"service.canned #{n}"
+        if not isinstance(entry, Mapping) or set(entry) != {"key", "title", "text"}:
+            raise ConfigError(f"{where} must have exactly key, title and text")
+        key = entry["key"]
+        if not isinstance(key, str) or not CANNED_KEY.fullmatch(key) or key in seen:
+            raise ConfigError(f"{where}: key must be a unique lower-case code like \"greeting\"")
+        seen.add(key)
+        for part, limit in (("title", 40), ("text", max_chars)):
+            texts = entry[part]
+            if not isinstance(texts, Mapping) or "sv" not in texts:
+                raise ConfigError(f"{where} ({key}): {part} must be a table of languages with sv, "
+                                  "e.g. {sv = \"…\", en = \"…\"}")
+            for code, text in texts.items():
+                if not LANG_CODE.fullmatch(code) or not isinstance(text, str) \
+                        or not text.strip() or len(text) > limit:
+                    raise ConfigError(f"{where} ({key}): {part}.{code} must be a non-empty text "
+                                      f"of at most {limit} characters")
+
+
+def canned_texts(s: Settings) -> list[dict[str, Any]]:
+    """The canned responses as the console receives them (GET /staff/api/me)."""
+    return [{"key": c["key"], "title": dict(c["title"]), "text": dict(c["text"])}
+            for c in s.service.get("canned", ())]
+
+
+def _check_timezone(name: str) -> None:
+    try:
+        zoneinfo.ZoneInfo(name)
+    except (zoneinfo.ZoneInfoNotFoundError, ValueError):
+        raise ConfigError("stats_timezone must be an IANA time zone, "
+                          "e.g. Europe/Stockholm") from None
 
 
 def check_database_url(url: str) -> None:

@@ -184,6 +184,12 @@ def full() -> list[Step]:
     # The big scenarios first: a run cut short still has the headline figures.
     steps: list[Step] = [
         peak_step(10000, 500, window=90.0, settle=30.0, ramp_per_sec=200, e2e_pairs=10),
+        # The peak with whole queue views of 50 entries to every counsellor
+        # every time, full ones too (as before queue_delta), next to the
+        # shipped pushes (changes; the front only while at capacity).
+        peak_step(10000, 500, window=90.0, settle=30.0, ramp_per_sec=200, e2e_pairs=2,
+                  label="peak-snapshots", variant="snapshots",
+                  server={"queue_deltas": False, "staff_queue_at_capacity_max": 50}),
         *(peak_step(10000, 500, window=90.0, settle=30.0, ramp_per_sec=200, e2e_pairs=2,
                     label=f"peak-{variant}", server=server, variant=variant)
           for variant, server in PEAK_LEVERS),

@@ -350,8 +350,9 @@ def _peak_table(s: dict[str, Any]) -> list[str]:
             f"{_f((r.get('start') or {}).get('p99_ms'), 2)} ms |",
             f"| queue-position pushes to youths | {_f(q.get('youth_events_per_s'))}/s, "
             f"{_f(q.get('youth_bytes_per_s'))} B/s |",
-            f"| queue snapshots to counsellors | {_f(q.get('staff_events_per_s'))}/s, "
-            f"{_f(q.get('staff_bytes_per_s'))} B/s |",
+            f"| queue views to counsellors (whole views of them; resyncs) | "
+            f"{_f(q.get('staff_events_per_s'))}/s ({_f(q.get('staff_snapshots_per_s'))}/s; "
+            f"{_f(q.get('staff_resyncs'))}), {_f(q.get('staff_bytes_per_s'))} B/s |",
             f"| server CPU (one core = 100 %) | {_f(r.get('server_cpu_pct'))} % |",
             f"| server RSS: counsellors only / ramped / end | "
             f"{_f((r.get('rss_mb') or {}).get('staff_only'))} / "

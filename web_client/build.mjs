@@ -2,10 +2,12 @@
 //
 //   dist/index.html, console.html, operator.html,  pages with SRI on every asset,
 //   join.html (the liaison page)                    all from src/pages/template.html
+//   dist/index.<lang>.html                          the youth page in each other language
 //   dist/assets/<sha256-prefix>.js|.css            content-hashed, neutral names
 //   dist/favicon.ico                                a neutral "notes" icon
-//   dist/manifest.json                              published hashes of every file, and
-//                                                   the CSP hash of the one inline script
+//   dist/manifest.json                              published hashes of every file, the
+//                                                   CSP hashes of the youth page's inline
+//                                                   script and stylesheet, its variants
 //
 // Deterministic: the same sources and lock file give byte-identical output
 // (no timestamps, sorted inputs, esbuild and zlib are deterministic).
@@ -35,8 +37,13 @@ const DEFAULT_LANG = "sv";
 //   quickExit            the quick-exit link in the bar and the assistive-technology
 //                        link after <main>: they work before any script runs; and
 //                        the early exit script inline in <head> (EARLY_EXIT below)
+//   perLanguage          one file per language of the page's section, with the first
+//                        screen written into the HTML (see "language variants" below)
+//   inlineStyle          the stylesheet inline in <head>, allowed by its CSP hash: an
+//                        external one costs a round trip (2 s on slow 3G) before the
+//                        first paint
 const PAGES = [
-  { html: "index.html", js: "youth/main.js", css: "youth.css", section: "youth", titleKey: "youth.title", bodyClass: "youth", barClass: "bar", quickExit: true },
+  { html: "index.html", js: "youth/main.js", css: "youth.css", section: "youth", titleKey: "youth.title", bodyClass: "youth", barClass: "bar", quickExit: true, perLanguage: true, inlineStyle: true },
   { html: "console.html", js: "console/main.js", css: "staff.css", section: "staff", titleKey: "staff.console_title", bodyClass: "staff", barClass: "bar staff-bar", noindex: true },
   { html: "operator.html", js: "operator/main.js", css: "staff.css", section: "operator", titleKey: "staff.operator_title", bodyClass: "staff operator", barClass: "bar staff-bar", noindex: true },
   { html: "join.html", js: "liaison/main.js", css: "staff.css", section: "liaison", titleKey: "liaison.title", loadingKey: "liaison.loading", bodyClass: "staff liaison", barClass: "bar staff-bar", noindex: true },
@@ -82,7 +89,14 @@ function loadCatalogs() {
     const read = (name) => JSON.parse(fs.readFileSync(path.join(dir, name), "utf8"));
     const meta = fs.existsSync(path.join(dir, "meta.json")) ? read("meta.json") : {};
     if (meta.lang !== code || typeof meta.name !== "string" || !["ltr", "rtl"].includes(meta.dir)) {
-      throw new Error(`i18n/${code}/meta.json must be {lang: "${code}", name, dir: "ltr"|"rtl"}`);
+      throw new Error(`i18n/${code}/meta.json must be {lang: "${code}", name, dir: "ltr"|"rtl", review?}`);
+    }
+    // review: who has (not) checked the texts, e.g. "machine translation,
+    // awaiting review by a native speaker". For maintainers and the manifest,
+    // never for a page: catalogModule leaves it out.
+    const extra = Object.keys(meta).filter((k) => !["lang", "name", "dir", "review"].includes(k));
+    if (extra.length || (meta.review !== undefined && (typeof meta.review !== "string" || !meta.review.trim()))) {
+      throw new Error(`i18n/${code}/meta.json: only lang, name, dir and a non-empty review text are allowed`);
     }
     const unknown = fs.readdirSync(dir).filter((f) => f !== "meta.json" && !SECTIONS.includes(f.replace(/\.json$/, "")));
     if (unknown.length) throw new Error(`i18n/${code}: unknown files ${unknown.join(", ")} (sections are ${SECTIONS.join(", ")})`);
@@ -130,7 +144,7 @@ function catalogModule(catalogs, section) {
     if (section === "staff") text = { staff: cat.staff, codes };
     else if (section === "operator") text = { staff: cat.staff || {}, operator: cat.operator, codes };
     else text = { [section]: cat[section] };
-    out[code] = { meta: cat.meta, text };
+    out[code] = { meta: { lang: cat.meta.lang, name: cat.meta.name, dir: cat.meta.dir }, text };
   }
   return `export default ${JSON.stringify(out)};`;
 }
@@ -164,9 +178,6 @@ async function bundleJs(entry, catalogs, section) {
     sourcemap: false,
     write: false,
     define: { "process.env.NODE_ENV": '"production"' },
-    // libsodium probes require("crypto") only when crypto.getRandomValues is
-    // missing (never in a browser); leave it unresolved.
-    external: ["crypto"],
     plugins: [catalogPlugin(catalogs, section)],
     logLevel: "warning",
     metafile: true,
@@ -265,8 +276,119 @@ function renderPage(template, name, vars, flags) {
   if (/\{\{(?!\w+\}\})/.test(text)) throw new Error(`${name}: a malformed {{…}} in the template`);
   return text.replace(/\{\{(\w+)\}\}/g, (m, k) => {
     if (!(k in vars)) throw new Error(`${name}: unknown placeholder ${m}`);
-    return k === "style" || k === "script" || k === "early_exit" ? vars[k] : escapeHtml(vars[k]);
+    return RAW_VARS.has(k) ? vars[k] : escapeHtml(vars[k]);
   });
+}
+
+// Values that are markup built here (tags, the pre-rendered first screen), inserted as they are.
+const RAW_VARS = new Set(["style", "script", "early_exit", "bar_extra", "main"]);
+
+// --- the inline stylesheet ---------------------------------------------------------
+//
+// The youth page's stylesheet goes inline in <head>: an external one blocks
+// the first paint for a whole round trip (2 s on slow 3G), and nothing is
+// cached anyway (Cache-Control: no-store). It is allowed by its exact hash
+// ('sha256-…' in style-src, published as csp_style_hashes), like the early
+// exit script; style attributes stay forbidden. The same CSS is still
+// written to assets/ (and published) for anyone who checks it.
+
+function inlineStyle(name, bytes) {
+  const text = bytes.toString("utf8");
+  if (/<\/style/i.test(text)) throw new Error(`${name}: '</style' would end the inline stylesheet`);
+  return `<style>${text}</style>`;
+}
+
+/** The page without its allowed inline stylesheets (their hashes go to `published`), for checkInline. */
+function withoutAllowedStyles(name, html, allowed, published) {
+  if (!allowed.size) return html;
+  const found = [];
+  const rest = html.replace(/<style>([\s\S]*?)<\/style>/g, (m, text) => {
+    const hash = cspHash(text);
+    if (!allowed.has(hash)) return m; // left for checkInline to refuse
+    found.push(hash);
+    return "";
+  });
+  if (found.length) published[name] = found;
+  return rest;
+}
+
+// --- language variants ------------------------------------------------------------
+//
+// On a slow phone (2 s round trips) the script arrives seconds after the
+// HTML, so a page marked perLanguage is written once per language of its
+// section, with its first screen already in the HTML: the youth page's
+// safety page (src/youth/screens/safety-content.js, the same data the script
+// renders), in that language, lang/dir set. index.html is Swedish (the
+// default); the others are index.<code>.html. chatserver/transport/http.py
+// picks one by Accept-Language (the manifest's page_variants).
+
+function variantName(html, code) {
+  return code === DEFAULT_LANG ? html : html.replace(/\.html$/, `.${code}.html`);
+}
+
+/** t(key, vars) over one language's catalog, falling back to Swedish (like lib/i18n.js). */
+function catalogT(catalogs, code) {
+  return (key, vars) => {
+    let v = lookup(catalogs[code], key);
+    if (typeof v !== "string") v = lookup(catalogs[DEFAULT_LANG], key);
+    const text = typeof v === "string" ? v : key;
+    return vars ? text.replace(/\{(\w+)\}/g, (m, n) => (n in vars ? String(vars[n]) : m)) : text;
+  };
+}
+
+/** [tag, attrs, ...children] (safety-content.js) as HTML; `text` is the element's text. */
+function nodeHtml(node) {
+  if (node === null) return "";
+  if (typeof node === "string") return escapeHtml(node);
+  const [tag, attrs, ...children] = node;
+  if (!/^[a-z][a-z0-9]*$/.test(tag)) throw new Error(`pre-rendered screen: bad tag ${tag}`);
+  let open = `<${tag}`;
+  for (const [k, v] of Object.entries(attrs)) {
+    if (k === "text" || v === undefined || v === null || v === false) continue;
+    if (!/^[a-z][a-z-]*$/.test(k) || k.startsWith("on") || k === "style") throw new Error(`pre-rendered screen: attribute ${k}`);
+    open += v === true ? ` ${k}` : ` ${k}="${escapeHtml(v)}"`;
+  }
+  const text = attrs.text !== undefined ? escapeHtml(attrs.text) : "";
+  return `${open}>${text}${children.map(nodeHtml).join("")}</${tag}>`;
+}
+
+async function loadSafetyContent() {
+  // A data: URL, because package.json does not make .js files ES modules for node.
+  const source = fs.readFileSync(path.join(SRC, "youth", "screens", "safety-content.js"), "utf8");
+  const mod = await import(`data:text/javascript;base64,${Buffer.from(source).toString("base64")}`);
+  return mod.safetyContent;
+}
+
+/**
+ * What differs in the youth page per language: lang/dir, the title, the
+ * exit texts, the language list (disabled until the script takes it over:
+ * before that, a choice could do nothing) and the safety page.
+ */
+function youthLanguageVars(catalogs, code, safetyContent) {
+  const t = catalogT(catalogs, code);
+  const langs = Object.keys(catalogs).filter((c) => catalogs[c].youth);
+  const options = langs.map((c) => {
+    const meta = catalogs[c].meta;
+    return ["option", { value: c, lang: c, dir: meta.dir, selected: c === code, text: meta.name }];
+  });
+  const select = ["select", {
+    id: "lang", class: "lang", "aria-label": `${t("youth.language")} / Language / اللغة`,
+    autocomplete: "off", autocorrect: "off", autocapitalize: "off", spellcheck: "false", disabled: true,
+  }, ...options];
+  // As the script renders it before `status` arrives: 112, no opening hours;
+  // "continue" disabled until the script can act on it.
+  const telHref = (n) => `tel:${String(n).replace(/[^0-9+]/g, "")}`;
+  const content = safetyContent(t, { emergency: "112", telHref, hours: "", retrying: true });
+  return {
+    lang: code,
+    dir: catalogs[code].meta.dir,
+    title: t("youth.title"),
+    exit: t("youth.exit.button"),
+    exit_link: t("youth.exit.link"),
+    exit_hint: t("youth.exit.shift_hint"),
+    bar_extra: nodeHtml(select),
+    main: content.map(nodeHtml).join(""),
+  };
 }
 
 // --- favicon -------------------------------------------------------------------
@@ -366,6 +488,65 @@ function licenses(metafiles) {
 const COMPRESSED_EXTENSIONS = new Set([".html", ".js", ".css", ".txt", ".json"]);
 const COMPRESS_MIN_BYTES = 1024;
 
+/**
+ * Pre-compressed siblings: aiohttp's FileResponse serves name.br or name.gz
+ * when the browser accepts it (Content-Encoding, Vary: Accept-Encoding), so
+ * a phone on a slow network downloads ~a third of the bytes and the server
+ * compresses nothing per request. The manifest publishes the originals.
+ */
+function addSiblings(files, rels) {
+  for (const rel of rels) {
+    const bytes = files.get(rel);
+    if (!COMPRESSED_EXTENSIONS.has(path.extname(rel)) || bytes.length < COMPRESS_MIN_BYTES) continue;
+    files.set(`${rel}.gz`, zlib.gzipSync(bytes, { level: 9 }));
+    files.set(`${rel}.br`, zlib.brotliCompressSync(bytes, {
+      params: { [zlib.constants.BROTLI_PARAM_QUALITY]: 11, [zlib.constants.BROTLI_PARAM_SIZE_HINT]: bytes.length },
+    }));
+  }
+}
+
+// --- the size budget -------------------------------------------------------------
+//
+// The youth page is opened on cheap phones over slow 3G (~50 kB/s, 2 s round
+// trips): everything it makes the browser fetch, counted as the bytes the
+// server sends to a browser that accepts brotli (each file's .br sibling, or
+// the file itself where it has none), must fit its budget, or the build stops
+// and writes nothing. 80 000 bytes is ~1.6 s of transfer at 50 kB/s. A page
+// written once per language has the budget in every language.
+const BUDGETS = { "index.html": 80000 };
+
+/** File -> budget in bytes, for every language variant of a budgeted page. */
+function fileBudgets(pageVariants) {
+  const out = {};
+  for (const [page, limit] of Object.entries(BUDGETS)) {
+    for (const name of Object.values(pageVariants[page] || { [DEFAULT_LANG]: page })) out[name] = limit;
+  }
+  return Object.fromEntries(Object.entries(out).sort());
+}
+
+/**
+ * What a page makes the browser fetch: the page, every file of dist/ its HTML
+ * names (src/href), the favicon (browsers ask for it unasked) and every
+ * asset its scripts name (anything loaded on demand), sorted.
+ */
+function pageFiles(files, page) {
+  const found = new Set([page, "favicon.ico"]);
+  for (const m of files.get(page).toString("utf8").matchAll(/\b(?:src|href)="\/([^"?#]+)"/g)) {
+    if (files.has(m[1])) found.add(m[1]);
+  }
+  for (const rel of [...found].filter((f) => f.endsWith(".js"))) {
+    for (const m of files.get(rel).toString("utf8").matchAll(/\/(assets\/[0-9a-f]{20}\.\w+)/g)) {
+      if (files.has(m[1])) found.add(m[1]);
+    }
+  }
+  return [...found].sort();
+}
+
+/** The bytes the server sends for a file: its .br/.gz sibling if it has one. */
+function sentBytes(files, rel, encoding) {
+  return (files.get(`${rel}.${encoding}`) || files.get(rel)).length;
+}
+
 async function build(outDir) {
   const catalogs = loadCatalogs();
   const template = fs.readFileSync(TEMPLATE, "utf8");
@@ -375,6 +556,9 @@ async function build(outDir) {
   const pageInfo = [];
   const earlyExit = await earlyExitScript();
   const cspScriptHashes = {};
+  const pageVariants = {};
+  const cspStyleHashes = {};
+  const safetyContent = await loadSafetyContent();
   for (const page of PAGES) {
     const js = await bundleJs(page.js, catalogs, page.section);
     metafiles.push(js.metafile);
@@ -389,22 +573,43 @@ async function build(outDir) {
     const css = cssCache.get(page.css);
     const sv = catalogs[DEFAULT_LANG];
     const vars = {
+      lang: DEFAULT_LANG,
+      dir: "ltr",
+      viewport: "width=device-width, initial-scale=1",
       title: lookup(sv, page.titleKey),
       exit: lookup(sv, "youth.exit.button"),
       exit_link: lookup(sv, "youth.exit.link"),
-      loading: lookup(sv, page.loadingKey || "youth.loading"),
+      exit_hint: lookup(sv, "youth.exit.shift_hint"),
+      bar_extra: "",
+      main: `<p class="boot">${escapeHtml(lookup(sv, page.loadingKey || "youth.loading"))}</p>`,
       body_class: page.bodyClass,
       bar_class: page.barClass,
       style: `<link rel="stylesheet" href="/${css.name}" integrity="${sri(css.bytes)}">`,
       script: `<script type="module" src="/${jsName}" integrity="${sri(js.bytes)}"></script>`,
       early_exit: `<script>${earlyExit}</script>`,
     };
-    const html = renderPage(template, page.html, vars, { noindex: Boolean(page.noindex), quick_exit: Boolean(page.quickExit) });
+    if (page.inlineStyle) vars.style = inlineStyle(page.html, css.bytes);
+    const flags = { noindex: Boolean(page.noindex), quick_exit: Boolean(page.quickExit) };
     const allowed = new Set(page.quickExit ? [cspHash(earlyExit)] : []);
-    const hashes = checkInline(page.html, html, allowed);
-    if (hashes.length) cspScriptHashes[page.html] = hashes;
-    files.set(page.html, Buffer.from(html, "utf8"));
-    pageInfo.push({ page: page.html, js: jsName, css: css.name });
+    // A perLanguage page: one file per language of its section (see "language variants").
+    const codes = page.perLanguage ? Object.keys(catalogs).filter((c) => catalogs[c][page.section]) : [DEFAULT_LANG];
+    if (page.perLanguage) {
+      pageVariants[page.html] = {};
+      // The on-screen keyboard shrinks the layout viewport (and so 100dvh),
+      // which keeps the chat's message box in view (youth.css).
+      vars.viewport = "width=device-width, initial-scale=1, interactive-widget=resizes-content";
+    }
+    for (const code of codes) {
+      const name = variantName(page.html, code);
+      const own = page.perLanguage ? { ...vars, ...youthLanguageVars(catalogs, code, safetyContent) } : vars;
+      const html = renderPage(template, name, own, flags);
+      const styles = page.inlineStyle ? new Set([cspHash(css.bytes.toString("utf8"))]) : new Set();
+      const hashes = checkInline(name, withoutAllowedStyles(name, html, styles, cspStyleHashes), allowed);
+      if (hashes.length) cspScriptHashes[name] = hashes;
+      files.set(name, Buffer.from(html, "utf8"));
+      pageInfo.push({ page: name, js: jsName, css: css.name });
+      if (page.perLanguage) pageVariants[page.html][code] = name;
+    }
   }
   files.set("favicon.ico", favicon());
   files.set("assets/licenses.txt", licenses(metafiles));
@@ -416,29 +621,38 @@ async function build(outDir) {
     pages: pageInfo,
     // What the server adds to a page's CSP script-src (http.py reads this).
     csp_script_hashes: cspScriptHashes,
-    gzip_bytes: {},
-    brotli_bytes: {},
+    // ... and to its style-src: the youth page's inline stylesheet.
+    csp_style_hashes: cspStyleHashes,
+    // Page -> {language: file}: the files http.py chooses from by Accept-Language.
+    page_variants: pageVariants,
+    // Per page: the files a browser fetches for it and the bytes the server
+    // sends for them with brotli and with gzip (see the budget below).
+    transfer: {},
+    budgets: fileBudgets(pageVariants),
+    // Every language, the sections it has and whether its texts await review:
+    // the published record of which translations are machine-made.
+    catalogs: Object.fromEntries(Object.entries(catalogs).map(([code, cat]) => [code, {
+      sections: SECTIONS.filter((section) => cat[section]),
+      ...(cat.meta.review ? { review: cat.meta.review } : {}),
+    }])),
   };
+  addSiblings(files, [...files.keys()]);
   for (const p of pageInfo) {
-    // What a phone downloads for the page (HTML + CSS + JS), gzip level 9.
-    const gz = [p.page, p.css, p.js].reduce((sum, f) => sum + zlib.gzipSync(files.get(f), { level: 9 }).length, 0);
-    manifest.gzip_bytes[p.page] = gz;
-    // ... and with brotli, which every current browser asks for over HTTPS.
-    manifest.brotli_bytes[p.page] = [p.page, p.css, p.js].reduce(
-      (sum, f) => sum + zlib.brotliCompressSync(files.get(f), { params: { [zlib.constants.BROTLI_PARAM_QUALITY]: 11 } }).length, 0);
+    const fetched = pageFiles(files, p.page);
+    manifest.transfer[p.page] = {
+      files: fetched,
+      br: fetched.reduce((sum, f) => sum + sentBytes(files, f, "br"), 0),
+      gzip: fetched.reduce((sum, f) => sum + sentBytes(files, f, "gz"), 0),
+    };
+  }
+  for (const [page, limit] of Object.entries(manifest.budgets)) {
+    const br = manifest.transfer[page].br;
+    if (br > limit) {
+      throw new Error(`${page}: ${br} bytes transferred (brotli) is over its budget of ${limit} bytes: ${manifest.transfer[page].files.join(", ")}`);
+    }
   }
   files.set("manifest.json", Buffer.from(`${JSON.stringify(manifest, null, 2)}\n`, "utf8"));
-  // Pre-compressed siblings: aiohttp's FileResponse serves name.br or name.gz
-  // when the browser accepts it (Content-Encoding, Vary: Accept-Encoding), so
-  // a phone on a slow network downloads ~a third of the bytes and the server
-  // compresses nothing per request. The manifest publishes the originals.
-  for (const [rel, bytes] of [...files.entries()]) {
-    if (!COMPRESSED_EXTENSIONS.has(path.extname(rel)) || bytes.length < COMPRESS_MIN_BYTES) continue;
-    files.set(`${rel}.gz`, zlib.gzipSync(bytes, { level: 9 }));
-    files.set(`${rel}.br`, zlib.brotliCompressSync(bytes, {
-      params: { [zlib.constants.BROTLI_PARAM_QUALITY]: 11, [zlib.constants.BROTLI_PARAM_SIZE_HINT]: bytes.length },
-    }));
-  }
+  addSiblings(files, ["manifest.json"]);
 
   fs.rmSync(outDir, { recursive: true, force: true });
   for (const [rel, bytes] of [...files.entries()].sort()) {
@@ -446,7 +660,7 @@ async function build(outDir) {
     fs.mkdirSync(path.dirname(target), { recursive: true });
     fs.writeFileSync(target, bytes);
   }
-  return { manifest, missing: reportMissing(catalogs) };
+  return { manifest, missing: reportMissing(catalogs), catalogs };
 }
 
 function treeDigest(dir) {
@@ -478,12 +692,16 @@ async function main() {
     }
     return;
   }
-  const { manifest, missing } = await build(args.out);
+  const { manifest, missing, catalogs } = await build(args.out);
+  for (const [code, cat] of Object.entries(catalogs)) {
+    if (cat.meta.review) console.log(`catalog ${code}: ${cat.meta.review}`);
+  }
   for (const [where, keys] of Object.entries(missing)) {
     console.warn(`catalog ${where}: ${keys.length} key(s) fall back to ${DEFAULT_LANG}: ${keys.slice(0, 5).join(", ")}${keys.length > 5 ? " …" : ""}`);
   }
-  for (const [page, gz] of Object.entries(manifest.gzip_bytes)) {
-    console.log(`${page}: ${(gz / 1024).toFixed(1)} KiB gzipped, ${(manifest.brotli_bytes[page] / 1024).toFixed(1)} KiB brotli (HTML + CSS + JS)`);
+  for (const [page, t] of Object.entries(manifest.transfer)) {
+    const budget = manifest.budgets[page] ? ` (budget ${manifest.budgets[page]})` : "";
+    console.log(`${page}: ${t.br} bytes brotli${budget}, ${t.gzip} bytes gzip, transferred (${t.files.length} files)`);
   }
 }
 

@@ -1,5 +1,5 @@
-"""``chatserver audit verify [--print-head] [--expect-head HASH]`` and
-``chatserver audit seal [--expect-head HASH]``.
+"""``chatserver audit verify [--print-head] [--expect-head HASH]``,
+``chatserver audit seal [--expect-head HASH]`` and ``chatserver audit prune``.
 
 Walks the chain with the audit key (``secrets.audit_key``) and says, in one
 line, whether it holds and where it breaks. Exit codes:
@@ -27,7 +27,7 @@ from typing import TextIO
 
 import asyncpg
 
-from chatserver.domain import audit
+from chatserver.domain import audit, audit_retention
 from chatserver.domain.clock import SystemClock
 from chatserver.settings import Settings, load_settings
 from chatserver.storage import opened
@@ -74,13 +74,52 @@ def verify(
               f"({result.rows} entries before it are intact)", file=out)
         return EXIT_BROKEN
     print(f"audit log OK: {result.rows} entries", file=out)
+    first = result.first_seq
+    if result.pruned:
+        print(f"  pruned: entries 1-{result.pruned} (removed by retention behind a "
+              "signed checkpoint)", file=out)
     if result.unkeyed:
-        print(f"  unkeyed: entries 1-{result.unkeyed} (written before the audit key; "
-              f"sealed by entry {result.unkeyed + 1})", file=out)
+        print(f"  unkeyed: entries {first}-{first + result.unkeyed - 1} (written before the "
+              f"audit key; sealed by entry {first + result.unkeyed})", file=out)
     if result.rows > result.unkeyed:
-        print(f"  keyed: entries {result.unkeyed + 1}-{result.rows}", file=out)
+        print(f"  keyed: entries {first + result.unkeyed}-{first + result.rows - 1}", file=out)
     if print_head:
-        print(f"head: seq={result.rows} hash={result.head_hash}", file=out)
+        print(f"head: seq={first + result.rows - 1} hash={result.head_hash}", file=out)
+    return EXIT_OK
+
+
+def prune(settings: Settings, *, out: TextIO = sys.stdout, err: TextIO = sys.stderr) -> int:
+    """Remove entries older than ``audit_retention_days`` behind a signed
+    checkpoint, as the server does daily. Exit 0 pruned or nothing to prune,
+    1 refused (the log is not sealed), 2 usage or configuration, 3 database
+    unreadable."""
+    key = settings.require_secrets().audit_key
+    where = settings.database_url or str(settings.database_path)
+    if not settings.database_url and not settings.database_path.is_file():
+        print(f"chatserver audit: error: no database at {where}", file=err)
+        return EXIT_UNREADABLE
+
+    async def run() -> audit_retention.Pruned:
+        clock = SystemClock()
+        async with opened(settings) as store:
+            log = audit.AuditLog(store, clock, key)
+            return await audit_retention.prune(store, log, clock, key,
+                                               settings.audit_retention_days, audit.ACTOR_CLI)
+
+    try:
+        result = asyncio.run(run())
+    except audit.AuditNotSealed as exc:
+        print(f"chatserver audit: refused: {exc}", file=out)
+        return EXIT_BROKEN
+    except (sqlite3.Error, asyncpg.PostgresError, asyncpg.InterfaceError, OSError) as exc:
+        print(f"chatserver audit: error: cannot read {where}: {exc}", file=err)
+        return EXIT_UNREADABLE
+    if not result.removed:
+        print(f"audit log: nothing to prune (no entry before {result.cutoff} but the last)",
+              file=out)
+    else:
+        print(f"audit log pruned: {result.removed} entries before {result.cutoff} removed, "
+              f"through seq {result.through} (checkpoint recorded)", file=out)
     return EXIT_OK
 
 
@@ -128,6 +167,10 @@ def _seal_cmd(args: argparse.Namespace) -> int:
     return seal(load_settings(getattr(args, "config", None)), expect_head=args.expect_head)
 
 
+def _prune_cmd(args: argparse.Namespace) -> int:
+    return prune(load_settings(getattr(args, "config", None)))
+
+
 def _verify_cmd(args: argparse.Namespace) -> int:
     if not _head_arg(args.expect_head):
         return EXIT_USAGE
@@ -152,3 +195,7 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     p.add_argument("--expect-head", metavar="HASH",
                    help="seal only if the log ends in this head, noted before the upgrade")
     p.set_defaults(func=_seal_cmd)
+    p = sub.add_parser("prune", help="remove entries older than audit_retention_days behind "
+                                     "a signed checkpoint, as the server does daily (exit 0 "
+                                     "pruned or nothing to prune, 1 refused)")
+    p.set_defaults(func=_prune_cmd)

@@ -1,4 +1,4 @@
-"""``chatserver staff add | list | disable | enable | unlock``.
+"""``chatserver staff add | list | disable | enable | unlock | languages | export``.
 
 Account changes are written to the audit log with actor "cli". The TOTP
 provisioning URI and QR code are printed once, at ``add``, for the new staff
@@ -93,15 +93,17 @@ def add(
 
 
 def list_accounts(settings: Settings, out: TextIO = sys.stdout) -> int:
-    async def run() -> list[tuple[str, str, str, str, str]]:
+    async def run() -> list[tuple[str, ...]]:
         async with opened(settings) as store:
             return [
-                (s.username, s.role, s.alias, str(s.capacity), "yes" if s.disabled else "no")
+                (s.username, s.role, s.alias, str(s.capacity), "yes" if s.disabled else "no",
+                 ",".join(s.languages) or "-")
                 for s in await store.list_staff()
             ]
 
-    rows = [("USERNAME", "ROLE", "ALIAS", "CAPACITY", "DISABLED"), *asyncio.run(run())]
-    widths = [max(len(r[i]) for r in rows) for i in range(5)]
+    rows = [("USERNAME", "ROLE", "ALIAS", "CAPACITY", "DISABLED", "LANGUAGES"),
+            *asyncio.run(run())]
+    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
     for r in rows:
         print("  ".join(v.ljust(w) for v, w in zip(r, widths, strict=True)).rstrip(), file=out)
     return 0
@@ -143,6 +145,29 @@ def unlock(settings: Settings, username: str, out: TextIO = sys.stdout) -> int:
     return 0
 
 
+def set_languages(settings: Settings, username: str, codes: str,
+                  out: TextIO = sys.stdout) -> int:
+    """``codes``: comma-separated codes from the chat-language list; "" clears."""
+    allowed = tuple(settings.service.get("profile", {}).get("languages", ()))
+    try:
+        languages = auth.parse_languages(codes, allowed)
+    except ValueError as exc:
+        return _err(str(exc))
+
+    async def run() -> None:
+        async with opened(settings) as store:
+            await auth.set_account_languages(
+                username, languages, actor=ACTOR_CLI, store=store, audit=_audit(store, settings)
+            )
+
+    try:
+        asyncio.run(run())
+    except UnknownAccount:
+        return _err(f"unknown_account: no account {username!r}")
+    print(f"{username} speaks {', '.join(languages) or 'no language set'}", file=out)
+    return 0
+
+
 # -- argparse wiring ---------------------------------------------------------
 
 
@@ -180,6 +205,10 @@ def _unlock_cmd(args: argparse.Namespace) -> int:
     return unlock(_settings(args), args.username)
 
 
+def _languages_cmd(args: argparse.Namespace) -> int:
+    return set_languages(_settings(args), args.username, args.codes)
+
+
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     """Add ``staff …`` to the main parser; each sets ``func(args) -> exit code``."""
     staff = subparsers.add_parser("staff", help="manage staff accounts")
@@ -208,3 +237,13 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         p = sub.add_parser(name, help=text)
         p.add_argument("username")
         p.set_defaults(func=func)
+
+    p = sub.add_parser("languages",
+                       help="set the languages an account speaks (take next prefers them)")
+    p.add_argument("username")
+    p.add_argument("codes", help='comma-separated codes from service.profile.languages, '
+                                 'e.g. sv,en,ar; "" for none')
+    p.set_defaults(func=_languages_cmd)
+
+    from chatserver.cli import staff_export  # a module of its own: data subject requests
+    staff_export.register(sub)

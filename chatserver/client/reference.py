@@ -40,13 +40,15 @@ from urllib.parse import urlsplit
 import aiohttp
 import socketio
 
-from chatserver.crypto import e2e
+from chatserver.crypto import e2e, handover
 from chatserver.crypto.tokens import b64d, b64e
+from chatserver.queue import view as queue_view
 
 EVENTS = ("queue", "roster", "box", "typing", "state", "duty", "ops",
           # continuity and escalation
           "return_code", "choose", "consent_request", "joined", "join_declined",
-          "join_request", "transfer_offer", "transfer_declined", "consent_declined")
+          "join_request", "transfer_offer", "transfer_declined", "consent_declined",
+          "presence", "partners_changed", "queue_delta")
 LIAISON_NS = "/liaison"
 ROSTER_EPOCHS_KEPT = 16  # late boxes of a few older epochs must still open
 PENDING_MAX = 64  # boxes held per conversation while waiting for their roster
@@ -294,9 +296,14 @@ class ReferenceClient:
         self.undecryptable = 0  # boxes shown as "could not be verified"
         self.replays = 0
         self.bad_rosters = 0
-        self.queue: dict[str, Any] = {}  # last `queue` payload
+        self.queue: dict[str, Any] = {}  # last `queue` payload; staff: deltas applied
+        self.queue_changes = 0  # staff: `queue_delta`s applied
+        self.queue_resyncs = 0  # staff: `queue_sync` calls after a missed delta
+        self.drop_queue_deltas = 0  # tests: ignore this many deltas, as if lost
+        self._queue_syncing = False
         self.duty_state: dict[str, Any] = {}  # last `duty` payload (staff)
         self.ops: dict[str, Any] = {}  # last `ops` payload (operators)
+        self.partners_version: int | None = None  # last `partners_changed` (staff)
         # Continuity and escalation: what each page keeps in memory.
         self.return_codes: dict[str, dict[str, Any]] = {}  # youth: last return_code
         self.choices: dict[str, int] = {}  # youth: `choose` events per conversation
@@ -307,6 +314,8 @@ class ReferenceClient:
         self.transfer_offers: dict[str, dict[str, Any]] = {}  # counsellor: offered to us
         self.transfer_declines: list[dict[str, Any]] = []  # counsellor: our offers declined
         self.consent_declines: list[dict[str, Any]] = []  # counsellor
+        self.presence: dict[str, dict[str, Any]] = {}  # counsellor: last `presence` per chat
+        self.handover_keys: e2e.KxKeyPair | None = None  # counsellor: this console's key
         self.join_declined: set[str] = set()  # liaison: conversations that turned us away
         self._joining: dict[str, _Joining] = {}  # liaison: conversation -> pending seat
         self._early_joined: list[dict[str, Any]] = []  # `joined` ahead of its join ack
@@ -373,6 +382,8 @@ class ReferenceClient:
         self._joining.clear()
         self.invites.clear()
         self._invite_links.clear()
+        if self.handover_keys is not None:
+            self.handover_keys.wipe()
 
     def _on_connect_error(self, data: Any) -> None:
         self._connect_error = data
@@ -400,16 +411,19 @@ class ReferenceClient:
         return await self.call("status", {})
 
     async def start(self, profile: Mapping[str, Any] | None = None, *,
-                    passphrase: str | None = None) -> dict[str, Any]:
+                    passphrase: str | None = None,
+                    page_language: str | None = None) -> dict[str, Any]:
         """Youth: join the queue with a fresh key pair for this conversation.
 
         With ``passphrase`` (a return passphrase from an earlier conversation)
         the reply adds ``returning``: ``"queued"`` or ``"choose"`` (then call
-        :meth:`choose`)."""
+        :meth:`choose`). ``page_language``: the catalog the page was shown in."""
         keys = e2e.KxKeyPair.generate()
         payload: dict[str, Any] = {"kx_pk": b64e(keys.public_key)}
         if profile is not None:
             payload["profile"] = dict(profile)
+        if page_language is not None:
+            payload["page_language"] = page_language
         if passphrase is not None:
             payload["passphrase"] = passphrase
         try:
@@ -462,9 +476,13 @@ class ReferenceClient:
         return await self.call("remove_member", {"conversation": conversation,
                                                  "member": member})
 
-    async def claim(self, conversation: str) -> dict[str, Any]:
-        """Counsellor: take one waiting conversation from the queue."""
-        return await self._join("claim", {"conversation": conversation})
+    async def claim(self, conversation: str, *, offline_ok: bool = False) -> dict[str, Any]:
+        """Counsellor: take one waiting conversation from the queue (one whose
+        youth is offline only with ``offline_ok``)."""
+        payload: dict[str, Any] = {"conversation": conversation}
+        if offline_ok:
+            payload["offline_ok"] = True
+        return await self._join("claim", payload)
 
     async def take_next(self) -> dict[str, Any]:
         """Counsellor: take whoever has waited longest (urgent first)."""
@@ -497,9 +515,40 @@ class ReferenceClient:
         reply = await self.call("colleagues", {})
         return list(reply["colleagues"])
 
-    async def transfer(self, conversation: str, to: int) -> dict[str, Any]:
-        """Counsellor: offer the conversation to colleague ``to`` (a ``staff`` id)."""
-        return await self.call("transfer", {"conversation": conversation, "to": to})
+    async def transfer(self, conversation: str, to: int, *,
+                       handover_to: str | None = None,
+                       handover_body: Mapping[str, Any] | None = None) -> dict[str, Any]:
+        """Counsellor: offer the conversation to colleague ``to`` (a ``staff`` id),
+        with a handover sealed to ``handover_to`` (the colleague's ``handover_pk``)
+        when given."""
+        payload: dict[str, Any] = {"conversation": conversation, "to": to}
+        if handover_to is not None and handover_body is not None:
+            own = self.handover_keys
+            if own is None:
+                raise RuntimeError("register_handover_key() first")
+            nonce, ct = handover.seal(own, b64d(handover_to), bytes.fromhex(conversation),
+                                      handover_body)
+            payload["handover"] = {"from_pk": b64e(own.public_key), "to_pk": handover_to,
+                                   "nonce": b64e(nonce), "ct": b64e(ct)}
+        return await self.call("transfer", payload)
+
+    async def register_handover_key(self) -> str:
+        """Counsellor: a fresh handover key pair for this connection; its public
+        half goes to the server (colleagues learn it from ``colleagues``)."""
+        if self.handover_keys is not None:
+            self.handover_keys.wipe()
+        self.handover_keys = e2e.KxKeyPair.generate()
+        pk = b64e(self.handover_keys.public_key)
+        await self.call("handover_key", {"kx_pk": pk})
+        return pk
+
+    def open_handover(self, conversation: str, box: Mapping[str, Any]) -> dict[str, Any]:
+        """Open the ``handover`` of a transfer_answer reply with this console's key."""
+        if self.handover_keys is None:
+            raise e2e.KeyWiped("no handover key")
+        return handover.open_(self.handover_keys, b64d(str(box["from_pk"])),
+                              bytes.fromhex(conversation), b64d(str(box["nonce"])),
+                              b64d(str(box["ct"])))
 
     async def transfer_answer(self, conversation: str, accept: bool) -> dict[str, Any]:
         """Counsellor offered a transfer: accept (with a fresh key pair; we get a
@@ -759,15 +808,55 @@ class ReferenceClient:
 
     def _on_queue(self, data: dict[str, Any]) -> None:
         self.queue = data
+        self._queue_syncing = False
         conv = self.conversations.get(str(data.get("conversation")))
         if conv is not None:  # the youth's own place; staff get a snapshot
             conv.position, conv.eta_secs = data.get("position"), data.get("eta_secs")
+
+    def _on_queue_delta(self, data: dict[str, Any]) -> None:
+        # Staff: the change from the view held to a newer one (docs/protocol.md,
+        # "Queue views"). One that does not start from the view held is either
+        # older than it (sent before a snapshot asked for since) or follows a
+        # missed one: then the whole view is asked for again.
+        if self.drop_queue_deltas > 0:
+            self.drop_queue_deltas -= 1
+            return
+        try:
+            self.queue = queue_view.apply(self.queue, data)
+            self.queue_changes += 1
+        except queue_view.Gap:
+            if isinstance(data.get("v"), int) and data["v"] <= self.queue.get("v", -1):
+                return
+            self._queue_sync()
+        except (KeyError, TypeError, ValueError):
+            self._queue_sync()
+
+    def _queue_sync(self) -> None:
+        if self._queue_syncing:
+            return
+        self._queue_syncing = True
+        self.queue_resyncs += 1
+
+        async def sync() -> None:
+            try:
+                await self.call("queue_sync", {}, check=False)
+            finally:
+                self._queue_syncing = False
+        task = asyncio.get_running_loop().create_task(sync())
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
 
     def _on_duty(self, data: dict[str, Any]) -> None:
         self.duty_state = data
 
     def _on_ops(self, data: dict[str, Any]) -> None:
         self.ops = data
+
+    def _on_partners_changed(self, data: dict[str, Any]) -> None:
+        # Staff: the partner directory's newest version; search again to see it.
+        version = data.get("version")
+        if isinstance(version, int) and not isinstance(version, bool):
+            self.partners_version = version
 
     def _on_return_code(self, data: dict[str, Any]) -> None:
         # Youth: shown once by the page; only the last one is kept.
@@ -832,6 +921,9 @@ class ReferenceClient:
         joining = self._joining.pop(conv_id, None)
         if joining is not None:
             joining.keys.wipe()
+
+    def _on_presence(self, data: dict[str, Any]) -> None:
+        self.presence[str(data.get("conversation"))] = data
 
     def _on_transfer_offer(self, data: dict[str, Any]) -> None:
         self.transfer_offers[str(data.get("conversation"))] = data

@@ -67,3 +67,25 @@ def link_matches(chain: int, key: bytes, prev_hash: str, fields: Mapping[str, ob
         return hmac.compare_digest(entry_mac(key, prev_hash, fields).encode("ascii"),
                                    stored.encode("ascii", "replace"))
     raise ValueError("unknown chain version")
+
+
+# A retention checkpoint's MAC is personalised differently from a link, so a
+# checkpoint's MAC can never pass as an entry's link or the other way round.
+_CHECKPOINT_PERSON = b"audit-cut-v1"
+
+
+def checkpoint_mac(key: bytes, seq: int, link: str, at: str) -> str:
+    """MAC under the audit key over a retention checkpoint: "entries up to
+    ``seq`` were pruned at ``at``, and entry ``seq``'s link was ``link``".
+    ``verify`` starts the chain from it; without the key nobody can make one,
+    so entries cannot be cut from the front unnoticed (docs/design/audit.md,
+    "Retention")."""
+    if len(key) != KEY_BYTES:
+        raise ValueError(f"audit key must be {KEY_BYTES} bytes")
+    return hashlib.blake2b(_message(link, {"checkpoint": seq, "at": at}), digest_size=32,
+                           key=key, person=_CHECKPOINT_PERSON).hexdigest()
+
+
+def checkpoint_matches(key: bytes, seq: int, link: str, at: str, stored: str) -> bool:
+    return hmac.compare_digest(checkpoint_mac(key, seq, link, at).encode("ascii"),
+                               stored.encode("ascii", "replace"))

@@ -14,7 +14,8 @@ or ``TypeError``.
 
 Memory hygiene is best effort: CPython copies ``bytes`` freely and cannot
 ``memzero`` them, so :meth:`KxKeyPair.wipe` overwrites the one buffer we own and
-drops references. The browser does real ``sodium.memzero``.
+drops references. The pages overwrite their key buffers in place (``wipe`` in
+web_client/src/lib/e2e.js).
 """
 
 from __future__ import annotations
@@ -179,10 +180,11 @@ def session_keys(own: KxKeyPair, peer_pk: bytes) -> SessionKeys:
 def usable_peer_key(peer_pk: bytes) -> bool:
     """Whether a page could make session keys with this public key.
 
-    libsodium (PyNaCl here, the same C compiled to WebAssembly in the pages)
-    refuses low-order points. The server checks at the edge so that a youth
-    cannot seat a counsellor in a conversation whose keys the counsellor's page
-    cannot use; a throw-away scalar is enough, since only the refusal matters.
+    libsodium (PyNaCl here) refuses low-order points, and the pages' X25519
+    (@noble's ladder, web_client/src/lib/x25519.js) refuses the same ones.
+    The server checks at the edge so that a youth cannot seat a counsellor in
+    a conversation whose keys the counsellor's page cannot use; a throw-away
+    scalar is enough, since only the refusal matters.
     """
     if not isinstance(peer_pk, bytes) or len(peer_pk) != KX_PK_BYTES:
         return False

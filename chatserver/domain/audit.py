@@ -15,6 +15,7 @@ import re
 from contextlib import aclosing
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import Protocol
 
 from chatserver.crypto.audit_chain import (
     CHAIN_KEYED,
@@ -22,10 +23,12 @@ from chatserver.crypto.audit_chain import (
     GENESIS,
     KEY_BYTES,
     canonical_json,
+    checkpoint_matches,
     entry_mac,
     link_matches,
 )
 from chatserver.domain.clock import Clock
+from chatserver.storage.audit_cuts import AuditCutStore
 from chatserver.storage.base import AuditEntry, AuditStore
 
 # Detail keys an entry may carry. Each holds a code, a count or a flag, so no
@@ -49,6 +52,16 @@ ALLOWED_DETAIL_KEYS = frozenset(
         "waited_secs",  # queue wait before a claim
         "waiting",  # the conversation ended while still in the queue
         "bucket",  # which rate-limit bucket tripped
+        "handover",  # a transfer offer carried a sealed handover (never its content)
+        "month",  # a statistics month, 'YYYY-MM' (hand-entered counts)
+        "kind",  # which hand-entered count (meeting, seminar, ...); which worklog export
+        "old",  # a hand-entered count before a correction (absent for a first entry)
+        "new",  # a hand-entered count after it
+        "format",  # a statistics export's format: csv or json
+        "languages",  # language codes joined by '+' (an account's languages)
+        "fields",  # names of changed partner-directory fields joined by '+' (never values)
+        "retired",  # how many directory entries an import retired
+        "through",  # audit_pruned: entries up to this seq were removed behind a checkpoint
     }
 )
 MAX_DETAIL_STR_CHARS = 64
@@ -84,7 +97,7 @@ def _check_detail(detail: dict[str, object]) -> str:
             raise ValueError(f"audit detail key {key!r} is not allowed")
         if isinstance(value, bool | int):
             continue
-        if isinstance(value, str) and _DETAIL_STR.match(value):
+        if isinstance(value, str) and _DETAIL_STR.fullmatch(value):
             continue
         # The value itself is not echoed: it might be exactly what must not leak.
         raise ValueError(f"audit detail {key!r} must be an int, a bool or a short code")
@@ -109,11 +122,11 @@ class AuditLog:
         **detail: object,
     ) -> AuditEntry:
         """Append one entry. Raises ValueError for anything outside the allowlists."""
-        if not _ACTOR.match(actor):
+        if not _ACTOR.fullmatch(actor):
             raise ValueError("audit actor must be a username or a fixed actor name")
-        if not _ACTION.match(action):
+        if not _ACTION.fullmatch(action):
             raise ValueError("audit action must be a lower_snake_case name")
-        if conversation is not None and not _PSEUDONYM.match(conversation):
+        if conversation is not None and not _PSEUDONYM.fullmatch(conversation):
             raise ValueError("audit conversation must be a pseudonym like 'c-1a2b3c4d'")
         detail_json = _check_detail(detail)
         return await self._append(actor, action, conversation, detail_json, sealing=None)
@@ -189,10 +202,16 @@ class VerifyResult:
     first_bad_seq: int | None = None
     problem: str | None = None
     head_hash: str | None = None  # link of the last good entry (GENESIS when empty)
-    unkeyed: int = 0  # of ``rows``, how many are from before the audit key (entries 1..n)
+    unkeyed: int = 0  # of ``rows``, how many are from before the audit key (the first ones)
+    first_seq: int = 1  # the first entry checked (after a retention checkpoint, its seq + 1)
+    pruned: int = 0  # entries 1..pruned were removed behind a valid checkpoint (retention)
 
 
-async def verify(store: AuditStore, key: bytes, expect_head: str | None = None
+class VerifiableStore(AuditStore, AuditCutStore, Protocol):
+    """What ``verify`` reads: the entries and the retention checkpoints."""
+
+
+async def verify(store: VerifiableStore, key: bytes, expect_head: str | None = None
                  ) -> VerifyResult:
     """Walk the whole chain; report the first entry that breaks it.
 
@@ -206,20 +225,45 @@ async def verify(store: AuditStore, key: bytes, expect_head: str | None = None
     look like. Removing entries from the *end* leaves a valid shorter chain:
     pass ``expect_head``, a link noted earlier with ``audit verify
     --print-head``, to detect that.
+
+    After retention pruning the chain starts at a checkpoint (the last pruned
+    entry's seq and link, with a MAC under ``key``): a missing front with no
+    genuine checkpoint right before it, or a checkpoint that does not match
+    the entry it names, breaks the chain.
     """
     expected_seq = 1
     prev = GENESIS
     rows = 0
     unkeyed = 0
+    pruned = 0
     head_seen = expect_head is None
 
     def bad(seq: int, problem: str) -> VerifyResult:
-        return VerifyResult(False, rows, seq, problem, prev, unkeyed)
+        return VerifyResult(False, rows, seq, problem, prev, unkeyed, expected_seq - rows,
+                            pruned)
+
+    checkpoints = {c.seq: c for c in await store.audit_checkpoints()}
+    for c in checkpoints.values():
+        try:
+            genuine = checkpoint_matches(key, c.seq, c.hash, c.at, c.mac)
+        except (ValueError, TypeError, AttributeError):
+            genuine = False
+        if not genuine:
+            return bad(c.seq, f"the retention checkpoint at entry {c.seq} has a wrong MAC: "
+                              "it was written or altered without the audit key")
 
     # aclosing: returning early must close the store's cursor now, not when
     # the event loop shuts down after the database is closed.
     async with aclosing(store.iter_audit()) as entries:
         async for e in entries:
+            if rows == 0 and e.seq > 1:
+                start = checkpoints.get(e.seq - 1)
+                if start is None:
+                    return bad(1, f"entries 1-{e.seq - 1} are missing and no retention "
+                                  "checkpoint covers them: they were deleted")
+                expected_seq = e.seq
+                prev = start.hash
+                pruned = start.seq
             if e.seq < expected_seq:
                 return bad(e.seq, f"entry {e.seq} is out of order (expected {expected_seq})")
             if e.seq > expected_seq:
@@ -243,6 +287,10 @@ async def verify(store: AuditStore, key: bytes, expect_head: str | None = None
                                   "written with")
             if not good:
                 return bad(e.seq, f"entry {e.seq} was edited (hash mismatch)")
+            mark = checkpoints.get(e.seq)
+            if mark is not None and mark.hash != e.hash:
+                return bad(e.seq, f"entry {e.seq} is not the one its retention checkpoint "
+                                  "names: the log was rewritten")
             prev = e.hash
             if e.hash == expect_head:
                 head_seen = True
@@ -250,6 +298,11 @@ async def verify(store: AuditStore, key: bytes, expect_head: str | None = None
             expected_seq += 1
             if e.chain == CHAIN_UNKEYED:
                 unkeyed += 1
+    if checkpoints and max(checkpoints) >= expected_seq - 1:
+        # A prune always keeps the head, so entries after the newest
+        # checkpoint must exist.
+        return bad(expected_seq, "the entries after the last retention checkpoint are "
+                                 "missing: they were deleted")
     if rows and unkeyed == rows:
         return bad(
             expected_seq,
@@ -263,4 +316,4 @@ async def verify(store: AuditStore, key: bytes, expect_head: str | None = None
             "the expected head hash is not in the log: entries were removed from the end "
             "or the log was rewritten",
         )
-    return VerifyResult(True, rows, None, None, prev, unkeyed)
+    return VerifyResult(True, rows, None, None, prev, unkeyed, expected_seq - rows, pruned)

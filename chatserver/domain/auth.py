@@ -22,7 +22,7 @@ import math
 import re
 import secrets
 from collections import OrderedDict
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import NoReturn, TypeVar
 
@@ -49,6 +49,7 @@ MIN_PASSWORD_CHARS = 12
 MAX_PASSWORD_CHARS = passwords.MAX_PASSWORD_CHARS
 MAX_ALIAS_CHARS = 40
 MAX_CAPACITY = 50
+MAX_LANGUAGES = 12  # joined with '+' they fit one audit detail value (64 characters)
 # Two argon2 hashes at a time: RFC 9106 low-memory uses 64 MiB each, and the
 # reference node has 2 cores. Further logins wait, up to MAX_WAITING of them;
 # beyond that they are refused at once with ``rate_limited``.
@@ -376,6 +377,22 @@ def check_account_fields(username: str, role: str, alias: str, capacity: int) ->
         raise ValueError(f"capacity must be between 0 and {MAX_CAPACITY}")
 
 
+def parse_languages(text: str, allowed: Sequence[str]) -> tuple[str, ...]:
+    """``"sv,en,ar"`` → ``("sv", "en", "ar")``: codes from the chat-language list
+    (``service.profile.languages``), each once, in the order given; ``""`` is
+    none. Raises ValueError naming the first code that is not in the list."""
+    codes = tuple(code.strip() for code in text.split(",") if code.strip())
+    for code in codes:
+        if code not in allowed:
+            raise ValueError(f"unknown language {code[:16]!r}: the chat-language list "
+                             f"(service.profile.languages) has {', '.join(allowed)}")
+    if len(set(codes)) != len(codes):
+        raise ValueError("a language is named twice")
+    if len(codes) > MAX_LANGUAGES:
+        raise ValueError(f"at most {MAX_LANGUAGES} languages")
+    return codes
+
+
 def check_password(password: str) -> None:
     """Raise ValueError if ``password`` is too short or too long (never echoing it)."""
     if len(password) < MIN_PASSWORD_CHARS:
@@ -442,6 +459,23 @@ async def set_account_disabled(
     await audit.record(
         actor, "account_disabled" if disabled else "account_enabled", target=username
     )
+    fresh = await store.get_by_id(staff.id)
+    return fresh if fresh is not None else staff
+
+
+async def set_account_languages(
+    username: str, languages: tuple[str, ...], *, actor: str, store: StaffStore,
+    audit: AuditLog,
+) -> StaffRecord:
+    """Set the languages an account speaks (checked by ``parse_languages``).
+    Raises UnknownAccount. A running server uses them from the counsellor's
+    next staff action that reads the account (take next does)."""
+    staff = await store.get_by_username(username)
+    if staff is None:
+        raise UnknownAccount()
+    await store.set_languages(staff.id, languages)
+    await audit.record(actor, "account_languages", target=username,
+                       languages="+".join(languages))
     fresh = await store.get_by_id(staff.id)
     return fresh if fresh is not None else staff
 

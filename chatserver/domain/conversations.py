@@ -14,18 +14,19 @@ import itertools
 import statistics
 import time
 from collections import deque
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
 from chatserver.crypto.tokens import equal, keyed_hash, new_id, new_pseudonym, new_secret
-from chatserver.domain import relay
+from chatserver.domain import handover, presence, relay
 from chatserver.domain.clock import Clock, to_ms
 from chatserver.domain.events import Conn, Emit, Outcome
 from chatserver.domain.model import (
     Conversation,
     Counsellor,
     EndReason,
+    HandoverBox,
     Invite,
     JoinRequest,
     Member,
@@ -35,6 +36,8 @@ from chatserver.domain.model import (
     State,
     Transfer,
 )
+from chatserver.domain.staff_views import AT_CAPACITY, SHARED, StaffViews
+from chatserver.domain.stats import hour_band
 from chatserver.errors import (
     AlreadyClaimed,
     AlreadyStarted,
@@ -51,8 +54,10 @@ from chatserver.errors import (
     TransferPending,
     UnknownConversation,
     WrongState,
+    YouthOffline,
 )
 from chatserver.queue.model import GENERAL_LANE, WaitingQueue
+from chatserver.queue.view import View
 from chatserver.settings import Settings
 
 YOUTH_NS = "/youth"
@@ -102,6 +107,9 @@ class StartProfile:
     urgent: bool = False
     professional: bool = False  # the consultation lane, for professionals
     workplace_municipality: str | None = None  # professionals only, for statistics
+    profession: str | None = None  # professionals only, for statistics
+    district: str | None = None  # youths in a municipality with districts, for statistics
+    page_language: str | None = None  # the youth page's language (a catalog code)
 
 
 class ChatService:
@@ -128,6 +136,10 @@ class ChatService:
         self._history: deque[tuple[int, int]] = deque(maxlen=OPS_HISTORY_SAMPLES)
         self.relayed = 0  # sends accepted since start (a metric, never per conversation)
         self.invites: dict[str, Invite] = {}  # invite id -> invite (escalation.py)
+        # Conversations whose youth is shown as offline (domain/presence.py).
+        self.away: set[str] = set()
+        # The queue view each console holds (domain/staff_views.py).
+        self.staff_views = StaffViews(deltas=settings.queue_deltas)
 
     # ----------------------------------------------------------------- youth
 
@@ -152,7 +164,11 @@ class ChatService:
         if self._by_conn.get(conn):
             raise AlreadyStarted()
         if not self.is_open():
-            # Nothing is queued, counted or kept when nobody can answer.
+            # Nothing is queued or kept when nobody can answer; only the unmet
+            # demand is counted, by hour-of-week band (docs/statistics.md).
+            if self.stats is not None:
+                self.stats.count("unmet_closed", hour_band(
+                    self.clock.now(), self.settings.stats_timezone))
             info = self.status()
             raise NobodyOnDuty({"hours": info["hours"], "alternatives": info["alternatives"]})
         if len(self.queue) >= self.settings.queue_max:
@@ -161,7 +177,7 @@ class ChatService:
         conv = Conversation(id=new_id(), pseudonym=new_pseudonym(), created_at=now,
                             profile=Profile(profile.language, profile.age_band,
                                             profile.topic, profile.urgent,
-                                            profile.professional))
+                                            profile.professional, profile.page_language))
         secret = new_secret()
         youth = Member(id=new_id(), role=Role.YOUTH, alias="", kx_pk=kx_pk,
                        resume_hash=self._hash_resume(secret), conn=conn)
@@ -181,9 +197,9 @@ class ChatService:
         elif profile.professional:
             conv.lane = PROFESSIONAL_LANE
         self.queue.add(conv.id, now, urgent=profile.urgent or returning_to is not None,
-                       lane=conv.lane)
+                       lane=conv.lane, tag=conv.profile.match_language())
         self._queue_dirty = True
-        self._count_profile(profile)
+        self._count_profile(profile, returning=returning_to is not None)
         position, eta = self._place(conv.id)
         conv.last_pushed = (position, eta, now)
         out = Outcome(reply={"conversation": conv.id, "member": youth.id, "resume": secret,
@@ -207,7 +223,8 @@ class ChatService:
         else:
             self.queue.remove(conv.id)
             conv.lane, conv.personal_since = GENERAL_LANE, None
-            self.queue.add(conv.id, conv.created_at, urgent=conv.profile.urgent)
+            self.queue.add(conv.id, conv.created_at, urgent=conv.profile.urgent,
+                           tag=conv.profile.match_language())
         self._queue_dirty = True
         position, eta = self._place(conv.id)
         conv.last_pushed = (position, eta, now)
@@ -235,6 +252,11 @@ class ChatService:
         self._attach(conn, conv.id, member.id)
         out = Outcome(reply={"state": conv.state.value, "role": member.role.value,
                              **self._roster(conv)})
+        if member.away:
+            out.merge(self._presence_changed(conv, member, away=False))
+        if member.role is not Role.YOUTH:
+            # A console back from a drop may have missed a presence push.
+            out.reply["youth_online"] = conv.id not in self.away
         if conv.state is State.WAITING or (conv.state is State.PAUSED and
                                             conv.id in self.queue):
             position, eta = self._place(conv.id)
@@ -314,9 +336,14 @@ class ChatService:
             member.conn = None
             member.offline_since = now
             self._schedule(now + self.settings.grace_secs, "grace", conv_id, member_id, now)
+            if presence.watched(member):
+                self._schedule(now + self.settings.presence_grace_secs, "presence", conv_id,
+                               member_id, now)
         for counsellor in self.counsellors.values():
             if conn in counsellor.conns:
                 counsellor.conns.discard(conn)
+                self.staff_views.forget(conn)
+                counsellor.handover_keys.pop(conn, None)
                 if not counsellor.conns:
                     counsellor.offline_since = now
                     self._schedule(now + self.settings.grace_secs, "duty", "",
@@ -337,7 +364,7 @@ class ChatService:
         out = Outcome()
         out.emit("duty", self._duty_payload(c), (conn,))
         if c.on_duty:
-            out.emit("queue", self.staff_queue_snapshot(staff.id), (conn,))
+            out.emit("queue", self._staff_snapshot(c, (conn,)), (conn,))
         return out
 
     def duty(self, staff: StaffRef, on: bool) -> Outcome:
@@ -352,12 +379,13 @@ class ChatService:
         out = Outcome(reply={"on": on})
         out.emit("duty", self._duty_payload(c), tuple(c.conns))
         if on:
-            out.emit("queue", self.staff_queue_snapshot(staff.id), tuple(c.conns))
+            out.emit("queue", self._staff_snapshot(c, c.conns), tuple(c.conns))
         if changed:
             out.audit(staff.username, "duty_on" if on else "duty_off")
         return out
 
-    def claim(self, staff: StaffRef, conn: Conn, conv_id: str | None, kx_pk: str) -> Outcome:
+    def claim(self, staff: StaffRef, conn: Conn, conv_id: str | None, kx_pk: str,
+              offline_ok: bool = False) -> Outcome:
         if staff.role != Role.COUNSELLOR.value:
             raise NotAllowed()
         c = self.counsellors.get(staff.id)
@@ -366,7 +394,7 @@ class ChatService:
         if c.load >= staff.capacity:
             raise AtCapacity()
         if conv_id is None:
-            conv_id = self._next_waiting(staff.id)
+            conv_id = self._next_waiting(staff.id, staff.languages)
         conv = self.conversations.get(conv_id)
         if conv is None:
             raise UnknownConversation()
@@ -377,6 +405,8 @@ class ChatService:
             raise WrongState()  # the youth is on the decoy screen; claim when back
         if conv.state is not State.WAITING or conv.id not in self.queue:
             raise AlreadyClaimed()
+        if conv.id in self.away and not offline_ok:
+            raise YouthOffline()  # the console asks the counsellor first
 
         now = self.clock.now()
         waited = now - conv.created_at
@@ -386,6 +416,7 @@ class ChatService:
         self._observe_claim(now)
         conv.state = State.ACTIVE
         out = self._add_member(conv, Role.COUNSELLOR, staff.alias, kx_pk, conn, staff.id)
+        out.reply["youth_online"] = conv.id not in self.away
         out.emit("duty", self._duty_payload(c), tuple(c.conns))
         # Not whether the youth came back with a code: that would tie this
         # conversation to the counsellor's earlier return_issued entries
@@ -448,16 +479,18 @@ class ChatService:
 
     # ------------------------------------------- return passphrase, referrals
 
-    def return_target(self, staff: StaffRef, conn: Conn, conv_id: str) -> Conn:
+    def return_target(self, staff: StaffRef, conn: Conn, conv_id: str
+                      ) -> tuple[Conn, str | None]:
         """Where a counsellor's offered return passphrase goes: to the youth's
-        page only (the counsellor never sees it). The youth must be online."""
+        page only (the counsellor never sees it), and that page's language at
+        start, which picks the words' list. The youth must be online."""
         conv, member = self._membership(conn, conv_id)
         if member.role is not Role.COUNSELLOR or member.staff_id != staff.id:
             raise NotAllowed()
         youth = conv.youth()
         if conv.state not in (State.ACTIVE, State.PAUSED) or youth is None or youth.conn is None:
             raise WrongState()
-        return youth.conn
+        return youth.conn, conv.profile.page_language
 
     def refer(self, staff: StaffRef, conn: Conn, conv_id: str, partner: str, kind: str
               ) -> Outcome:
@@ -478,12 +511,13 @@ class ChatService:
         """On-duty counsellors one could hand a conversation to."""
         return Outcome(reply={"colleagues": [
             {"staff": c.staff.id, "alias": c.staff.alias, "load": c.load,
-             "capacity": c.staff.capacity}
+             "capacity": c.staff.capacity, "handover_pk": handover.current_key(c)}
             for c in self.counsellors.values()
             if c.staff.id != staff.id and c.on_duty and c.conns
         ]})
 
-    def offer_transfer(self, staff: StaffRef, conn: Conn, conv_id: str, to_staff: int) -> Outcome:
+    def offer_transfer(self, staff: StaffRef, conn: Conn, conv_id: str, to_staff: int,
+                       box: HandoverBox | None = None) -> Outcome:
         conv, member = self._membership(conn, conv_id)
         if member.role is not Role.COUNSELLOR or member.staff_id != staff.id:
             raise NotAllowed()
@@ -500,16 +534,21 @@ class ChatService:
             raise WrongState()
         if len(conv.members) >= self.settings.max_members:
             raise WrongState()  # the receiver joins before the sender leaves
+        if box is not None:
+            handover.check(self.counsellors[staff.id], conn, target, box)
         now = self.clock.now()
-        conv.transfer = Transfer(staff.id, to_staff, now)
+        conv.transfer = Transfer(staff.id, to_staff, now, box)
         self._schedule(now + self.settings.transfer_offer_secs, "transfer", conv.id, "", now)
         out = Outcome(reply={"offered": True})
         out.emit("transfer_offer", {
             "conversation": conv.id, "pseudonym": conv.pseudonym, "from_alias": staff.alias,
             "language": conv.profile.language, "age_band": conv.profile.age_band,
             "topic": conv.profile.topic, "state": conv.state.value,
+            "handover": box is not None,
         }, tuple(target.conns))
-        out.audit(staff.username, "transfer_offered", conv.pseudonym, target=target.staff.username)
+        # That a handover came with it, never what it holds.
+        out.audit(staff.username, "transfer_offered", conv.pseudonym, target=target.staff.username,
+                  handover=box is not None)
         return out
 
     def answer_transfer(self, staff: StaffRef, conn: Conn, conv_id: str, accept: bool,
@@ -535,6 +574,10 @@ class ChatService:
         for old in [m for m in conv.counsellors() if m.staff_id == offer.from_staff]:
             out.merge(self._remove_member(conv, old, EndReason.TRANSFERRED))
         out.reply.update(self._roster(conv))
+        out.reply["youth_online"] = conv.id not in self.away
+        if offer.handover is not None:
+            out.reply["handover"] = offer.handover.public()
+            offer.handover = None
         out.audit(staff.username, "transfer_accepted", conv.pseudonym)
         return out
 
@@ -545,11 +588,30 @@ class ChatService:
         out = Outcome(reply={})
         if offer is None:
             return out
+        offer.handover = None  # the ciphertext goes at once (nothing else holds it)
         sender = self.counsellors.get(offer.from_staff)
         if sender is not None:
             out.emit("transfer_declined", {"conversation": conv.id, "reason": reason},
                      tuple(sender.conns))
         out.audit(actor, "transfer_declined", conv.pseudonym, reason=reason)
+        return out
+
+    def register_handover_key(self, staff: StaffRef, conn: Conn, kx_pk: str) -> Outcome:
+        """A console's handover public key (domain/handover.py)."""
+        c = self.counsellors.get(staff.id)
+        if staff.role != Role.COUNSELLOR.value or c is None:
+            raise NotAllowed()
+        handover.register(c, conn, kx_pk, self.counsellors.values())
+        return Outcome()
+
+    def _presence_changed(self, conv: Conversation, member: Member, away: bool) -> Outcome:
+        out = presence.mark_away(conv, member) if away else presence.mark_back(conv, member)
+        if away:
+            self.away.add(conv.id)
+        else:
+            self.away.discard(conv.id)
+        if conv.id in self.queue:
+            self._queue_dirty = True  # the queue shows them apart
         return out
 
     # --------------------------------------------------- liaison invites
@@ -714,6 +776,11 @@ class ChatService:
                 member = conv.members.get(subject)
                 if member is not None and member.offline_since == token:
                     out.merge(self._member_timed_out(conv, member))
+            elif kind == "presence":
+                member = conv.members.get(subject)
+                if member is not None and member.conn is None and \
+                        member.offline_since == token and not member.away:
+                    out.merge(self._presence_changed(conv, member, away=True))
         return out
 
     def queue_updates(self) -> Outcome:
@@ -798,46 +865,108 @@ class ChatService:
                  (youth.conn,))
 
     def _push_staff_snapshots(self, out: Outcome, now: float) -> None:
-        # Most counsellors have nobody in their personal lane and see the same
-        # snapshot: that one payload goes out as one event (encoded once by the
-        # transport) to all of them; the others get their own. A counsellor at
-        # capacity cannot claim, so they see a new state at most every
-        # queue_snapshot_at_capacity_secs (at a national peak most are full,
-        # and 500 snapshots a second were 5 MB/s of JSON).
+        # Each console gets the change from the view it holds to the newest
+        # (domain/staff_views.py). Most counsellors have nobody in their
+        # personal lane and see the same view, built once: one event per
+        # starting version goes to all of them, encoded once by the transport.
+        # Per counsellor at most one push every queue_snapshot_min_gap_secs,
+        # and while at capacity (they cannot claim) every
+        # queue_snapshot_at_capacity_secs: a push then covers everything since
+        # the one before, so what a console receives per second stays bounded
+        # however often one youth changes something. At capacity the view
+        # lists only the first staff_queue_at_capacity_max: at a peak most
+        # counsellors are full, the first 50 places turn over within their 5 s,
+        # and a whole list to each of them was most of the bytes
+        # (docs/performance.md).
         at_capacity_gap = self.settings.queue_snapshot_at_capacity_secs
         min_gap = self.settings.queue_snapshot_min_gap_secs
+        views = self.staff_views
         shared: list[dict[str, Any]] | None = None
-        common: dict[str, Any] | None = None
-        common_to: list[Conn] = []
+        common: dict[str, tuple[View, list[Conn]]] = {}
         for c in self.counsellors.values():
             if not (c.on_duty and c.conns) or c.snapshot_version == self._queue_version:
                 continue
-            gap = max(min_gap, at_capacity_gap if c.load >= c.staff.capacity else 0.0)
+            full = c.load >= c.staff.capacity
+            gap = max(min_gap, at_capacity_gap if full else 0.0)
             if now - c.snapshot_at < gap:
                 self._push_owed = True
                 continue
-            c.snapshot_version, c.snapshot_at = self._queue_version, now
+            c.snapshot_version = self._queue_version
             if shared is None:
                 shared = self._snapshot_entries((GENERAL_LANE, PROFESSIONAL_LANE))
-            if self.queue.lane_length(personal_lane(c.staff.id)):
-                out.emit("queue", self.staff_queue_snapshot(c.staff.id, shared), tuple(c.conns))
-                continue
-            if common is None:
-                common = self.staff_queue_snapshot(c.staff.id, shared)
-            common_to.extend(c.conns)
-        if common is not None:
-            out.emit("queue", common, common_to)
+            key = self._view_key(c)
+            if key not in common:
+                view = self._staff_view(c, shared)
+                if not key.startswith(SHARED):
+                    sends = views.push(key, view, c.conns)
+                    _emit_views(out, sends)
+                    if sends:
+                        c.snapshot_at = now
+                    continue
+                common[key] = (view, [])
+            view, to = common[key]
+            if any(views.held(conn) != view.version for conn in c.conns):
+                c.snapshot_at = now
+                to.extend(c.conns)
+        for key, (view, to) in common.items():
+            _emit_views(out, views.push(key, view, to))
+        views.prune()
+
+    def queue_sync(self, staff: StaffRef, conn: Conn) -> Outcome:
+        """A console that missed a change asks for its whole view again."""
+        if staff.role != Role.COUNSELLOR.value:
+            raise NotAllowed()
+        c = self.counsellors.get(staff.id)
+        if c is None or conn not in c.conns or not c.on_duty:
+            raise NotOnDuty()
+        out = Outcome(reply={})
+        out.emit("queue", self._staff_snapshot(c, (conn,)), (conn,))
+        return out
+
+    def _view_key(self, c: Counsellor) -> str:
+        """Which view ``c`` sees: the shared one or their own (returning youths
+        waiting), whole or, at capacity, its front (domain/staff_views.py)."""
+        own = personal_lane(c.staff.id)
+        base = own if self.queue.lane_length(own) else SHARED
+        if base == SHARED:
+            self.staff_views.drop_key(own)
+            self.staff_views.drop_key(own + AT_CAPACITY)
+        return base + AT_CAPACITY if c.load >= c.staff.capacity else base
+
+    def listed_max(self, staff_id: int) -> int | None:
+        """How many entries ``staff_id``'s view lists now, if fewer than all."""
+        c = self.counsellors.get(staff_id)
+        if c is None or c.load < c.staff.capacity:
+            return None
+        return self.settings.staff_queue_at_capacity_max
+
+    def _staff_view(self, c: Counsellor, shared: list[dict[str, Any]] | None = None) -> View:
+        """The newest view of what ``c`` sees, published under its key."""
+        key = self._view_key(c)
+        snap = self.staff_queue_snapshot(c.staff.id, shared, self.listed_max(c.staff.id))
+        return self.staff_views.publish(key, snap["entries"], snap["total"], snap["offline"])
+
+    def _staff_snapshot(self, c: Counsellor, conns: Iterable[Conn]) -> dict[str, Any]:
+        """The whole view for ``conns`` (a connect, duty on, a console's ask)."""
+        return self.staff_views.snapshot(self._view_key(c), self._staff_view(c), conns)
 
     def staff_queue_snapshot(self, staff_id: int,
-                             shared: list[dict[str, Any]] | None = None) -> dict[str, Any]:
+                             shared: list[dict[str, Any]] | None = None,
+                             listed: int | None = None) -> dict[str, Any]:
         """What one counsellor sees: their own returning youths (flagged), then
-        the general and professional lanes. Nobody sees another's personal lane."""
+        the general and professional lanes; the first ``listed`` of them if
+        given. Nobody sees another's personal lane."""
         own = self._snapshot_entries((personal_lane(staff_id),))
         if shared is None:
             shared = self._snapshot_entries((GENERAL_LANE, PROFESSIONAL_LANE))
         visible = self.queue.lane_length(GENERAL_LANE) + \
             self.queue.lane_length(PROFESSIONAL_LANE) + len(own)
-        return {"total": visible, "entries": own + shared}
+        lanes = (GENERAL_LANE, PROFESSIONAL_LANE, personal_lane(staff_id))
+        offline = sum(1 for cid in self.away
+                      if cid in self.queue and self.conversations[cid].lane in lanes)
+        entries = own + shared
+        return {"total": visible, "offline": offline,
+                "entries": entries if listed is None else entries[:listed]}
 
     def _snapshot_entries(self, lanes: tuple[str, ...]) -> list[dict[str, Any]]:
         entries: list[dict[str, Any]] = []
@@ -849,10 +978,12 @@ class ChatService:
                 entries.append({
                     "conversation": conv.id, "pseudonym": conv.pseudonym,
                     "since": to_ms(conv.created_at), "language": conv.profile.language,
+                    "page_language": conv.profile.page_language,
                     "age_band": conv.profile.age_band, "topic": conv.profile.topic,
                     "urgent": conv.profile.urgent, "state": conv.state.value,
                     "lane": "personal" if lane.startswith("personal:") else lane,
                     "returning": lane.startswith("personal:"),
+                    "offline": conv.id in self.away,
                 })
         return entries
 
@@ -930,23 +1061,56 @@ class ChatService:
             self._secs_per_place += ETA_SMOOTHING * (gap - self._secs_per_place)
         self._last_claim_at = now
 
-    def _next_waiting(self, staff_id: int) -> str:
+    def _next_waiting(self, staff_id: int, languages: Sequence[str] = ()) -> str:
         # Their own returning youths first, then everyone, then professionals.
-        for lane in (personal_lane(staff_id), GENERAL_LANE, PROFESSIONAL_LANE):
+        # In general and professional: the oldest youth of the first waiting
+        # one's priority whose language the counsellor speaks, else that first
+        # one, so nobody waits forever because of language (docs/design/queue.md).
+        own = personal_lane(staff_id)
+        for lane in (own, GENERAL_LANE, PROFESSIONAL_LANE):
             for conv_id in self.queue.iter_lane(lane):
-                if self.conversations[conv_id].state is State.WAITING:
-                    return conv_id
+                if self.conversations[conv_id].state is State.WAITING and \
+                        conv_id not in self.away:  # never someone who is not there
+                    if lane == own or not languages:
+                        return conv_id
+                    return self._speaks(lane, conv_id, languages) or conv_id
         raise QueueEmpty()
 
-    def _count_profile(self, profile: StartProfile) -> None:
+    def _speaks(self, lane: str, head: str, languages: Sequence[str]) -> str | None:
+        """The first waiting conversation of ``head``'s priority in ``lane``
+        whose language is one of ``languages``; None if there is none."""
+        priority = self.queue.priority(head)
+        best: tuple[float, str] | None = None
+        for language in languages:
+            for conv_id, p in self.queue.iter_tagged(lane, language):
+                if p != priority:
+                    if priority is not None and p > priority:
+                        break
+                    continue  # more urgent but paused: head is the first waiting one
+                if self.conversations[conv_id].state is not State.WAITING or \
+                        conv_id in self.away:
+                    continue
+                place = self.queue.position(conv_id)
+                if best is None or place < best[0]:
+                    best = (place, conv_id)
+                break
+        return None if best is None else best[1]
+
+    def _count_profile(self, profile: StartProfile, returning: bool = False) -> None:
         if self.stats is None:
             return
+        self.stats.count("contact_kind", "returning" if returning else "first")
+        self.stats.count("language", profile.language or "unsaid")  # the chosen chat language
         if profile.professional:
             self.stats.count("contacts", "professional")
             self.stats.count("workplace_municipality",
                              profile.workplace_municipality or "unsaid")
+            self.stats.count("profession", profile.profession or "unsaid")
             return
         self.stats.count("contacts", "youth")
+        districts = self.settings.service.get("profile", {}).get("districts", {})
+        if profile.municipality is not None and profile.municipality in districts:
+            self.stats.count("district", profile.district or "unsaid")
         for dim in ("gender", "age_band", "municipality", "topic"):
             value = getattr(profile, dim)
             self.stats.count(dim, value if value is not None else "unsaid")
@@ -965,6 +1129,7 @@ class ChatService:
         conv.state = State.ENDED
         conv.ended_reason = reason
         self.queue.remove(conv.id)
+        self.away.discard(conv.id)
         self._queue_dirty = True
         relay.drop_all(conv)
         for m in conv.members.values():
@@ -990,6 +1155,10 @@ class ChatService:
         if self.stats is not None:  # after every state change: counting never blocks an end
             for tag in conv.reasons:
                 self.stats.count("reason", tag)
+            if was_waiting and reason is not EndReason.DONE:
+                # Demand not met: left the queue; the band of when they asked.
+                self.stats.count("unmet_left", hour_band(
+                    conv.created_at, self.settings.stats_timezone))
         return out
 
     def _member_timed_out(self, conv: Conversation, member: Member) -> Outcome:
@@ -1008,7 +1177,8 @@ class ChatService:
                 conv.paused_from = State.WAITING
             else:
                 conv.state = State.WAITING
-            self.queue.add(conv.id, conv.created_at, urgent=True)
+            self.queue.add(conv.id, conv.created_at, urgent=True,
+                           tag=conv.profile.match_language())
             self._queue_dirty = True
             out.emit("state", {"conversation": conv.id, "state": conv.state.value},
                      conv.online())
@@ -1022,6 +1192,14 @@ class ChatService:
             c.on_duty = False
             self._queue_dirty = True
             out.audit(c.staff.username, "duty_off", reason="disconnected")
+
+
+def _emit_views(out: Outcome, sends: list[tuple[dict[str, Any], list[Conn]]]) -> None:
+    for payload, to in sends:
+        if "from_v" in payload:
+            out.emit("queue_delta", payload, to)
+        else:
+            out.emit("queue", payload, to)
 
 
 def _day(t: float) -> str:

@@ -53,6 +53,9 @@ class StaffRef:
     role: str
     alias: str
     capacity: int
+    # The language codes the counsellor speaks (chatserver staff languages):
+    # take next prefers a youth who chose one of them.
+    languages: tuple[str, ...] = ()
 
 
 @dataclass(slots=True)
@@ -72,6 +75,9 @@ class Member:
     staff_id: int | None = None
     conn: Conn | None = None
     offline_since: float | None = None
+    # Shown to the others as offline: gone longer than presence_grace_secs
+    # (domain/presence.py); cleared when the member resumes.
+    away: bool = False
     last_seq: int = 0  # the last seq this member sent
     # Undelivered boxes addressed to this member, per sender, oldest first.
     inbox: dict[str, deque[Buffered]] = field(default_factory=dict)
@@ -93,6 +99,12 @@ class Profile:
     topic: str | None = None
     urgent: bool = False
     professional: bool = False
+    page_language: str | None = None  # the language the youth's page was shown in
+
+    def match_language(self) -> str | None:
+        """The language a counsellor should speak: the chosen chat language,
+        else the page's."""
+        return self.language or self.page_language
 
 
 @dataclass(slots=True)
@@ -117,11 +129,29 @@ class JoinRequest:
     state: str = "waiting"  # waiting (for the counsellor) -> consent (asked of the youth)
 
 
+@dataclass(frozen=True, slots=True)
+class HandoverBox:
+    """One handover, sealed by the sending console's handover key to the
+    receiving console's (docs/protocol.md, "Handover"). Base64url strings."""
+
+    from_pk: str
+    to_pk: str
+    nonce: str
+    ct: str = field(repr=False)
+
+    def public(self) -> dict[str, str]:
+        return {"from_pk": self.from_pk, "to_pk": self.to_pk, "nonce": self.nonce,
+                "ct": self.ct}
+
+
 @dataclass(slots=True)
 class Transfer:
     from_staff: int
     to_staff: int
     offered_at: float
+    # The sending page's end-to-end encrypted handover (domain/handover.py):
+    # ciphertext only, dropped with the offer on decline, time-out or end.
+    handover: HandoverBox | None = None
 
 
 @dataclass(slots=True)
@@ -170,6 +200,8 @@ class Counsellor:
     conns: set[Conn] = field(default_factory=set)
     active: set[str] = field(default_factory=set)  # conversation ids
     offline_since: float | None = None
+    # Each console's handover public key (domain/handover.py), by connection.
+    handover_keys: dict[Conn, str] = field(default_factory=dict)
     # The queue state (ChatService._queue_version) this counsellor last saw, and when.
     snapshot_version: int = -1
     snapshot_at: float = float("-inf")

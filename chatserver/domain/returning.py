@@ -28,6 +28,7 @@ class Kdf(Protocol):
 @dataclass(frozen=True)
 class Issued:
     passphrase: str = field(repr=False)
+    language: str  # the word list the passphrase was drawn from
     row_id: str
     expires_at: float
 
@@ -39,15 +40,18 @@ class Redeemed:
 
 
 async def issue(staff_id: int, *, kdf: Kdf, store: ReturnStore, clock: Clock,
-                ttl_secs: int) -> Issued:
+                ttl_secs: int, page_language: str | None = None) -> Issued:
+    """Draw the words from the list of the youth page's language (the
+    fallback list for a page language without one)."""
+    language = passphrase.language_for(page_language)
     for _ in range(ISSUE_ATTEMPTS):
-        text = passphrase.generate()
+        text = passphrase.generate(language)
         derived = await kdf.derive(text)
         row_id = new_id()[:16]
         expires_at = clock.now() + ttl_secs
         sealed = passphrase.seal_staff_id(derived.seal_key, staff_id)
         if await store.add_return_code(derived.lookup, row_id, sealed, expires_at):
-            return Issued(text, row_id, expires_at)
+            return Issued(text, language, row_id, expires_at)
     raise RuntimeError("could not store a return code")  # never in practice
 
 

@@ -11,10 +11,11 @@ conversation of that interval.
 Known limit: in a quiet interval a flush may carry a single conversation's
 profile, and anyone who can read both the database and the audit log can
 still pair that flush with the one conversation started in the interval.
-Counts carry no conversation id or time finer than the month either way.
-Nothing shows the statistics yet (they are only stored); a report or view of
-them must suppress small counts, which could point at one person
-(docs/threat-model.md, "Honest limits").
+Counts carry no conversation id or time finer than the month either way
+(unmet demand also carries an hour-of-week band: ``hour_band``). Every
+reading of the counts goes through ``stats_report``, which suppresses small
+counts and protects them against subtraction (docs/statistics.md); what each
+dimension means, and what it cannot mean, is listed there.
 
 Counts buffered in memory are lost if the process is killed without a clean
 shutdown; statistics are approximate by design.
@@ -24,6 +25,9 @@ from __future__ import annotations
 
 import time
 from collections import Counter
+from datetime import datetime
+from functools import lru_cache
+from zoneinfo import ZoneInfo
 
 from chatserver.domain.clock import Clock
 from chatserver.storage.base import StatsStore
@@ -33,16 +37,39 @@ from chatserver.storage.base import StatsStore
 # The funders' follow-up (docs/mission.md): contacts by gender, age band and
 # municipality; reasons for contact; professionals by workplace municipality;
 # and referrals onward (per partner kind and partner).
+# Also: Stockholm's districts, professionals' professions, the chat language,
+# first contact vs returning (a redeemed return code), and demand not met by
+# hour-of-week band: starts while nobody was on duty, youths who left the queue.
 DIMENSIONS = frozenset({
     "gender", "age_band", "municipality", "topic", "contacts",
     "reason", "workplace_municipality", "referral", "referral_partner",
+    "district", "profession", "language", "contact_kind", "unmet_closed", "unmet_left",
 })
+# Hour-of-week bands (local time, settings.stats_timezone): Monday–Friday or
+# Saturday–Sunday by the local calendar day; day 08–17, evening 17–22, night
+# 22–08 (so Friday 23:00 is a weekday night and Saturday 03:00 a weekend
+# night). Public holidays count as the weekday they fall on.
+BANDS = ("weekday_day", "weekday_evening", "weekday_night",
+         "weekend_day", "weekend_evening", "weekend_night")
 MAX_VALUE_CHARS = 64  # profile codes from config are far shorter
 
 
 def month_of(t: float) -> str:
     """'YYYY-MM' of a Unix time, in UTC."""
     return time.strftime("%Y-%m", time.gmtime(t))
+
+
+@lru_cache(maxsize=4)
+def _zone(name: str) -> ZoneInfo:
+    return ZoneInfo(name)
+
+
+def hour_band(t: float, timezone: str) -> str:
+    """The hour-of-week band (``BANDS``) of a Unix time in ``timezone``."""
+    local = datetime.fromtimestamp(t, _zone(timezone))
+    hour = local.hour
+    part = "day" if 8 <= hour < 17 else "evening" if 17 <= hour < 22 else "night"
+    return f"{'weekend' if local.weekday() >= 5 else 'weekday'}_{part}"
 
 
 class StatsCounter:

@@ -34,6 +34,11 @@ class WaitingQueue:
     def __init__(self) -> None:
         self._lanes: dict[str, SortedList] = {}
         self._where: dict[str, tuple[str, QueueKey]] = {}
+        # (lane, tag) -> the keys of that lane's conversations with that tag (a
+        # language code): take next finds the first youth who speaks one of a
+        # counsellor's languages in O(log n), not by walking the lane.
+        self._tagged: dict[tuple[str, str], SortedList] = {}
+        self._tags: dict[str, str] = {}
         self._counter = itertools.count()
 
     def __len__(self) -> int:
@@ -43,13 +48,16 @@ class WaitingQueue:
         return conversation in self._where
 
     def add(self, conversation: str, arrived: float, *, urgent: bool = False,
-            lane: str = GENERAL_LANE) -> None:
+            lane: str = GENERAL_LANE, tag: str | None = None) -> None:
         if conversation in self._where:
             raise ValueError("already queued")
         key = QueueKey(PRIORITY_URGENT if urgent else PRIORITY_NORMAL, arrived,
                        next(self._counter), conversation)
         self._lanes.setdefault(lane, SortedList()).add(key)
         self._where[conversation] = (lane, key)
+        if tag is not None:
+            self._tagged.setdefault((lane, tag), SortedList()).add(key)
+            self._tags[conversation] = tag
 
     def remove(self, conversation: str) -> bool:
         found = self._where.pop(conversation, None)
@@ -60,6 +68,12 @@ class WaitingQueue:
         keys.remove(key)
         if not keys and lane != GENERAL_LANE:
             del self._lanes[lane]  # personal lanes come and go; a round walks the lanes
+        tag = self._tags.pop(conversation, None)
+        if tag is not None:
+            tagged = self._tagged[(lane, tag)]
+            tagged.remove(key)
+            if not tagged:
+                del self._tagged[(lane, tag)]
         return True
 
     def position(self, conversation: str) -> int:
@@ -73,6 +87,16 @@ class WaitingQueue:
     def arrived(self, conversation: str) -> float | None:
         found = self._where.get(conversation)
         return None if found is None else found[1].arrived
+
+    def priority(self, conversation: str) -> int | None:
+        found = self._where.get(conversation)
+        return None if found is None else found[1].priority
+
+    def iter_tagged(self, lane: str, tag: str) -> Iterator[tuple[str, int]]:
+        """(conversation, priority) of a lane's conversations with ``tag``, in
+        queue order. O(log n) to start, O(1) per step."""
+        for key in self._tagged.get((lane, tag), ()):
+            yield key.conversation, key.priority
 
     def iter_lane(self, lane: str = GENERAL_LANE) -> Iterator[str]:
         """Conversations in queue order. O(1) per step."""

@@ -12,6 +12,9 @@ from collections.abc import AsyncGenerator, Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Protocol
 
+from chatserver.storage.audit_cuts import AuditCutStore
+from chatserver.storage.partners import PartnerStore
+
 STAFF_ROLES = ("counsellor", "liaison", "operator", "admin")
 
 
@@ -31,6 +34,16 @@ class StaffRecord:
     failed_logins: int
     locked_until: float | None  # Unix seconds (UTC); None when not locked
     created_at: str  # UTC ISO-8601 with 'Z'
+    languages: tuple[str, ...] = ()  # language codes the staff member speaks, in order
+
+
+def join_languages(languages: tuple[str, ...]) -> str:
+    """The ``staff.languages`` column: codes joined by commas ('' for none)."""
+    return ",".join(languages)
+
+
+def split_languages(column: str | None) -> tuple[str, ...]:
+    return tuple(code for code in (column or "").split(",") if code)
 
 
 @dataclass(frozen=True, slots=True)
@@ -137,6 +150,10 @@ class StaffStore(Protocol):
 
     async def set_password_hash(self, staff_id: int, password_hash: str) -> None: ...
 
+    async def set_languages(self, staff_id: int, languages: tuple[str, ...]) -> None:
+        """Replace the languages the account speaks (codes, already checked)."""
+        ...
+
     async def reserve_login_attempt(
         self, staff_id: int, now: float, policy: LockoutPolicy
     ) -> LoginAttempt:
@@ -193,6 +210,24 @@ class StatsStore(Protocol):
 
     async def get_counts(self, month: str) -> dict[tuple[str, str], int]: ...
 
+    async def counts_between(self, first: str, last: str
+                             ) -> dict[tuple[str, str, str], int]:
+        """Every count of the months ``first`` to ``last`` ('YYYY-MM', both
+        included), keyed by (month, dimension, value)."""
+        ...
+
+    async def set_manual_count(self, month: str, kind: str, count: int) -> int | None:
+        """Replace the hand-entered count of ``kind`` in ``month``; returns the
+        value it replaced (None if there was none), read atomically with the
+        write, so two concurrent corrections each see the other's result or
+        none, never the same old value."""
+        ...
+
+    async def manual_counts_between(self, first: str, last: str
+                                    ) -> dict[tuple[str, str], int]:
+        """Hand-entered counts of the months ``first`` to ``last``, keyed by (month, kind)."""
+        ...
+
 
 class Pingable(Protocol):
     async def ping(self) -> bool:
@@ -219,7 +254,8 @@ class ReturnStore(Protocol):
     async def purge_return_codes(self, now: float) -> int: ...
 
 
-class Store(StaffStore, AuditStore, StatsStore, ReturnStore, Pingable, Protocol):
+class Store(StaffStore, AuditStore, AuditCutStore, StatsStore, ReturnStore, PartnerStore,
+            Pingable, Protocol):
     """Everything the server and the CLI need from one backend."""
 
     async def schema_versions(self) -> list[int]:

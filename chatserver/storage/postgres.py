@@ -41,7 +41,11 @@ from chatserver.storage.base import (
     NextEntry,
     ReturnRow,
     StaffRecord,
+    join_languages,
+    split_languages,
 )
+from chatserver.storage.postgres_audit_cuts import PostgresAuditCuts
+from chatserver.storage.postgres_partners import PostgresPartners
 from chatserver.storage.schema import COPY_COLUMNS, migrations
 
 POOL_MIN = 1
@@ -54,7 +58,7 @@ AUDIT_LOCK = 0x63686174_0002
 
 _STAFF_COLUMNS = (
     "id, username, password_hash, totp_seed_sealed, totp_last_timecode, role, alias,"
-    " capacity, disabled, failed_logins, locked_until, created_at"
+    " capacity, disabled, failed_logins, locked_until, created_at, languages"
 )
 _AUDIT_COLUMNS = "seq, at, actor, action, conversation, detail, prev_hash, hash, chain"
 
@@ -73,6 +77,7 @@ def _staff(row: asyncpg.Record) -> StaffRecord:
         failed_logins=row["failed_logins"],
         locked_until=row["locked_until"],
         created_at=row["created_at"],
+        languages=split_languages(row["languages"]),
     )
 
 
@@ -124,7 +129,7 @@ class _Opening:
             await self._store.close()
 
 
-class PostgresStore:
+class PostgresStore(PostgresPartners, PostgresAuditCuts):
     """Implements ``StaffStore``, ``AuditStore``, ``StatsStore``, ``ReturnStore``
     and ``Pingable`` on PostgreSQL."""
 
@@ -278,6 +283,10 @@ class PostgresStore:
         await self._pool.execute(
             "UPDATE staff SET password_hash = $1 WHERE id = $2", password_hash, staff_id)
 
+    async def set_languages(self, staff_id: int, languages: tuple[str, ...]) -> None:
+        await self._pool.execute(
+            "UPDATE staff SET languages = $1 WHERE id = $2", join_languages(languages), staff_id)
+
     async def reserve_login_attempt(
         self, staff_id: int, now: float, policy: LockoutPolicy
     ) -> LoginAttempt:
@@ -407,6 +416,38 @@ class PostgresStore:
     async def get_counts(self, month: str) -> dict[tuple[str, str], int]:
         rows = await self._pool.fetch(
             "SELECT dimension, value, count FROM stats WHERE month = $1", month)
+        return {(row[0], row[1]): int(row[2]) for row in rows}
+
+    async def counts_between(self, first: str, last: str
+                             ) -> dict[tuple[str, str, str], int]:
+        rows = await self._pool.fetch(
+            "SELECT month, dimension, value, count FROM stats WHERE month BETWEEN $1 AND $2",
+            first, last)
+        return {(row[0], row[1], row[2]): int(row[3]) for row in rows}
+
+    async def set_manual_count(self, month: str, kind: str, count: int) -> int | None:
+        async with self._pool.acquire() as con, con.transaction():
+            # A first entry inserts; a concurrent first entry waits on this
+            # insert and then takes the update path below with its row lock,
+            # so each correction reads the value it really replaces.
+            inserted = await con.fetchval(
+                "INSERT INTO stats_manual (month, kind, count) VALUES ($1, $2, $3)"
+                " ON CONFLICT (month, kind) DO NOTHING RETURNING 1", month, kind, count)
+            if inserted is not None:
+                return None
+            old = await con.fetchval(
+                "SELECT count FROM stats_manual WHERE month = $1 AND kind = $2 FOR UPDATE",
+                month, kind)
+            await con.execute(
+                "UPDATE stats_manual SET count = $3 WHERE month = $1 AND kind = $2",
+                month, kind, count)
+        return int(old)
+
+    async def manual_counts_between(self, first: str, last: str
+                                    ) -> dict[tuple[str, str], int]:
+        rows = await self._pool.fetch(
+            "SELECT month, kind, count FROM stats_manual WHERE month BETWEEN $1 AND $2",
+            first, last)
         return {(row[0], row[1]): int(row[2]) for row in rows}
 
     # -- one-shot copy from another backend ----------------------------------

@@ -49,11 +49,19 @@ def migrations(backend: str = "sqlite") -> list[tuple[int, str, str]]:
 COPY_COLUMNS: dict[str, tuple[str, ...]] = {
     "staff": ("id", "username", "password_hash", "totp_seed_sealed", "totp_last_timecode",
               "role", "alias", "capacity", "disabled", "failed_logins", "locked_until",
-              "created_at"),
+              "created_at", "languages"),
     "audit": ("seq", "at", "actor", "action", "conversation", "detail", "prev_hash", "hash",
               "chain"),
     "stats": ("month", "dimension", "value", "count"),
+    "stats_manual": ("month", "kind", "count"),
     "return_codes": ("lookup", "row_id", "sealed", "expires_at"),
+    "partners": ("code", "name_sv", "name_en", "kind", "municipality", "districts", "phone",
+                 "url", "hours_sv", "hours_en", "notes", "words_sv", "words_en", "retired",
+                 "verified_by", "verified_at", "revision"),
+    "partner_directory": ("id", "version"),
+    "audit_checkpoint": ("seq", "hash", "at", "mac"),
 }
 ORDER_BY = {"staff": "id", "audit": "seq", "stats": "month, dimension, value",
-            "return_codes": "lookup"}
+            "stats_manual": "month, kind",
+            "return_codes": "lookup", "partners": "code", "partner_directory": "id",
+            "audit_checkpoint": "seq"}

@@ -43,8 +43,12 @@ from chatserver.storage.base import (
     NextEntry,
     ReturnRow,
     StaffRecord,
+    join_languages,
+    split_languages,
 )
 from chatserver.storage.schema import COPY_COLUMNS, ORDER_BY, migrations
+from chatserver.storage.sqlite_audit_cuts import SqliteAuditCuts
+from chatserver.storage.sqlite_partners import SqlitePartners
 
 __all__ = ["SqliteStore", "migrations"]
 
@@ -53,7 +57,7 @@ BUSY_TIMEOUT_SECS = 5.0
 
 _STAFF_COLUMNS = (
     "id, username, password_hash, totp_seed_sealed, totp_last_timecode, role, alias,"
-    " capacity, disabled, failed_logins, locked_until, created_at"
+    " capacity, disabled, failed_logins, locked_until, created_at, languages"
 )
 _AUDIT_COLUMNS = "seq, at, actor, action, conversation, detail, prev_hash, hash, chain"
 
@@ -72,6 +76,7 @@ def _staff(row: sqlite3.Row) -> StaffRecord:
         failed_logins=row["failed_logins"],
         locked_until=row["locked_until"],
         created_at=row["created_at"],
+        languages=split_languages(row["languages"]),
     )
 
 
@@ -137,7 +142,7 @@ class _Opening:
             await self._store.close()
 
 
-class SqliteStore:
+class SqliteStore(SqlitePartners, SqliteAuditCuts):
     """Implements ``StaffStore``, ``AuditStore``, ``StatsStore`` and ``Pingable``."""
 
     def __init__(self, db: aiosqlite.Connection) -> None:
@@ -332,6 +337,12 @@ class SqliteStore:
                 "UPDATE staff SET password_hash = ? WHERE id = ?", (password_hash, staff_id)
             )
 
+    async def set_languages(self, staff_id: int, languages: tuple[str, ...]) -> None:
+        async with self._write() as db:
+            await db.execute(
+                "UPDATE staff SET languages = ? WHERE id = ?", (join_languages(languages), staff_id)
+            )
+
     async def reserve_login_attempt(
         self, staff_id: int, now: float, policy: LockoutPolicy
     ) -> LoginAttempt:
@@ -473,6 +484,31 @@ class SqliteStore:
         rows = await self._db.execute_fetchall(
             "SELECT dimension, value, count FROM stats WHERE month = ?", (month,)
         )
+        return {(row[0], row[1]): row[2] for row in rows}
+
+    async def counts_between(self, first: str, last: str
+                             ) -> dict[tuple[str, str, str], int]:
+        rows = await self._db.execute_fetchall(
+            "SELECT month, dimension, value, count FROM stats WHERE month BETWEEN ? AND ?",
+            (first, last))
+        return {(row[0], row[1], row[2]): row[3] for row in rows}
+
+    async def set_manual_count(self, month: str, kind: str, count: int) -> int | None:
+        async with self._write() as db:
+            cur = await db.execute(
+                "SELECT count FROM stats_manual WHERE month = ? AND kind = ?", (month, kind))
+            row = await cur.fetchone()
+            await db.execute(
+                "INSERT INTO stats_manual (month, kind, count) VALUES (?, ?, ?)"
+                " ON CONFLICT (month, kind) DO UPDATE SET count = excluded.count",
+                (month, kind, count))
+        return int(row[0]) if row is not None else None
+
+    async def manual_counts_between(self, first: str, last: str
+                                    ) -> dict[tuple[str, str], int]:
+        rows = await self._db.execute_fetchall(
+            "SELECT month, kind, count FROM stats_manual WHERE month BETWEEN ? AND ?",
+            (first, last))
         return {(row[0], row[1]): row[2] for row in rows}
 
     # -- one-shot copy to another backend ------------------------------------

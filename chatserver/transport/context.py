@@ -27,6 +27,7 @@ if TYPE_CHECKING:
     from chatserver.domain.audit import AuditLog
     from chatserver.domain.auth import LoginGuard
     from chatserver.domain.clock import Clock
+    from chatserver.domain.partner_bank import PartnerBank
     from chatserver.domain.referrals import Directory
     from chatserver.domain.sessions import SessionStore
     from chatserver.domain.stats import StatsCounter
@@ -68,7 +69,6 @@ class Context:
     return_addresses: AddressLimiter
     invite_addresses: AddressLimiter
     return_failures: FailureBudget
-    directory: Directory
     sio: ChatSocketServer | None = None
     conns: dict[str, ConnState] = field(default_factory=dict)
     ops_watchers: set[str] = field(default_factory=set)
@@ -77,6 +77,12 @@ class Context:
     # that fails loudly (AttributeError), never silently.
     store: Store = field(init=False)
     audit: AuditLog = field(init=False)
+    partners: PartnerBank = field(init=False)  # the live partner directory
+
+    @property
+    def directory(self) -> Directory:
+        """The partner directory as this node holds it now."""
+        return self.partners.directory
 
     async def apply(self, outcome: Outcome, *, slice_size: int = 0,
                     still_current: Callable[[Emit], bool] | None = None) -> None:

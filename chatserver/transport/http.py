@@ -2,9 +2,11 @@
 
 Every response, errors and 404s included, gets the headers of
 docs/security-design.md ("Headers") from one ``on_response_prepare`` hook. Only the
-login route sets a cookie. A page with an inline script (the youth page's early
-quick exit) gets a CSP that allows exactly that script by its hash, which the
-build publishes in dist/manifest.json and this module reads once at start-up.
+login route sets a cookie. A page with an inline script or stylesheet (the
+youth page's early quick exit and its styles) gets a CSP that allows exactly
+those by their hashes, which the build publishes in dist/manifest.json and this
+module reads once at start-up. The youth page is served in the language the
+browser asks for (page_language.py), from the variants the manifest names.
 """
 
 from __future__ import annotations
@@ -28,11 +30,13 @@ from chatserver.errors import (
     ChatError,
     CsrfFailed,
     LockedOut,
+    NotAllowed,
     RateLimited,
     SessionRequired,
     TooLarge,
 )
-from chatserver.settings import REPO_ROOT
+from chatserver.settings import REPO_ROOT, canned_texts
+from chatserver.transport import page_language
 from chatserver.transport.context import Context
 from chatserver.transport.ratelimit import address_group, client_address
 from chatserver.transport.server import ChatSocketServer
@@ -43,8 +47,15 @@ log = logging.getLogger(__name__)
 CONTEXT = web.AppKey("context", Context)
 # Page path -> its CSP, for pages whose CSP differs from CSP (see page_csps).
 PAGE_CSP = web.AppKey("page_csp", dict[str, str])
+# Page path -> {language: file} for pages written once per language (see page_variants).
+PAGE_VARIANTS = web.AppKey("page_variants", dict[str, dict[str, str]])
+# Set on a request answered with one of a page's language variants.
+CHOSEN_BY_LANGUAGE = web.RequestKey("chosen_by_language", bool)
+DEFAULT_LANGUAGE = "sv"
 
-CSP = ("default-src 'none'; script-src 'self' 'wasm-unsafe-eval'; connect-src 'self'; "
+# The pages' crypto is plain JavaScript (@noble): no WebAssembly, so no
+# 'wasm-unsafe-eval'.
+CSP = ("default-src 'none'; script-src 'self'; connect-src 'self'; "
        "style-src 'self'; img-src 'self' data:; font-src 'self'; base-uri 'none'; "
        "form-action 'none'; frame-ancestors 'none'")
 SECURITY_HEADERS = {
@@ -67,7 +78,8 @@ COOKIE_PATHS = frozenset({"/staff/api/login", "/staff/api/logout"})
 PAGES = {"/": "index.html", "/console": "console.html", "/operator": "operator.html",
          "/join": "join.html"}  # /join: the liaison page; the invite secret is in the fragment
 STATUS_FOR = {BadCredentials: 401, SessionRequired: 401, LockedOut: 429, BadOrigin: 403,
-              CsrfFailed: 403, BadPayload: 400, TooLarge: 413, RateLimited: 429}
+              CsrfFailed: 403, BadPayload: 400, TooLarge: 413, RateLimited: 429,
+              NotAllowed: 403}
 
 
 async def add_security_headers(request: web.Request, response: web.StreamResponse) -> None:
@@ -82,6 +94,10 @@ async def add_security_headers(request: web.Request, response: web.StreamRespons
     page_csp = request.app[PAGE_CSP].get(request.path)
     if page_csp is not None:
         response.headers["Content-Security-Policy"] = page_csp
+    if request.get(CHOSEN_BY_LANGUAGE):
+        # Caches must key on the language too (FileResponse set Accept-Encoding).
+        vary = [v.strip() for v in response.headers.getall("Vary", []) for v in v.split(",")]
+        response.headers["Vary"] = ", ".join([v for v in vary if v] + ["Accept-Language"])
     # Validators would let a browser revalidate (and so remember) a page.
     response.headers.popall("ETag", None)
     response.headers.popall("Last-Modified", None)
@@ -228,13 +244,15 @@ def static_root(ctx: Context) -> Path:
 
 
 def page_csps(static: Path) -> dict[str, str]:
-    """The CSP of each page that carries an inline script: CSP with the hashes
-    the build published for it (``csp_script_hashes`` in dist/manifest.json)
-    added to script-src. Only the youth page has one: the quick exit that works
-    before the bundle has loaded. With no dist/ or no manifest every page gets
-    CSP, and an inline script is simply blocked (the exit button is still a
-    link to /exit). Read once at start-up: a rebuild that changes the script
-    needs a restart, like any other change to dist/."""
+    """The CSP of each page that carries an inline script or stylesheet: CSP
+    with the hashes the build published for it (``csp_script_hashes`` and
+    ``csp_style_hashes`` in dist/manifest.json) added to script-src and
+    style-src. Only the youth page has them: the quick exit that works before
+    the bundle has loaded, and its stylesheet (inline so that the first paint
+    does not wait a round trip for it). With no dist/ or no manifest every page
+    gets CSP, and inline code is simply blocked (the exit button is still a
+    link to /exit). Read once at start-up: a rebuild that changes them needs a
+    restart, like any other change to dist/."""
     try:
         manifest = json.loads((static / "manifest.json").read_text(encoding="utf-8"))
     except FileNotFoundError:
@@ -242,24 +260,84 @@ def page_csps(static: Path) -> dict[str, str]:
     except (OSError, ValueError):
         log.warning("web client manifest unreadable: every page gets the default CSP")
         return {}
-    published = manifest.get("csp_script_hashes") if isinstance(manifest, dict) else None
-    if not isinstance(published, dict):
+    if not isinstance(manifest, dict):
         return {}
+    variants = _variants(manifest)
     csps: dict[str, str] = {}
     for path, html in PAGES.items():
-        hashes = published.get(html)
-        if not hashes:
-            continue
-        if not isinstance(hashes, list) or not all(
-                isinstance(h, str) and CSP_SCRIPT_HASH.fullmatch(h) for h in hashes):
-            log.warning("web client manifest: a script hash for %s is malformed; ignored", html)
-            continue
-        csps[path] = CSP.replace("script-src 'self'", "script-src 'self' " + " ".join(hashes), 1)
+        # A page written per language gets the hashes of all its files (they
+        # carry the same early exit and stylesheet, so in practice one each).
+        names = [html, *sorted(set(variants.get(path, {}).values()) - {html})]
+        csp = CSP
+        for key, directive in (("csp_script_hashes", "script-src 'self'"),
+                               ("csp_style_hashes", "style-src 'self'")):
+            hashes = _published_hashes(manifest.get(key), names)
+            if hashes:
+                csp = csp.replace(directive, directive + " " + " ".join(hashes), 1)
+        if csp != CSP:
+            csps[path] = csp
     return csps
 
 
+def _published_hashes(published: Any, names: list[str]) -> list[str]:
+    if not isinstance(published, dict):
+        return []
+    hashes: list[str] = []
+    for name in names:
+        found = published.get(name) or []
+        if not isinstance(found, list) or not all(
+                isinstance(h, str) and CSP_SCRIPT_HASH.fullmatch(h) for h in found):
+            log.warning("web client manifest: a hash for %s is malformed; ignored", name)
+            return []
+        hashes += [h for h in found if h not in hashes]
+    return hashes
+
+
+VARIANT_FILE = re.compile(r"[a-z0-9][a-z0-9.-]{0,63}\.html")
+LANGUAGE_CODE = re.compile(r"[a-z]{2,3}")
+
+
+def _variants(manifest: Any) -> dict[str, dict[str, str]]:
+    published = manifest.get("page_variants") if isinstance(manifest, dict) else None
+    if not isinstance(published, dict):
+        return {}
+    out: dict[str, dict[str, str]] = {}
+    for path, html in PAGES.items():
+        table = published.get(html)
+        if not isinstance(table, dict):
+            continue
+        good = {code: name for code, name in table.items()
+                if isinstance(code, str) and LANGUAGE_CODE.fullmatch(code)
+                and isinstance(name, str) and VARIANT_FILE.fullmatch(name)}
+        if good != table:
+            log.warning("web client manifest: a language variant of %s is malformed; ignored", html)
+        if good:
+            out[path] = good
+    return out
+
+
+def page_variants(static: Path) -> dict[str, dict[str, str]]:
+    """Page path -> {language: file} for pages the build wrote once per
+    language (``page_variants`` in dist/manifest.json): the youth page, whose
+    first screen is in the HTML. Read once at start-up, like page_csps."""
+    try:
+        manifest = json.loads((static / "manifest.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}
+    return _variants(manifest)
+
+
 async def page(request: web.Request) -> web.StreamResponse:
-    path = static_root(request.app[CONTEXT]) / PAGES[request.path]
+    name = PAGES[request.path]
+    variants = request.app[PAGE_VARIANTS].get(request.path)
+    if variants:
+        # The language the browser asks for (q-values honoured), default
+        # Swedish; nothing stored, no cookie; Vary: Accept-Language.
+        code = page_language.choose(request.headers.get("Accept-Language"), set(variants),
+                                    DEFAULT_LANGUAGE)
+        name = variants.get(code, name)
+        request[CHOSEN_BY_LANGUAGE] = True
+    path = static_root(request.app[CONTEXT]) / name
     if not path.is_file():
         return web.Response(status=503, text="The web client is not built: run `make setup`.\n")
     return web.FileResponse(path)
@@ -388,13 +466,16 @@ async def me(request: web.Request) -> web.Response:
     if record is None or record.disabled:
         raise SessionRequired()
     return web.json_response({"ok": True, "username": record.username, "role": record.role,
-                              "alias": record.alias, "csrf": session.csrf})
+                              "alias": record.alias, "csrf": session.csrf,
+                              # The centre's canned responses (config), for the console.
+                              "canned": canned_texts(ctx.settings)})
 
 
 def add_routes(app: web.Application) -> None:
     ctx = app.get(CONTEXT)
     # An app built only to list the routes has no context and serves nothing.
     app[PAGE_CSP] = page_csps(static_root(ctx)) if ctx is not None else {}
+    app[PAGE_VARIANTS] = page_variants(static_root(ctx)) if ctx is not None else {}
     app.on_response_prepare.append(add_security_headers)
     for path in PAGES:
         app.router.add_get(path, page)
@@ -406,3 +487,9 @@ def add_routes(app: web.Application) -> None:
     app.router.add_post("/staff/api/login", login)
     app.router.add_post("/staff/api/logout", logout)
     app.router.add_get("/staff/api/me", me)
+    from chatserver.transport import stats_api  # it imports this module
+    stats_api.add_routes(app)
+    from chatserver.transport import partners_api  # it imports this module
+    partners_api.add_routes(app)
+    from chatserver.transport import audit_api  # it imports this module
+    audit_api.add_routes(app)

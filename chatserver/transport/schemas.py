@@ -15,11 +15,13 @@ from typing import Any
 from chatserver.crypto.e2e import usable_peer_key
 from chatserver.crypto.tokens import b64d
 from chatserver.domain.conversations import StartProfile
+from chatserver.domain.model import HandoverBox
 from chatserver.domain.relay import BoxIn
-from chatserver.errors import BadPayload, TooLarge
+from chatserver.errors import BadPayload, TooLarge, UnknownLanguage
 from chatserver.settings import Settings
 
 _HEX_ID = re.compile(r"[0-9a-f]{32}")
+_LANGUAGE = re.compile(r"[a-z]{2,3}(-[A-Za-z0-9]{2,8})?")
 KX_PK_BYTES = 32
 NONCE_BYTES = 24
 SECRET_BYTES = 32
@@ -27,7 +29,7 @@ TAG_BYTES = 16
 PAD_BLOCK = 256
 MAX_SEQ = 2**63 - 1  # seq is a u64 in the associated data; stay in signed range
 MAX_EPOCH = 2**32 - 1
-MAX_PASSPHRASE_CHARS = 200  # five words of the EFF list are at most ~50 characters
+MAX_PASSPHRASE_CHARS = 200  # six list words are at most 53 characters
 INVITE_ROLES = ("police", "health", "social_services")
 MAX_TAGS = 8
 MAX_QUERY_CHARS = 64
@@ -66,9 +68,9 @@ def b64_bytes(value: Any, max_chars: int) -> bytes:
 
     One decoder for every key, nonce, secret and ciphertext (``tokens.b64d``):
     a value with non-zero unused trailing bits decodes to the same bytes as its
-    canonical form here, but libsodium's decoder in the pages refuses it, so a
-    lax check let a youth seat a counsellor in a conversation the counsellor's
-    page could not open."""
+    canonical form here, but the pages' decoder (as strict as libsodium's)
+    refuses it, so a lax check let a youth seat a counsellor in a conversation
+    the counsellor's page could not open."""
     if not isinstance(value, str):
         raise BadPayload()
     if len(value) > max_chars:
@@ -113,16 +115,27 @@ def choice(value: Any, allowed: tuple[str, ...] | frozenset[str]) -> str:
     return value
 
 
+def language_code(value: Any) -> str:
+    """A BCP 47 language tag's shape (``sv``, ``ckb``, ``fa-AF``); whether the
+    server knows it is the caller's check."""
+    if not isinstance(value, str) or not _LANGUAGE.fullmatch(value):
+        raise BadPayload()
+    return value
+
+
 # ------------------------------------------------------------------ events
 
 def start(payload: Any, settings: Settings) -> tuple[str, StartProfile, str | None]:
-    p = obj(payload, frozenset({"kx_pk"}), frozenset({"profile", "passphrase"}))
+    p = obj(payload, frozenset({"kx_pk"}), frozenset({"profile", "passphrase", "page_language"}))
     kx_pk = kx_public_key(p["kx_pk"])
+    page_language = None
+    if p.get("page_language") is not None:
+        page_language = language_code(p["page_language"])
     raw = p.get("profile") or {}
     fields = {"language": "languages", "age_band": "age_bands", "gender": "genders",
               "municipality": "municipalities", "topic": "topics",
-              "workplace_municipality": "municipalities"}
-    prof = obj(raw, frozenset(), frozenset(fields) | {"urgent", "professional"})
+              "workplace_municipality": "municipalities", "profession": "professions"}
+    prof = obj(raw, frozenset(), frozenset(fields) | {"urgent", "professional", "district"})
     lists = settings.service.get("profile", {})
     values: dict[str, Any] = {}
     for key, list_name in fields.items():
@@ -130,12 +143,21 @@ def start(payload: Any, settings: Settings) -> tuple[str, StartProfile, str | No
             values[key] = choice(prof[key], tuple(lists.get(list_name, ())))
     urgent = boolean(prof["urgent"]) if "urgent" in prof else False
     professional = boolean(prof["professional"]) if "professional" in prof else False
-    if "workplace_municipality" in values and not professional:
+    if ("workplace_municipality" in values or "profession" in values) and not professional:
         raise BadPayload()
+    if prof.get("district") is not None:
+        # Only within the chosen municipality's own district list (Stockholm's
+        # stadsdelar in the shipped config).
+        districts = lists.get("districts", {}).get(values.get("municipality"), ())
+        values["district"] = choice(prof["district"], tuple(districts))
     secret = None
     if p.get("passphrase") is not None:
         secret = text(p["passphrase"], MAX_PASSPHRASE_CHARS)
-    return kx_pk, StartProfile(urgent=urgent, professional=professional, **values), secret
+    if page_language is not None and \
+            page_language not in tuple(lists.get("page_languages", ())):
+        raise UnknownLanguage()  # checked last: a payload that is bad anyway says bad_payload
+    return kx_pk, StartProfile(urgent=urgent, professional=professional,
+                               page_language=page_language, **values), secret
 
 
 def text(value: Any, max_chars: int) -> str:
@@ -196,9 +218,10 @@ def conversation_only(payload: Any) -> str:
     return conv_id(obj(payload, frozenset({"conversation"}))["conversation"])
 
 
-def claim(payload: Any) -> tuple[str, str]:
-    p = obj(payload, frozenset({"conversation", "kx_pk"}))
-    return conv_id(p["conversation"]), kx_public_key(p["kx_pk"])
+def claim(payload: Any) -> tuple[str, str, bool]:
+    p = obj(payload, frozenset({"conversation", "kx_pk"}), frozenset({"offline_ok"}))
+    offline_ok = boolean(p["offline_ok"]) if "offline_ok" in p else False
+    return conv_id(p["conversation"]), kx_public_key(p["kx_pk"]), offline_ok
 
 
 def take_next(payload: Any) -> str:
@@ -229,9 +252,25 @@ def member_ref(payload: Any) -> tuple[str, str]:
     return conv_id(p["conversation"]), conv_id(p["member"])
 
 
-def transfer(payload: Any) -> tuple[str, int]:
-    p = obj(payload, frozenset({"conversation", "to"}))
-    return conv_id(p["conversation"]), uint(p["to"], 2**31 - 1)
+def transfer(payload: Any, settings: Settings) -> tuple[str, int, HandoverBox | None]:
+    p = obj(payload, frozenset({"conversation", "to"}), frozenset({"handover"}))
+    box = handover_box(p["handover"], settings) if p.get("handover") is not None else None
+    return conv_id(p["conversation"]), uint(p["to"], 2**31 - 1), box
+
+
+def handover_box(value: Any, settings: Settings) -> HandoverBox:
+    """A sealed handover (docs/protocol.md, "Handover"): at most what one full
+    send carries, ``max_members - 1`` boxes' worth, so the event bound holds."""
+    b = obj(value, frozenset({"from_pk", "to_pk", "nonce", "ct"}))
+    max_ct = (settings.max_members - 1) * settings.max_padded_plaintext_bytes + TAG_BYTES
+    ct_len = len(b64_bytes(b["ct"], (max_ct * 4 + 2) // 3))
+    body = ct_len - TAG_BYTES
+    if body < PAD_BLOCK or body % PAD_BLOCK:
+        raise BadPayload()
+    if ct_len > max_ct:
+        raise TooLarge()
+    return HandoverBox(from_pk=kx_public_key(b["from_pk"]), to_pk=kx_public_key(b["to_pk"]),
+                       nonce=b64_exact(b["nonce"], NONCE_BYTES), ct=b["ct"])
 
 
 def transfer_answer(payload: Any) -> tuple[str, bool, str | None]:

@@ -6,6 +6,7 @@ checked again before every event, so logout or expiry takes effect at once.
 
 from __future__ import annotations
 
+import dataclasses
 import re
 from typing import Any, ClassVar
 
@@ -50,6 +51,8 @@ class StaffNamespace(Namespace):
         "partners": ("other", "partners"),
         "refer": ("other", "refer"),
         "tag": ("other", "tag"),
+        "handover_key": ("other", "handover_key"),
+        "queue_sync": ("other", "queue_sync"),
     }
 
     async def on_connect(self, sid: str, environ: dict[str, Any], auth: Any = None) -> None:
@@ -80,7 +83,8 @@ class StaffNamespace(Namespace):
         if record is None or record.disabled:
             raise SessionRequired()
         return StaffRef(id=record.id, username=record.username, role=record.role,
-                        alias=record.alias, capacity=record.capacity)
+                        alias=record.alias, capacity=record.capacity,
+                        languages=record.languages)
 
     async def before(self, sid: str, state: ConnState, event: str) -> None:
         session = self.ctx.sessions.get(state.session_token)
@@ -99,6 +103,10 @@ class StaffNamespace(Namespace):
                 self.ctx.sessions.revoke_staff(session.staff_id)
             await self.disconnect(sid)
             raise SessionRequired()
+        if state.staff is not None and record.languages != state.staff.languages:
+            # `chatserver staff languages` ran since the connect: take next
+            # uses the new list from now on.
+            state.staff = dataclasses.replace(state.staff, languages=record.languages)
 
     async def close_stale(self) -> None:
         """Close consoles whose session expired or whose account was disabled
@@ -123,8 +131,8 @@ class StaffNamespace(Namespace):
         return self.ctx.chat.duty(self.staff(state), schemas.on_flag(data))
 
     async def claim(self, sid: str, state: ConnState, data: Any) -> Outcome:
-        conv, kx_pk = schemas.claim(data)
-        return self.ctx.chat.claim(self.staff(state), self.conn(sid), conv, kx_pk)
+        conv, kx_pk, offline_ok = schemas.claim(data)
+        return self.ctx.chat.claim(self.staff(state), self.conn(sid), conv, kx_pk, offline_ok)
 
     async def take_next(self, sid: str, state: ConnState, data: Any) -> Outcome:
         kx_pk = schemas.take_next(data)
@@ -133,6 +141,10 @@ class StaffNamespace(Namespace):
     async def end(self, sid: str, state: ConnState, data: Any) -> Outcome:
         conv = schemas.conversation_only(data)
         return self.ctx.chat.end(self.staff(state), self.conn(sid), conv)
+
+    async def queue_sync(self, sid: str, state: ConnState, data: Any) -> Outcome:
+        schemas.obj(data, frozenset())  # exactly {}
+        return self.ctx.chat.queue_sync(self.staff(state), self.conn(sid))
 
     async def ops_watch(self, sid: str, state: ConnState, data: Any) -> Outcome:
         on = schemas.on_flag(data)
@@ -150,14 +162,17 @@ class StaffNamespace(Namespace):
     async def offer_return(self, sid: str, state: ConnState, data: Any) -> Outcome:
         conv = schemas.conversation_only(data)
         staff = self.staff(state)
-        self.ctx.chat.return_target(staff, self.conn(sid), conv)  # checks before hashing
-        issued = await returning.issue(staff.id, kdf=self.ctx.kdf, store=self.ctx.store,
+        # Checked before hashing; the words come from the page language's list.
+        _, page_language = self.ctx.chat.return_target(staff, self.conn(sid), conv)
+        issued = await returning.issue(staff.id, page_language=page_language,
+                                       kdf=self.ctx.kdf, store=self.ctx.store,
                                        clock=self.ctx.clock,
                                        ttl_secs=self.ctx.settings.return_ttl_secs)
         # Checked again: the youth may have gone while Argon2 ran.
-        youth = self.ctx.chat.return_target(staff, self.conn(sid), conv)
+        youth, _ = self.ctx.chat.return_target(staff, self.conn(sid), conv)
         out = Outcome(reply={"expires_at": to_ms(issued.expires_at)})
         out.emit("return_code", {"conversation": conv, "passphrase": issued.passphrase,
+                                 "language": issued.language,
                                  "expires_at": to_ms(issued.expires_at)}, (youth,))
         # Who issued one, and nothing the redemption could be joined on: no row
         # id, no conversation (docs/design/audit.md, "Returns leave no link").
@@ -169,8 +184,12 @@ class StaffNamespace(Namespace):
         return self.ctx.chat.colleagues(self.staff(state))
 
     async def transfer(self, sid: str, state: ConnState, data: Any) -> Outcome:
-        conv, to = schemas.transfer(data)
-        return self.ctx.chat.offer_transfer(self.staff(state), self.conn(sid), conv, to)
+        conv, to, box = schemas.transfer(data, self.ctx.settings)
+        return self.ctx.chat.offer_transfer(self.staff(state), self.conn(sid), conv, to, box)
+
+    async def handover_key(self, sid: str, state: ConnState, data: Any) -> Outcome:
+        kx_pk = schemas.take_next(data)  # the same shape: {kx_pk}
+        return self.ctx.chat.register_handover_key(self.staff(state), self.conn(sid), kx_pk)
 
     async def transfer_answer(self, sid: str, state: ConnState, data: Any) -> Outcome:
         conv, accept, kx_pk = schemas.transfer_answer(data)
@@ -193,8 +212,10 @@ class StaffNamespace(Namespace):
         query, kind = schemas.partners(data)
         if self.staff(state).role != "counsellor":
             raise NotAllowed()
-        found = self.ctx.directory.search(query, kind=kind)
-        return Outcome(reply={"partners": [p.public() for p in found]})
+        directory = self.ctx.directory
+        found = directory.search(query, kind=kind)
+        return Outcome(reply={"partners": [p.for_counsellor() for p in found],
+                              "version": directory.version})
 
     async def refer(self, sid: str, state: ConnState, data: Any) -> Outcome:
         conv, code = schemas.refer(data)

@@ -12,8 +12,12 @@ from chatserver.transport import schemas
 from chatserver.transport.context import ConnState
 from chatserver.transport.namespaces import Namespace
 
+# How many event-loop turns the status push waits for the connect answer.
+PUSH_WAIT_TURNS = 100
+
 
 class YouthNamespace(Namespace):
+    _pushes: ClassVar[set[asyncio.Task[None]]] = set()  # held until done (asyncio keeps weak refs)
     EVENTS: ClassVar[dict[str, tuple[str, str]]] = {
         "status": ("other", "status"),
         "start": ("other", "start"),
@@ -30,6 +34,25 @@ class YouthNamespace(Namespace):
 
     async def on_connect(self, sid: str, environ: dict[str, Any], auth: Any = None) -> None:
         self.connect_anonymous(sid, environ, self.ctx.addresses)
+        # The page cannot go past its safety screen without the status; on a
+        # slow phone (2 s round trips) asking for it costs one more. So it is
+        # sent right behind the connect answer (docs/protocol.md, `status`).
+        task = asyncio.create_task(self._push_status(sid))
+        self._pushes.add(task)
+        task.add_done_callback(self._pushes.discard)
+
+    async def _push_status(self, sid: str) -> None:
+        # python-socketio sends the connect answer after this handler returns
+        # and only then counts the sid as connected: an emit before that
+        # would go nowhere. Wait for it (a few loop turns), or for its end.
+        manager = self.server.manager
+        for _ in range(PUSH_WAIT_TURNS):
+            if manager.is_connected(sid, self.namespace):
+                await self.emit("status", self.ctx.chat.status(), to=sid)
+                return
+            if sid not in self.ctx.conns:
+                return
+            await asyncio.sleep(0)
 
     async def status(self, sid: str, state: ConnState, data: Any) -> Outcome:
         schemas.empty(data)
@@ -43,6 +66,10 @@ class YouthNamespace(Namespace):
         returning_to = None
         if secret is not None:
             if not self.ctx.chat.is_open():  # never spend a code when nobody can answer
+                # ... but the refusal is counted as unmet demand, so it takes
+                # from the address's start budget like any other start.
+                if state.address_key is not None:
+                    _check_wait(self.ctx.addresses.hit(state.address_key))
                 return self.ctx.chat.start(conn, kx_pk, profile)  # raises NobodyOnDuty
             returning_to = (await self.redeem(state, secret)).staff_id
         elif state.address_key is not None:

@@ -58,6 +58,8 @@ const counters = {
   youth_queue_bytes: 0,
   staff_queue_events: 0,
   staff_queue_bytes: 0,
+  staff_queue_snapshots: 0, // whole views (queue); the rest were changes (queue_delta)
+  staff_queue_resyncs: 0, // queue_sync calls after a change that did not fit the view held
 };
 const errors = {}; // unexpected error codes -> count
 const refusals = {}; // expected refusals (already_claimed, queue_empty, at_capacity) -> count
@@ -429,7 +431,7 @@ class Youth {
 }
 
 class Counsellor {
-  constructor(account) { this.account = account; this.conn = null; this.cookie = null; this.eps = new Map(); this.snapshot = []; this.capacity = plan.capacity || 3; this.busy = false; }
+  constructor(account) { this.account = account; this.conn = null; this.cookie = null; this.eps = new Map(); this.snapshot = []; this.v = null; this.syncing = false; this.capacity = plan.capacity || 3; this.busy = false; }
 
   async connect() {
     if (STACK === 'chat' && !this.cookie) this.cookie = await login(BASE, ORIGIN, this.account);
@@ -445,10 +447,29 @@ class Counsellor {
 
   onEvent(ev, d) {
     if (ev === 'box') onBox(this.conn, d);
-    else if (ev === 'queue') { counters.staff_queue_events += 1; counters.staff_queue_bytes += JSON.stringify(d).length; this.snapshot = d.entries || []; }
+    else if (ev === 'queue') { counters.staff_queue_events += 1; counters.staff_queue_snapshots += 1; counters.staff_queue_bytes += JSON.stringify(d).length; this.snapshot = d.entries || []; this.v = d.v ?? null; this.syncing = false; }
+    else if (ev === 'queue_delta') { counters.staff_queue_events += 1; counters.staff_queue_bytes += JSON.stringify(d).length; this.applyDelta(d); }
     else if (ev === 'typing') counters.typing_in += 1;
     else if (ev === 'state' && d.state === 'ended') { const ep = this.eps.get(d.conversation); if (ep && this.onEnded) this.onEnded(ep, d.reason); }
     else if (ev === 'roster') { const ep = this.eps.get(d.conversation); if (ep) ep.epoch = d.epoch; }
+  }
+
+  // docs/protocol.md, "Queue views": the same rule as the console's.
+  applyDelta(d) {
+    if (this.syncing) return;
+    if (d.from_v !== this.v) {
+      if (this.v !== null && d.v <= this.v) return; // older than the view held
+      this.syncing = true;
+      counters.staff_queue_resyncs += 1;
+      this.conn.call('queue_sync', {}).then((r) => { if (!r.ok) this.syncing = false; });
+      return;
+    }
+    const gone = new Set(d.removed);
+    const changed = new Map(d.changed.map((e) => [e.conversation, e]));
+    const list = this.snapshot.filter((e) => !gone.has(e.conversation)).map((e) => changed.get(e.conversation) || e);
+    for (const a of [...d.added].sort((x, y) => x.at - y.at)) list.splice(a.at, 0, a.entry);
+    this.snapshot = list;
+    this.v = d.v;
   }
 
   adopt(r) {
@@ -1019,6 +1040,8 @@ async function scenarioPeak() {
       youth_bytes_per_s: Math.round((q1.youth_queue_bytes - q0.youth_queue_bytes) / secs),
       staff_events_per_s: Math.round((q1.staff_queue_events - q0.staff_queue_events) / secs),
       staff_bytes_per_s: Math.round((q1.staff_queue_bytes - q0.staff_queue_bytes) / secs),
+      staff_snapshots_per_s: Math.round((q1.staff_queue_snapshots - q0.staff_queue_snapshots) / secs),
+      staff_resyncs: q1.staff_queue_resyncs - q0.staff_queue_resyncs,
     },
     server_cpu_pct: Math.round((100 * (cpu1 - cpu0)) / secs),
     rss_mb: { staff_only: rssStaff / 1024, ramped: rssRamped / 1024, end: rssKb() / 1024 },

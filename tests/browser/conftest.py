@@ -198,9 +198,30 @@ async def browser() -> AsyncIterator[Any]:
     async with async_playwright() as pw:
         b = await pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
         try:
-            yield b
+            yield SwedishBrowser(b)
         finally:
             await b.close()
+
+
+class SwedishBrowser:
+    """The module's browser, whose contexts ask for Swedish (Accept-Language
+    sv-SE) unless a test passes another ``locale``: the server writes the
+    youth page in the language the browser asks for, and the tests read its
+    Swedish texts (Chromium would otherwise ask for en-US)."""
+
+    def __init__(self, browser: Any) -> None:
+        self._browser = browser
+
+    async def new_context(self, **kwargs: Any) -> Any:
+        kwargs.setdefault("locale", "sv-SE")
+        return await self._browser.new_context(**kwargs)
+
+    async def new_page(self, **kwargs: Any) -> Any:
+        kwargs.setdefault("locale", "sv-SE")
+        return await self._browser.new_page(**kwargs)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._browser, name)
 
 
 @pytest_asyncio.fixture(scope="module", loop_scope="module")

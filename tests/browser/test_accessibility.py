@@ -233,8 +233,12 @@ async def test_keyboard_language_change_keeps_the_focus(
         await open_youth(page, chat_server)
         await tab_to(page, "#lang")
         assert await page.get_attribute("html", "lang") == "sv"
-        await page.keyboard.press("ArrowUp")  # Svenska is last: up is English
-        await page.wait_for_selector("html[lang=en]", state="attached", timeout=3000)
+        # One step to the neighbouring language in the menu, whichever it is
+        codes = await page.eval_on_selector_all("#lang option", "os => os.map(o => o.value)")
+        at = codes.index("sv")
+        key, neighbour = ("ArrowUp", codes[at - 1]) if at > 0 else ("ArrowDown", codes[1])
+        await page.keyboard.press(key)
+        await page.wait_for_selector(f"html[lang={neighbour}]", state="attached", timeout=3000)
         assert await page.evaluate("document.activeElement.id") == "lang"
         await page.keyboard.press("Shift+Tab")
         assert await page.evaluate("document.activeElement.id") == "qx"

@@ -13,6 +13,7 @@ import json
 import re
 import shutil
 import subprocess
+import tomllib
 from pathlib import Path
 
 import pytest
@@ -21,8 +22,9 @@ from tests.browser.conftest import DIST, REPO, require
 
 WEB = REPO / "web_client"
 PAGES = ("index.html", "console.html", "operator.html", "join.html")
-# Aim: ≤ 250 KB for the youth page, libsodium included: a cheap phone on a slow line.
-YOUTH_GZIP_BUDGET = 250 * 1024
+# Everything the youth page makes a browser fetch, as the bytes the server
+# sends with brotli: a cheap phone on slow 3G (build.mjs BUDGETS).
+YOUTH_BUDGET_BYTES = 80_000
 # Words that would give the page away in a file name, a title or a path.
 REVEALING = re.compile(r"chat|help|hj[aä]lp|violence|v[aå]ld|heder|honou?r|stöd|support", re.I)
 
@@ -40,7 +42,10 @@ def test_every_asset_has_matching_sri_and_a_neutral_name(dist: None) -> None:
     for page in PAGES:
         html = (DIST / page).read_text(encoding="utf-8")
         assets = _assets(html)
-        assert len(assets) == 2, f"{page}: one script and one stylesheet, both with SRI"
+        # The youth page's stylesheet is inline (allowed by its CSP hash): an
+        # external one would hold its first paint back a round trip.
+        youth = page == "index.html"
+        assert len(assets) == (1 if youth else 2), f"{page}: the script and stylesheet, with SRI"
         for path, sri in assets:
             data = (DIST / path).read_bytes()
             assert sri == "sha384-" + base64.b64encode(hashlib.sha384(data).digest()).decode()
@@ -51,6 +56,14 @@ def test_every_asset_has_matching_sri_and_a_neutral_name(dist: None) -> None:
         inline = re.findall(r"<script>(.*?)</script>", html, re.S)
         assert len(inline) == (1 if page == "index.html" else 0), page
         assert len(re.findall(r"<script", html)) == len(inline) + 1, page
+        styles = re.findall(r"<style>(.*?)</style>", html, re.S)
+        assert len(styles) == (1 if youth else 0), page
+        if youth:
+            manifest = json.loads((DIST / "manifest.json").read_text(encoding="utf-8"))
+            assert manifest["csp_style_hashes"][page] == [_csp_hash(styles[0])]
+            css = (WEB / "dist" / manifest["pages"][0]["css"]).read_text(encoding="utf-8")
+            assert styles[0] == css  # the published stylesheet, verbatim
+        html = re.sub(r"<style>.*?</style>", "", html, flags=re.S)
         assert not re.search(r"<style|\sstyle=|\son\w+=", html, re.I), page
         assert "http://" not in html and "https://" not in html, page
     for page in ("index.html", "join.html"):  # pages opened on personal phones
@@ -75,13 +88,17 @@ def test_every_page_is_written_from_the_one_template(dist: None) -> None:
         assert f'<body class="{body[page]}">' in html, page
         bar_class = "bar" if youth else "bar staff-bar"
         assert f'<header id="bar" class="{bar_class}">' in html, page
-        assert '<main id="main" tabindex="-1"><p class="boot">' in html, page
+        # The youth page's first screen is in the HTML (language variants, below).
+        first = '<main id="main" tabindex="-1"><h1 tabindex="-1">' if youth else (
+            '<main id="main" tabindex="-1"><p class="boot">')
+        assert first in html, page
         assert ('<meta name="robots" content="noindex, nofollow">' in html) is not youth, page
-        assert ('<a id="qx" class="qx" href="/exit" rel="noreferrer" data-quick-exit>'
+        assert ('<a id="qx" class="qx" href="/exit" rel="noreferrer" title="'
                 in html) is youth, page
         assert ('<a id="qx-link" class="sr-exit" href="/exit" rel="noreferrer" data-quick-exit>'
                 in html) is youth
-        markup = re.sub(r"<script>.*?</script>", "", html, flags=re.S)  # minified code has }}
+        # minified code and CSS have }}
+        markup = re.sub(r"<(script|style)>.*?</\1>", "", html, flags=re.S)
         assert "{{" not in markup and "}}" not in markup, page
         assert "\n\n" not in html, page  # a line left empty by a section is dropped
 
@@ -118,12 +135,81 @@ def test_youth_and_liaison_bundles_use_no_storage_and_no_html_injection(
         assert "history.replaceState" in code
 
 
+def _sent(rel: str, encoding: str) -> int:
+    """What the server sends for a file to a browser accepting `encoding`:
+    the pre-compressed sibling if there is one, else the file."""
+    sibling = DIST / f"{rel}.{encoding}"
+    return (sibling if sibling.is_file() else DIST / rel).stat().st_size
+
+
 def test_youth_page_fits_the_size_budget(dist: None) -> None:
-    html = (DIST / "index.html").read_text(encoding="utf-8")
-    total = len(gzip.compress((DIST / "index.html").read_bytes(), 9))
-    for path, _ in _assets(html):
-        total += len(gzip.compress((DIST / path).read_bytes(), 9))
-    assert total <= YOUTH_GZIP_BUDGET, f"youth page is {total / 1024:.1f} KiB gzipped"
+    """The manifest's transfer figures are what dist/ really holds: the page,
+    every file its HTML names, the favicon and anything its script loads on
+    demand, as .br (or raw) bytes; the youth page's total is within budget."""
+    manifest = json.loads((DIST / "manifest.json").read_text(encoding="utf-8"))
+    # The youth page in every language it is written in (index.html, index.<lang>.html).
+    youth_pages = sorted(p.name for p in DIST.glob("index*.html"))
+    assert "index.html" in youth_pages
+    assert manifest["budgets"] == dict.fromkeys(youth_pages, YOUTH_BUDGET_BYTES)
+    every_page = sorted(p.name for p in DIST.glob("*.html"))
+    assert set(PAGES) <= set(every_page) and sorted(manifest["transfer"]) == every_page
+    for page in every_page:
+        html = (DIST / page).read_text(encoding="utf-8")
+        named = {m for m in re.findall(r'(?:src|href)="/([^"]+)"', html) if (DIST / m).is_file()}
+        scripts = [DIST / m for m in named if m.endswith(".js")]
+        loaded = {m for js in scripts for m in re.findall(r"/(assets/[0-9a-f]{20}\.\w+)",
+                                                          js.read_text(encoding="utf-8"))}
+        fetched = sorted({page, "favicon.ico"} | named | loaded)
+        # page, script, stylesheet (inline on the youth pages), favicon
+        assert len(fetched) >= (3 if page.startswith("index") else 4), page
+        t = manifest["transfer"][page]
+        assert t["files"] == fetched, page
+        assert t["br"] == sum(_sent(f, "br") for f in fetched), page
+        assert t["gzip"] == sum(_sent(f, "gz") for f in fetched), page
+    for page in youth_pages:
+        sent = manifest["transfer"][page]["br"]
+        assert sent <= YOUTH_BUDGET_BYTES, f"{page} sends {sent} bytes (brotli)"
+
+
+def test_no_page_needs_webassembly(dist: None) -> None:
+    """The crypto is plain JavaScript (@noble), so no page compiles
+    WebAssembly and the CSP allows none (no 'wasm-unsafe-eval')."""
+    for page in PAGES:
+        html = (DIST / page).read_text(encoding="utf-8")
+        js = next(p for p, _ in _assets(html) if p.endswith(".js"))
+        assert "WebAssembly" not in (DIST / js).read_text(encoding="utf-8"), page
+
+
+def test_the_licences_name_what_the_bundles_hold(dist: None) -> None:
+    """assets/licenses.txt lists every bundled package with its licence
+    text: the crypto is @noble's, and no libsodium is left in any page."""
+    text = (DIST / "assets" / "licenses.txt").read_text(encoding="utf-8")
+    for pkg in ("@noble/ciphers", "@noble/curves", "@noble/hashes", "socket.io-client"):
+        assert re.search(rf"^{re.escape(pkg)} [0-9.]+ \(MIT\)$", text, re.M), pkg
+    assert "libsodium" not in text
+
+
+def test_the_build_refuses_a_youth_page_over_budget(tmp_path: Path) -> None:
+    """A copy of the web client whose youth script carries 120 kB that do not
+    compress: the build stops, names the budget, and writes nothing."""
+    require(shutil.which("node") is not None and (WEB / "node_modules").is_dir(),
+            "node and web_client/node_modules are needed")
+    work = tmp_path / "web"
+    work.mkdir()
+    shutil.copy(WEB / "build.mjs", work / "build.mjs")
+    shutil.copy(WEB / "package.json", work / "package.json")
+    shutil.copytree(WEB / "src", work / "src")
+    (work / "node_modules").symlink_to(WEB / "node_modules")
+    main = work / "src" / "youth" / "main.js"
+    ballast = base64.b64encode(hashlib.shake_256(b"ballast").digest(90_000)).decode()
+    main.write_text(main.read_text(encoding="utf-8") + f'\nexport const ballast = "{ballast}";\n',
+                    encoding="utf-8")
+    done = subprocess.run(["node", "build.mjs", "--out", str(work / "dist")], cwd=work,
+                          capture_output=True, text=True, timeout=300, check=False)
+    assert done.returncode != 0
+    assert re.search(r"index(\.[a-z]+)?\.html: \d+ bytes transferred \(brotli\) is over its "
+                     r"budget of 80000 bytes", done.stderr), done.stderr
+    assert not (work / "dist").exists()
 
 
 def test_catalogs_are_complete() -> None:
@@ -148,14 +234,39 @@ def test_catalogs_are_complete() -> None:
             assert not missing, f"{code}/{section}.json lacks keys: {sorted(missing)}"
     for section in ("staff", "operator", "liaison"):
         assert section in cats["en"], f"en lacks the {section} catalog"
-    # Every configured profile code has a label (municipalities are proper names).
-    config = (REPO / "config" / "default.toml").read_text(encoding="utf-8")
+    # Every configured profile code has a label in every catalog (municipalities
+    # are proper names); every chat language also has a name on every staff page.
+    profile = tomllib.loads((REPO / "config" / "default.toml").read_text(encoding="utf-8"))[
+        "service"]["profile"]
     for list_key in ("languages", "age_bands", "genders", "topics"):
-        m = re.search(rf"^{list_key} = \[(.*?)\]", config, re.M | re.S)
-        assert m, list_key
-        for code in re.findall(r'"([^"]+)"', m.group(1)):
-            for lang in ("sv", "en", "ar"):
-                assert code in cats[lang]["youth"]["codes"][list_key], (lang, list_key, code)
+        for code in profile[list_key]:
+            for lang, cat in cats.items():
+                assert code in cat["youth"]["codes"][list_key], (lang, list_key, code)
+    for code in profile["languages"]:
+        for lang, cat in cats.items():
+            if "staff" in cat:
+                assert code in cat["staff"]["languages"], (lang, "staff.languages", code)
+    # The server accepts exactly the youth pages the build ships (start.page_language).
+    assert sorted(profile["page_languages"]) == sorted(cats)
+    assert set(profile["page_languages"]) <= set(profile["languages"])
+
+
+def test_review_notes_are_published_not_shown(dist: None) -> None:
+    """A machine-made catalog says so in meta.json ("review"); the build
+    publishes it in the manifest and keeps it out of every page and bundle."""
+    manifest = json.loads((DIST / "manifest.json").read_text(encoding="utf-8"))
+    for d in sorted((WEB / "src" / "i18n").iterdir()):
+        meta = json.loads((d / "meta.json").read_text(encoding="utf-8"))
+        assert set(meta) <= {"lang", "name", "dir", "review"}, d.name
+        assert manifest["catalogs"][d.name].get("review") == meta.get("review"), d.name
+    reviews = {m["review"] for m in manifest["catalogs"].values() if "review" in m}
+    assert {"fa", "so", "prs", "ckb", "ti", "ar"} <= {
+        code for code, m in manifest["catalogs"].items() if "review" in m}
+    for f in DIST.rglob("*"):
+        if f.suffix in (".js", ".html"):
+            text = f.read_text(encoding="utf-8")
+            assert not any(r in text for r in reviews), f
+            assert '"review"' not in text, f
 
 
 def test_build_is_deterministic() -> None:
@@ -182,18 +293,22 @@ def test_the_early_quick_exit_is_inline_in_head_and_its_hash_is_published(dist: 
     head = html.split("</head>", 1)[0]
     script = re.search(r"<script>(.*?)</script>", head, re.S)
     assert script is not None
-    assert head.index("<script>") < head.index('<link rel="stylesheet"')
+    assert head.index("<script>") < head.index("<style>") < head.index('<script type="module"')
     assert "location.replace(" in script.group(1) and "location.href" not in script.group(1)
     manifest = json.loads((DIST / "manifest.json").read_text(encoding="utf-8"))
-    assert manifest["csp_script_hashes"] == {"index.html": [_csp_hash(script.group(1))]}
+    # ... for the youth page in every language it is written in, and no other page.
+    youth = set(manifest["page_variants"]["index.html"].values())
+    assert manifest["csp_script_hashes"] == {name: [_csp_hash(script.group(1))] for name in youth}
 
 
 def test_the_build_refuses_any_other_inline_script(tmp_path: Path) -> None:
     """A copy of the web client whose template gains one more inline script,
-    or an event-handler attribute: the build stops and writes nothing."""
+    an event-handler attribute or a <style> block other than the youth page's
+    own stylesheet: the build stops and writes nothing."""
     require(shutil.which("node") is not None and (WEB / "node_modules").is_dir(),
             "node and web_client/node_modules are needed")
-    for extra in ("<script>console.log(1)</script>", '<p onclick="x()">x</p>'):
+    for extra in ("<script>console.log(1)</script>", '<p onclick="x()">x</p>',
+                  "<style>.qx{display:none}</style>"):
         work = tmp_path / f"web{len(extra)}"
         work.mkdir()
         shutil.copy(WEB / "build.mjs", work / "build.mjs")
@@ -208,3 +323,44 @@ def test_the_build_refuses_any_other_inline_script(tmp_path: Path) -> None:
         assert done.returncode != 0, extra
         assert "inline script or style" in done.stderr, done.stderr
         assert not (work / "dist").exists()
+
+
+def test_the_youth_page_is_written_per_language_with_its_safety_page(dist: None) -> None:
+    """One youth page per language folder in src/i18n: index.html is Swedish,
+    index.<code>.html the others, each with lang/dir, its title, the exit
+    texts and the safety page in that language in the HTML itself (so it
+    reads before the script arrives), the same early exit and assets, and
+    no markup the CSP would block. The manifest names them for the server."""
+    manifest = json.loads((DIST / "manifest.json").read_text(encoding="utf-8"))
+    codes = sorted(d.name for d in (WEB / "src" / "i18n").iterdir() if d.is_dir())
+    variants = manifest["page_variants"]["index.html"]
+    assert sorted(variants) == codes
+    sv = (DIST / "index.html").read_text(encoding="utf-8")
+    for code in codes:
+        name = "index.html" if code == "sv" else f"index.{code}.html"
+        assert variants[code] == name
+        html = (DIST / name).read_text(encoding="utf-8")
+        meta = json.loads((WEB / "src" / "i18n" / code / "meta.json").read_text(encoding="utf-8"))
+        youth = json.loads((WEB / "src" / "i18n" / code / "youth.json").read_text(encoding="utf-8"))
+        assert html.startswith(f'<!doctype html>\n<html lang="{code}" dir="{meta["dir"]}">'), code
+        assert "interactive-widget=resizes-content" in html, code
+        safety = youth.get("safety", {})
+        for key in ("heading", "exit_body", "report_body"):
+            if key in safety:
+                assert _html_text(safety[key]) in html, (code, key)
+        if "title" in youth:
+            assert f"<title>{_html_text(youth['title'])}</title>" in html, code
+        assert '<button type="button" class="primary" id="go-on" disabled>' in html, code
+        assert f'<option value="{code}" lang="{code}" dir="{meta["dir"]}" selected>' in html
+        assert manifest["csp_script_hashes"][name] == manifest["csp_script_hashes"]["index.html"]
+        assert _assets(html) == _assets(sv), code
+        assert manifest["csp_style_hashes"][name] == manifest["csp_style_hashes"]["index.html"]
+        assert html.count("<style>") == 1, code
+        html = re.sub(r"<style>.*?</style>", "", html, flags=re.S)
+        assert not re.search(r"<style|\sstyle=|\son\w+=", html, re.I), code
+        assert (DIST / f"{name}.br").is_file() and (DIST / f"{name}.gz").is_file(), code
+
+
+def _html_text(text: str) -> str:
+    return (text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+            .replace('"', "&quot;").replace("'", "&#39;"))

@@ -6,7 +6,10 @@ exposes for this purpose, including the page's real send and receive paths
 (``cv1.conversation``). Both directions: the bundle reproduces and opens the
 PyNaCl known-answer vectors in tests/data/e2e_vectors.json, refuses every
 negative vector, and PyNaCl (chatserver.crypto.e2e) opens what the bundle
-seals with fresh random keys and nonces.
+seals with fresh random keys and nonces. The bundle's crypto is @noble's
+(docs/decisions/0010-noble-crypto.md), so the edges where it could differ
+from libsodium are checked too: key pairs, low-order and non-canonical peer
+keys, strict base64, and a browser without the newest built-ins.
 """
 
 from __future__ import annotations
@@ -15,6 +18,7 @@ import base64
 from collections.abc import AsyncIterator
 from typing import Any
 
+import nacl.bindings
 import pytest
 import pytest_asyncio
 
@@ -23,6 +27,21 @@ from tests.browser.conftest import ChatServer, vectors
 from tests.browser.helpers import open_youth
 
 pytestmark = [pytest.mark.browser, pytest.mark.asyncio(loop_scope="module")]
+
+
+# Every X25519 public key libsodium refuses (its has_small_order list: the
+# points of order 1, 2, 4 and 8 and the non-canonical encodings p and p + 1);
+# each also with the unused top bit set, which X25519 ignores.
+P25519 = 2**255 - 19
+LOW_ORDER = (0, 1, P25519 - 1, P25519, P25519 + 1,
+             325606250916557431795983626356110631294008115727848805560023387167927233504,
+             39382357235489614581723060781553021112529911719440698176882885853963445705823)
+
+
+def u_bytes(u: int, top_bit: bool = False) -> bytes:
+    raw = bytearray(u.to_bytes(32, "little"))
+    raw[31] |= 0x80 if top_bit else 0
+    return bytes(raw)
 
 
 def b64d(text: str) -> bytes:
@@ -53,6 +72,40 @@ def view_for(v: dict[str, Any], roster_name: str, me: str) -> dict[str, Any]:
 
 
 async def test_bundle_reproduces_every_known_answer(page: Any) -> None:
+    await reproduce_known_answers(page)
+
+
+# Built-ins newer than the oldest browsers the build targets (Chrome 80,
+# Safari 15.0): the bundle must not need them. The page records what it found.
+OLD_BROWSER = """
+window.__missing = [];
+for (const [owner, name] of [[Object, "hasOwn"], [Uint8Array, "fromHex"],
+    [Uint8Array.prototype, "toHex"], [Uint8Array, "fromBase64"],
+    [Uint8Array.prototype, "toBase64"], [Array.prototype, "at"]]) {
+  if (name in owner) { delete owner[name]; window.__missing.push(name); }
+}
+"""
+
+
+async def test_bundle_works_without_newer_built_ins(browser: Any, chat_server: ChatServer
+                                                    ) -> None:
+    """On a phone a few years old (no Object.hasOwn, no Uint8Array hex and
+    base64 helpers) the page loads without an error and its crypto still
+    reproduces every known answer."""
+    ctx = await browser.new_context()
+    await ctx.add_init_script(OLD_BROWSER)
+    old = await ctx.new_page()
+    errors: list[str] = []
+    old.on("pageerror", lambda e: errors.append(str(e)))
+    await open_youth(old, chat_server)
+    assert "hasOwn" in await old.evaluate("window.__missing")
+    assert await old.evaluate("cv1.ready()") is True
+    await reproduce_known_answers(old)
+    assert errors == []
+    await ctx.close()
+
+
+async def reproduce_known_answers(page: Any) -> None:
     v = vectors()
     for s in v["sessions"]:
         for me, peer in ((s["a"], s["b"]), (s["b"], s["a"])):
@@ -195,3 +248,46 @@ async def test_pynacl_opens_what_the_bundle_seals(page: Any) -> None:
     assert r == {"kind": "msg", "gap": True, "text": "svar från PyNaCl",
                  "sentAt": 1_700_000_000_999, "seq": 2}
     py_keys.wipe()
+
+
+async def test_bundle_keys_agree_with_libsodium_at_the_edges(page: Any) -> None:
+    """Key pairs are libsodium's (public = X25519 base point times the secret),
+    fresh each time; every peer key libsodium refuses the bundle refuses, and
+    the non-canonical encodings libsodium accepts give the same session keys."""
+    pairs = await page.evaluate("[cv1.keypair(), cv1.keypair()]")
+    for k in pairs:
+        assert nacl.bindings.crypto_scalarmult_base(b64d(k["sk"])) == b64d(k["pk"])
+    assert pairs[0]["sk"] != pairs[1]["sk"]
+    mine = pairs[0]
+    for u in LOW_ORDER:
+        for top in (False, True):
+            peer = u_bytes(u, top)
+            assert not e2e.usable_peer_key(peer), (u, top)
+            refused = await page.evaluate(
+                "([pk, sk, peer]) => { try { cv1.sessionKeys(pk, sk, peer); return false; } "
+                "catch { return true; } }", [mine["pk"], mine["sk"], b64e(peer)])
+            assert refused, (u, top)
+    as_python = e2e.KxKeyPair(b64d(mine["pk"]), b64d(mine["sk"]))
+    other = e2e.KxKeyPair.generate().public_key
+    # The same point spelt with the top bit set; the base point as p + 9; p + 2.
+    for peer in (u_bytes(int.from_bytes(other, "little"), True),
+                 u_bytes(P25519 + 9), u_bytes(P25519 + 2)):
+        assert e2e.usable_peer_key(peer)
+        want = e2e.session_keys(as_python, peer)
+        got = await page.evaluate("([pk, sk, peer]) => cv1.sessionKeys(pk, sk, peer)",
+                                  [mine["pk"], mine["sk"], b64e(peer)])
+        assert got == {"tx": b64e(want.tx), "rx": b64e(want.rx)}, peer.hex()
+    as_python.wipe()
+
+
+async def test_bundle_base64_is_strict_like_libsodium(page: Any) -> None:
+    """base64url without padding, one spelling per byte string: what
+    libsodium's from_base64 (URLSAFE_NO_PADDING) accepted, and nothing else."""
+    samples = [bytes(range(n)) for n in range(0, 8)] + [bytes([255] * 33), bytes(range(256))]
+    texts = [b64e(s) for s in samples]
+    assert await page.evaluate("(ts) => ts.map((t) => cv1.base64(t))", texts) == texts
+    bad = ["AA==", "AAA=", "A", "AAAAA", "AB", "AAB", "A+A", "A/A", "AA AA", "AA\n", "ÅÄ"]
+    refused = await page.evaluate(
+        "(ts) => ts.map((t) => { try { cv1.base64(t); return false; } catch { return true; } })",
+        bad)
+    assert refused == [True] * len(bad)

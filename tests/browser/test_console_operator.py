@@ -22,6 +22,7 @@ from tests.browser.helpers import (
     console_login,
     console_sees,
     console_send,
+    open_youth,
     youth_to_queue,
     youth_wait_chat,
 )
@@ -77,7 +78,8 @@ async def test_console_several_conversations_unread_and_every_state(
         await page.wait_for_selector("#queue-list .queue-item >> nth=2")
         first = page.locator("#queue-list .queue-item").first
         assert await first.get_attribute("data-conversation") == c1
-        assert "urgent" in await first.inner_text() and "العربية" in await first.inner_text()
+        assert "urgent" in await first.inner_text()
+        assert "Chat language: Arabic" in await first.inner_text()
         assert "waited" in await first.locator(".waited").inner_text()
         assert "3 waiting" in await page.inner_text("#queue-total")
 
@@ -119,6 +121,7 @@ async def test_console_several_conversations_unread_and_every_state(
         # End from the console; the ended conversation can be closed
         await page.click(f"#tab-{c3}")
         await page.click("#end-conv")
+        await page.click("#end-confirm")  # the end asks first (wrap-up dialog)
         await eventually(lambda: _state(page, c3, "done"), 5)
         await y3.wait_for(lambda: y3.conversations[c3].state == "ended", 5)
         await page.click("#close-conv")
@@ -398,3 +401,38 @@ async def test_console_says_when_the_server_cannot_be_reached(
     finally:
         await ctx.close()
 
+
+async def test_console_shows_the_page_and_chat_language_by_name(
+        browser: Any, chat_server: ChatServer) -> None:
+    """A youth reads the page in Persian and asks to chat in Somali: the
+    English console names both, in the queue and in the conversation's head."""
+    staff_ctx = await browser.new_context(viewport=DESKTOP)
+    youth_ctx = await browser.new_context(viewport=PHONE)
+    try:
+        staff, youth = await staff_ctx.new_page(), await youth_ctx.new_page()
+        await console_login(staff, chat_server, chat_server.add_staff(alias="Lale"))
+        await console_duty_on(staff)
+        await open_youth(youth, chat_server)
+        await youth.select_option("#lang", "fa")
+        await youth.wait_for_selector("html[lang=fa][dir=rtl]", state="attached")
+        await youth.click("#go-on")
+        await youth.wait_for_selector("main[data-screen=profile]")
+        await youth.select_option("select[name=language]", "so")
+        await youth.click("#start")
+        await youth.wait_for_selector("main[data-screen=waiting]")
+
+        item = staff.locator("#queue-list .queue-item:has(.tag.language)").last
+        await item.wait_for()
+        tags = await item.locator(".tag.language").all_inner_texts()
+        assert tags == ["Chat language: Somali", "Page language: Persian"]
+        conv = await item.get_attribute("data-conversation")
+        await staff.click(f"#claim-{conv}")
+        await staff.wait_for_selector(f"#pane[data-conversation='{conv}'] .tag.language")
+        assert await staff.locator("#pane .tag.language").all_inner_texts() == tags
+        await youth_wait_chat(youth)
+        await staff.click("#end-conv")
+        await staff.click("#end-confirm")  # the end asks first (wrap-up dialog)
+        await staff.wait_for_selector("#close-conv")
+    finally:
+        await youth_ctx.close()
+        await staff_ctx.close()

@@ -54,7 +54,8 @@ async def test_full_conversation_no_plaintext_on_the_wire(
         # The console lists the youth with tags, never content
         item = await staff.wait_for_selector("#queue-list .queue-item")
         tags = await item.inner_text()
-        assert "16–17" in tags and "Svenska" in tags
+        assert "16–17" in tags and "Chat language: Swedish" in tags
+        assert "Page language: Swedish" in tags  # the page it was read in
 
         # When the counsellor claims the conversation
         conv = await console_claim_first(staff)
@@ -100,6 +101,7 @@ async def test_full_conversation_no_plaintext_on_the_wire(
 
         # The counsellor ends; both sides show it
         await staff.click("#end-conv")
+        await staff.click("#end-confirm")  # the end asks first (wrap-up dialog)
         await youth.wait_for_selector("main[data-screen=ended]")
         await eventually(lambda: console_state(staff, conv), 5)
         assert await console_state(staff, conv) == "done"

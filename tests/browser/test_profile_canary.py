@@ -105,7 +105,7 @@ async def console(browser: Any, chat_server: ChatServer) -> AsyncIterator[Any]:
 async def chat_with_canaries(youth: Any, console: Any, chat_server: ChatServer,
                              neutral: NeutralSite) -> list[str]:
     """A whole chat with canaries sent, received and typed, and a return code
-    shown once (its five words are a canary too); then the quick exit."""
+    shown once (its six words are a canary too); then the quick exit."""
     sent, received, typed = canary("Sent"), canary("Recv"), canary("Typed")
     await youth_to_queue(youth, chat_server, {"topic": "threat"})
     conv = await console_claim_first(console)
@@ -119,7 +119,7 @@ async def chat_with_canaries(youth: Any, console: Any, chat_server: ChatServer,
     await console.click("#offer-return")
     shown = await youth.wait_for_selector("main[data-screen=returncode] #passphrase")
     words = (await shown.inner_text()).strip()
-    assert len(words.split()) == 5
+    assert len(words.split()) == 6
     await youth.click("#code-done")
     await youth.wait_for_selector("main[data-screen=chat] #composer")
     await youth.fill("#composer", f"inte skickat {typed}")

@@ -273,7 +273,7 @@ async def _youth_with_bundle_held(browser: Any, chat_server: ChatServer
                                   ) -> tuple[Any, Any, list[str]]:
     """A youth page whose script bundle never arrives (a very slow phone): the
     request is routed to a handler that never answers it. The page is looked at
-    as soon as its HTML is there; the boot text is still showing."""
+    as soon as its HTML is there; the safety page written into it is showing."""
     ctx = await browser.new_context(viewport=PHONE)
     held: list[str] = []
 
@@ -360,7 +360,7 @@ async def test_without_scripts_the_exit_button_is_a_link_that_leaves(
         browser: Any, chat_server: ChatServer, neutral: NeutralSite) -> None:
     """Scripts blocked: the button is a plain link to the exit hop. It leaves
     (Clear-Site-Data, then the neutral site), but a link adds a history entry:
-    Back returns to the youth page, loaded afresh (no-store), on its boot text.
+    Back returns to the youth page, loaded afresh (no-store), on its safety page.
     docs/security-design.md says so."""
     ctx = await browser.new_context(viewport=PHONE, java_script_enabled=False)
     try:

@@ -27,6 +27,7 @@ import pytest
 import pytest_asyncio
 
 from chatserver.client.reference import ReferenceClient, staff_login
+from chatserver.crypto import passphrase
 from chatserver.crypto.tokens import b64e
 from tests.browser.conftest import PHONE, REPO, ChatServer, StaffAccount, vectors
 from tests.browser.helpers import (
@@ -168,11 +169,17 @@ async def test_returning_youth_reaches_the_same_counsellor(
     issued = await mira.wait_for_selector("#return-issued", timeout=TIMEOUT_MS)
     assert re.search(r"valid until .*\d", await issued.inner_text())
 
-    # Then the youth's page shows five words once, with the advice, never in the title/URL
+    # Then the youth's page, in Swedish, shows six Swedish words once, each in
+    # its own box, marked as Swedish, with the advice, never in the title/URL
     shown = await youth.wait_for_selector("main[data-screen=returncode] #passphrase",
                                           timeout=TIMEOUT_MS)
     words = (await shown.inner_text()).strip()
-    assert len(words.split()) == 5, words
+    assert len(words.split()) == 6, words
+    assert set(words.split()) <= set(passphrase.words("sv")), words
+    boxes = await shown.query_selector_all(".word")
+    assert [(await b.inner_text()).strip() for b in boxes] == words.split()
+    assert await shown.get_attribute("lang") == "sv"
+    assert await shown.get_attribute("dir") == "ltr"
     advice = await youth.inner_text("main")
     assert "by heart" in advice or "utantill" in advice
     await youth.screenshot(path=str(shots / "youth-phone-return-code.png"), full_page=True)

@@ -105,6 +105,7 @@ async def test_ended_screen_drops_the_transcript_at_the_deadline(
     ctx, youth, _conv, lines = await _chat_with_lines(browser, chat_server, console)
     try:
         await console.click("#end-conv")
+        await console.click("#end-confirm")  # the end asks first (wrap-up dialog)
         await youth.wait_for_selector("main[data-screen=ended]", timeout=TIMEOUT_MS)
         # Readable right after the end ...
         text = await youth.inner_text("main")
@@ -131,6 +132,7 @@ async def test_return_code_stays_and_the_ended_screen_shows_no_transcript(
                                               timeout=TIMEOUT_MS)
         words = (await shown.inner_text()).strip()
         await console.click("#end-conv")
+        await console.click("#end-confirm")  # the end asks first (wrap-up dialog)
         await eventually(lambda: _ended_for_counsellor(console, conv), 10)
 
         # The code the youth is learning stays readable past the deadline

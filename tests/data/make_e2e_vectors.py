@@ -5,7 +5,7 @@
 
 Everything is deterministic (fixed seeds, ids, nonces, plaintexts), so the
 output reproduces byte for byte; tests/unit/test_e2e.py checks that, and the
-browser bundle (libsodium-wrappers) is checked against the same bytes.
+browser bundle (@noble, web_client/src/lib/e2e.js) is checked against the same bytes.
 
 Format (version 1). Encodings are those of docs/protocol.md: conversation and
 member ids are lowercase hex; every other byte string is base64url without

@@ -89,15 +89,15 @@ def test_list_disable_enable_and_audit(data_dir: Path) -> None:
     listing = run(data_dir, "staff", "list")
     assert listing.returncode == 0
     lines = listing.stdout.splitlines()
-    assert lines[0].split() == ["USERNAME", "ROLE", "ALIAS", "CAPACITY", "DISABLED"]
-    assert lines[1].split() == ["anna", "counsellor", "Sara", "2", "no"]
-    assert lines[2].split() == ["op1", "operator", "Drift", "3", "no"]
+    assert lines[0].split() == ["USERNAME", "ROLE", "ALIAS", "CAPACITY", "DISABLED", "LANGUAGES"]
+    assert lines[1].split() == ["anna", "counsellor", "Sara", "2", "no", "-"]
+    assert lines[2].split() == ["op1", "operator", "Drift", "3", "no", "-"]
     assert "argon2" not in listing.stdout and "otpauth" not in listing.stdout
 
     assert run(data_dir, "staff", "disable", "anna").returncode == 0
-    assert run(data_dir, "staff", "list").stdout.splitlines()[1].split()[-1] == "yes"
+    assert run(data_dir, "staff", "list").stdout.splitlines()[1].split()[4] == "yes"
     assert run(data_dir, "staff", "enable", "anna").returncode == 0
-    assert run(data_dir, "staff", "list").stdout.splitlines()[1].split()[-1] == "no"
+    assert run(data_dir, "staff", "list").stdout.splitlines()[1].split()[4] == "no"
     unknown = run(data_dir, "staff", "disable", "nobody")
     assert unknown.returncode == 1 and "unknown_account" in unknown.stderr
 
@@ -118,6 +118,35 @@ def test_list_disable_enable_and_audit(data_dir: Path) -> None:
     broken = run(data_dir, "audit", "verify")
     assert broken.returncode == 1
     assert "BROKEN at seq 2" in broken.stdout and "edited" in broken.stdout
+
+
+def test_staff_languages_are_set_listed_and_audited(data_dir: Path) -> None:
+    assert add_anna(data_dir).returncode == 0
+    done = run(data_dir, "staff", "languages", "anna", "so,sv,ckb")
+    assert done.returncode == 0, done.stderr
+    assert "anna speaks so, sv, ckb" in done.stdout
+    assert run(data_dir, "staff", "list").stdout.splitlines()[1].split()[-1] == "so,sv,ckb"
+    # A code outside the chat-language list, a repeat, an unknown account:
+    # refused, nothing changed, nothing audited.
+    for args, said in ((("anna", "sv,xx"), "unknown language 'xx'"),
+                       (("anna", "sv,sv"), "named twice"),
+                       (("nobody", "sv"), "unknown_account")):
+        refused = run(data_dir, "staff", "languages", *args)
+        assert refused.returncode == 1 and said in refused.stderr, refused.stderr
+    assert run(data_dir, "staff", "list").stdout.splitlines()[1].split()[-1] == "so,sv,ckb"
+    assert run(data_dir, "staff", "languages", "anna", "").returncode == 0
+    assert run(data_dir, "staff", "list").stdout.splitlines()[1].split()[-1] == "-"
+
+    async def entries() -> list[tuple[str, str, str]]:
+        async with SqliteStore.open(data_dir / "chatserver.sqlite3") as store:
+            return [(e.actor, e.action, e.detail) async for e in store.iter_audit()]
+
+    got = asyncio.run(entries())
+    assert [e for e in got if e[1] == "account_languages"] == [
+        ("cli", "account_languages", '{"languages":"so+sv+ckb","target":"anna"}'),
+        ("cli", "account_languages", '{"languages":"","target":"anna"}'),
+    ]
+    assert run(data_dir, "audit", "verify").returncode == 0
 
 
 def test_truncation_is_caught_with_the_expected_head(data_dir: Path) -> None:
@@ -244,19 +273,22 @@ async def test_a_database_from_before_the_key_is_upgraded_and_sealed(data_dir: P
     assert run(data_dir, "audit", "seal").stdout.startswith("audit log: nothing to seal")
     runner, server = await start_server(settings)  # now it starts
     try:
-        marker = await server.ctx.store.audit_head()
+        # Entry 4 is the seal; the server's own start-up entries follow it
+        # (the partner directory seeded from its file).
+        entries = [entry async for entry in server.ctx.store.iter_audit()]
     finally:
         await runner.cleanup()
-    assert marker is not None
+    marker = entries[3]
     assert (marker.seq, marker.action, marker.prev_hash) == (4, "audit_keyed", links[-1])
+    assert [e.action for e in entries[4:]] == ["partners_seeded"]
 
     # Then both parts verify, and the report names them
     ok = run(data_dir, "audit", "verify")
     assert ok.returncode == 0, ok.stdout + ok.stderr
     assert ok.stdout.splitlines() == [
-        "audit log OK: 4 entries",
+        "audit log OK: 5 entries",
         "  unkeyed: entries 1-3 (written before the audit key; sealed by entry 4)",
-        "  keyed: entries 4-4",
+        "  keyed: entries 4-5",
     ]
     # ... and the head noted before the upgrade is the one the key sealed
     assert run(data_dir, "audit", "verify", "--expect-head", links[-1]).returncode == 0

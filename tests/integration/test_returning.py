@@ -89,7 +89,7 @@ async def test_returning_youth_waits_in_their_own_counsellors_lane(
     a = await live_server.staff_client(creds_a)
     b = await live_server.staff_client(creds_b)
     words = await _issue(live_server, a)
-    assert len(words.split()) == 5
+    assert len(words.split()) == 6
 
     # When a youth who is not returning, then the returning youth, start
     other = await live_server.youth()
@@ -135,6 +135,45 @@ async def test_returning_youth_waits_in_their_own_counsellors_lane(
     for e in emitted:
         if e.namespace == "/staff":
             assert words not in repr(e.data)
+
+
+async def test_a_swedish_page_gets_swedish_words_redeemed_from_any_page(
+        live_server: LiveServer) -> None:
+    # Given a youth whose page is in Swedish, and one whose page is in Arabic
+    creds = await live_server.add_staff()
+    a = await live_server.staff_client(creds)
+    issued: dict[str, dict[str, Any]] = {}
+    for page in ("sv", "ar"):
+        youth = await live_server.youth()
+        conv = (await youth.start(page_language=page))["conversation"]
+        await a.claim(conv)
+        await youth.wait_for(lambda y=youth, c=conv: y.conversations[c].epoch == 1, 5)
+        # When the counsellor offers a return code
+        reply = await a.offer_return(conv)
+        assert set(reply) == {"ok", "expires_at"}  # the console learns no words, no language
+        await youth.wait_for(lambda y=youth, c=conv: c in y.return_codes, 5)
+        issued[page] = youth.return_codes[conv]
+        await a.end(conv)
+
+    # Then the Swedish page's six words are Swedish ones; the Arabic page, with
+    # no list of its own, gets the plain-letter English list, and says so
+    swedish, english = set(passphrase.words("sv")), set(passphrase.words("en"))
+    sv_words = str(issued["sv"]["passphrase"]).split(" ")
+    assert issued["sv"]["language"] == "sv"
+    assert len(sv_words) == 6 and set(sv_words) <= swedish
+    assert issued["ar"]["language"] == "en"
+    assert set(str(issued["ar"]["passphrase"]).split(" ")) <= english
+
+    # When each code is typed on a page in another language, in capitals with
+    # hyphens and a comma (how a youth might copy it from memory)
+    for page, code in (("en", issued["sv"]), ("sv", issued["ar"])):
+        typed = "-".join(str(code["passphrase"]).upper().split(" ")).replace("-", ", ", 1)
+        back = await live_server.youth()
+        reply = await back.start(page_language=page, passphrase=typed)
+        # Then it redeems: the words are the key, whatever the page's language
+        assert reply["returning"] == "queued"
+        assert (await a.take_next())["conversation"] == reply["conversation"]
+    assert _return_rows(live_server) == 0  # both used up
 
 
 async def test_the_audit_log_records_a_return_but_links_nothing(

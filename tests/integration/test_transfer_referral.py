@@ -71,7 +71,7 @@ async def test_transfer_accepted_youth_is_never_dropped(live_server: LiveServer)
     offer = second.transfer_offers[conv]
     assert offer == {"conversation": conv, "pseudonym": offer["pseudonym"], "from_alias": "Sana",
                      "language": "ar", "age_band": "16-17", "topic": "forced_marriage",
-                     "state": "active"}
+                     "state": "active", "handover": False}
     # The youth keeps writing to the first counsellor while the offer is open
     await _exchange(youth, first, conv, "during")
 
@@ -158,9 +158,13 @@ async def test_referral_recorded_in_audit_and_statistics_without_content(
 
     reply = await first.refer(conv, police["code"])
 
-    assert reply["partner"] == police
+    # The card a youth gets is the public part of what the counsellor saw:
+    # no notes, no verification mark (docs/design/partners.md).
+    public = {k: police[k] for k in ("code", "name", "kind", "municipality", "phone", "url",
+                                     "hours")}
+    assert reply["partner"] == public and "notes" in police and "verified_at" in police
     card = await youth.next_message(5)
-    assert card.type == "card" and card.body["card"] == police
+    assert card.type == "card" and card.body["card"] == public
     assert isinstance(card.body["sent_at"], int)
     # Audit: the partner code and kind, nothing else
     rows = [e for e in await _audit(live_server) if e.action == "referral"]

@@ -44,6 +44,12 @@ async def test_websocket_compression_is_declined(live_server: LiveServer) -> Non
             assert (await ws.receive_str(timeout=5)).startswith("0{")
             await ws.send_str("40/youth,")
             assert (await ws.receive_str(timeout=5)).startswith("40/youth,")
+            # Right behind the connect answer, unasked: the status (a slow
+            # phone's page saves one round trip before its first screen).
+            pushed = await ws.receive_str(timeout=5)
+            assert pushed.startswith('42/youth,["status",')
+            status = json.loads(pushed.split(",", 1)[1])[1]
+            assert {"open", "hours", "alternatives", "emergency", "profile"} <= set(status)
             await ws.send_str('42/youth,1["status",{}]')
             reply = await ws.receive_str(timeout=5)
             assert reply.startswith("43/youth,1[") and '"ok":true' in reply

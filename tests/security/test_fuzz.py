@@ -75,7 +75,7 @@ FUZZ = settings(max_examples=EXAMPLES_PER_EVENT, deadline=None,
 # The documented payload keys: (required, optional).
 YOUTH_EVENTS: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
     "status": ((), ()),
-    "start": (("kx_pk",), ("profile",)),
+    "start": (("kx_pk",), ("profile", "page_language")),
     "resume": (("conversation", "member", "resume"), ()),
     "send": (("conversation", "epoch", "seq", "boxes"), ()),
     "delivered": (("conversation", "from", "seq"), ()),
@@ -93,6 +93,8 @@ STAFF_EVENTS: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
     "delivered": YOUTH_EVENTS["delivered"],
     "typing": YOUTH_EVENTS["typing"],
     "ops_watch": (("on",), ()),
+    "handover_key": (("kx_pk",), ()),
+    "queue_sync": ((), ()),
 }
 LIAISON_EVENTS: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
     "join": (("invite", "kx_pk", "mac"), ()),
@@ -116,7 +118,7 @@ WHO = {"/youth": st.sampled_from(["youth", "youth", "stateless"]),
 OK_ALLOWED = {
     "stateless": {"status", "start"},
     "youth": {"status", "send", "delivered", "typing", "pause", "leave"},
-    "counsellor": {"duty", "send", "delivered", "typing", "end"},
+    "counsellor": {"duty", "send", "delivered", "typing", "end", "handover_key", "queue_sync"},
     "operator": {"ops_watch"},
     "liaison": set(),  # nothing succeeds without an invite's secret
 }
@@ -124,7 +126,8 @@ OK_ALLOWED = {
 OK_SHAPE: dict[str, tuple[set[str], set[str]]] = {
     "status": ({"ok", "open", "hours", "alternatives", "emergency", "profile"}, set()),
     "start": ({"ok", "conversation", "member", "resume", "position", "eta_secs"}, set()),
-    "resume": ({"ok", "state", "role", "epoch", "members"}, {"position", "eta_secs"}),
+    "resume": ({"ok", "state", "role", "epoch", "members"},
+               {"position", "eta_secs", "youth_online"}),
     "send": ({"ok", "seq"}, set()),
     "delivered": ({"ok"}, set()),
     "typing": ({"ok"}, set()),
@@ -132,9 +135,11 @@ OK_SHAPE: dict[str, tuple[set[str], set[str]]] = {
     "leave": ({"ok"}, set()),
     "duty": ({"ok", "on"}, set()),
     "claim": ({"ok", "conversation", "member", "resume", "state", "pseudonym", "epoch",
-               "members"}, set()),
+               "members", "youth_online"}, set()),
     "take_next": ({"ok", "conversation", "member", "resume", "state", "pseudonym", "epoch",
-                   "members"}, set()),
+                   "members", "youth_online"}, set()),
+    "handover_key": ({"ok"}, set()),
+    "queue_sync": ({"ok"}, set()),
     "end": ({"ok"}, set()),
     "ops_watch": ({"ok"}, set()),
 }
@@ -216,6 +221,7 @@ GOOD: dict[str, st.SearchStrategy[Any]] = {
         "topic": st.sampled_from(_PROFILE_LISTS["topics"]),
         "urgent": st.booleans(),
     }),
+    "page_language": st.sampled_from(_PROFILE_LISTS["page_languages"]),
 }
 
 BAD_ID = st.one_of(
@@ -284,11 +290,15 @@ BAD: dict[str, st.SearchStrategy[Any]] = {
     "boxes": BAD_BOXES,
     "active": BAD_BOOL, "paused": BAD_BOOL, "on": BAD_BOOL,
     "reason": BAD_REASON, "profile": BAD_PROFILE,
+    "page_language": st.sampled_from(["", "SV", "sv_SE", "s", "svenska", "sv-", "sv-SE-x-1",
+                                      "ar\n", " fa", 1, True, ["sv"], {"lang": "sv"}]),
 }
 
 # Well-formed values that are wrong for the server's state: they get past
 # validation and exercise the domain rules (replayed, stale_epoch, ...).
 SEMANTIC: dict[str, st.SearchStrategy[Any]] = {
+    # Shaped like a language code, but no youth catalog: unknown_language.
+    "page_language": st.sampled_from(["xx", "de", "ku", "fa-AF"]),
     "conversation": st.sampled_from(["@n_conv", "0" * 32]),
     "member": st.sampled_from(["@n_youth", "@n_counsellor", "0" * 32]),
     "from": st.sampled_from(["@self", "@n_youth", "@n_counsellor", "0" * 32]),

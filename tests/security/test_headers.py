@@ -26,7 +26,7 @@ from multidict import CIMultiDictProxy
 from chatserver.transport.http import page_csps
 from tests.conftest import LiveServer, free_port, make_settings, start_server
 
-CSP = ("default-src 'none'; script-src 'self' 'wasm-unsafe-eval'; connect-src 'self'; "
+CSP = ("default-src 'none'; script-src 'self'; connect-src 'self'; "
        "style-src 'self'; img-src 'self' data:; font-src 'self'; base-uri 'none'; "
        "form-action 'none'; frame-ancestors 'none'")
 EXPECTED = {
@@ -89,15 +89,19 @@ async def site(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[
 
 
 def page_csp(static: Path, page: str) -> str:
-    """The CSP a page must get: CSP plus the hash of each inline script the
-    page carries (computed here from the page itself, not from the manifest)."""
+    """The CSP a page must get: CSP plus the hash of each inline script and
+    stylesheet the page carries (computed here from the page itself, not from
+    the manifest)."""
     path = static / page
     if not path.is_file():
         return CSP
-    scripts = re.findall(r"<script>(.*?)</script>", path.read_text(encoding="utf-8"), re.S)
-    hashes = ["'sha256-" + base64.b64encode(hashlib.sha256(s.encode()).digest()).decode() + "'"
-              for s in scripts]
-    return CSP.replace("script-src 'self'", " ".join(["script-src 'self'", *hashes]))
+    html = path.read_text(encoding="utf-8")
+    csp = CSP
+    for tag, directive in (("script", "script-src 'self'"), ("style", "style-src 'self'")):
+        hashes = ["'sha256-" + base64.b64encode(hashlib.sha256(s.encode()).digest()).decode()
+                  + "'" for s in re.findall(rf"<{tag}>(.*?)</{tag}>", html, re.S)]
+        csp = csp.replace(directive, " ".join([directive, *hashes]))
+    return csp
 
 
 def assert_security_headers(what: str, headers: CIMultiDictProxy[str],
@@ -276,12 +280,17 @@ async def test_a_page_csp_allows_its_published_inline_script_by_hash_only(
     manifest that is not one sha256 hash is ignored; other pages keep CSP."""
     static = _fake_build(tmp_path / "dist")
     script = "location.replace('/exit')"
+    style = ".qx{color:red}"
     (static / "index.html").write_text(
-        f"<!doctype html><title>x</title><script>{script}</script>\n", encoding="utf-8")
+        f"<!doctype html><title>x</title><script>{script}</script><style>{style}</style>\n",
+        encoding="utf-8")
     digest = base64.b64encode(hashlib.sha256(script.encode()).digest()).decode()
+    style_digest = base64.b64encode(hashlib.sha256(style.encode()).digest()).decode()
     manifest = {"csp_script_hashes": {"index.html": [f"'sha256-{digest}'"],
                                       "console.html": ["'unsafe-inline'"],
-                                      "operator.html": [f"'sha256-{digest}' https://evil.example"]}}
+                                      "operator.html": [f"'sha256-{digest}' https://evil.example"]},
+                "csp_style_hashes": {"index.html": [f"'sha256-{style_digest}'"],
+                                     "console.html": ["'unsafe-inline'"]}}
     (static / "manifest.json").write_text(json.dumps(manifest), encoding="utf-8")
     port = free_port()
     settings = make_settings(tmp_path / "var", port=port, public_origin=f"http://localhost:{port}",
@@ -292,7 +301,8 @@ async def test_a_page_csp_allows_its_published_inline_script_by_hash_only(
             _, headers, _ = await _request(http, "GET", server.url + "/")
             csp = headers["Content-Security-Policy"]
             assert csp == page_csp(static, "index.html")
-            assert f"script-src 'self' 'sha256-{digest}' 'wasm-unsafe-eval';" in csp
+            assert f"script-src 'self' 'sha256-{digest}';" in csp
+            assert f"style-src 'self' 'sha256-{style_digest}';" in csp
             for path in ("/console", "/operator", "/exit", f"/assets/{FAKE_ASSET}", "/healthz"):
                 _, headers, _ = await _request(http, "GET", server.url + path)
                 assert headers["Content-Security-Policy"] == CSP, path

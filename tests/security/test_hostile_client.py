@@ -90,7 +90,7 @@ async def test_binary_ack_is_refused_too(live_server: LiveServer) -> None:
 
 def _non_canonical(raw: bytes) -> str:
     """The same bytes with the unused trailing bits set: Python's lax decoder
-    reads it as ``raw``, libsodium's in the pages refuses it."""
+    reads it as ``raw``, the pages' (as strict as libsodium's) refuses it."""
     text = b64e(raw)
     alphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_"
     last = alphabet.index(text[-1])

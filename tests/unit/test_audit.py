@@ -22,6 +22,7 @@ from chatserver.crypto.audit_chain import (
 )
 from chatserver.domain.audit import AuditLog, AuditNotSealed, VerifyResult, utc_iso, verify
 from chatserver.domain.clock import FakeClock
+from chatserver.storage.audit_cuts import AuditCheckpoint, Cut, MakeCheckpoint
 from chatserver.storage.base import AuditEntry, NextEntry
 from chatserver.storage.sqlite import SqliteStore, _statements, migrations
 
@@ -428,6 +429,12 @@ class _Watching:
     async def audit_head(self) -> AuditEntry | None:
         return await self.store.audit_head()
 
+    async def audit_checkpoints(self) -> list[AuditCheckpoint]:
+        return await self.store.audit_checkpoints()
+
+    async def cut_audit(self, before_at: str, make: MakeCheckpoint) -> Cut | None:
+        return await self.store.cut_audit(before_at, make)
+
     async def iter_audit(self) -> AsyncGenerator[AuditEntry, None]:
         self.open_iterators += 1
         try:
@@ -520,3 +527,19 @@ async def test_a_keyed_log_replaced_by_unkeyed_entries_is_never_sealed_by_accide
         with pytest.raises(ValueError, match="not the head noted"):
             await log.seal(expect_head="0" * 64)
         assert (await verify(store, KEY)).ok is False
+
+
+@pytest.mark.parametrize(("actor", "action", "conversation", "detail"), [
+    ("anna\n", "login_ok", None, {}),  # "$" alone would let a trailing newline through
+    ("anna", "login_ok\n", None, {}),
+    ("anna", "referral", "c-1a2b3c4d\n", {}),
+    ("anna", "partners_exported", None, {"format": "csv\n"}),
+    ("anna", "referral", None, {"partner": "bris\n"}),
+])
+async def test_a_trailing_newline_is_refused_everywhere(
+        store: SqliteStore, clock: FakeClock, actor: str, action: str,
+        conversation: str | None, detail: dict[str, str]) -> None:
+    log = AuditLog(store, clock, KEY)
+    with pytest.raises(ValueError):
+        await log.record(actor, action, conversation, **detail)
+    assert await _entries(store) == []

@@ -15,6 +15,7 @@ from chatserver.domain.conversations import STAFF_NS, YOUTH_NS, ChatService, Sta
 from chatserver.domain.events import Conn, Outcome
 from chatserver.domain.model import StaffRef, State
 from chatserver.domain.relay import BoxIn
+from chatserver.domain.stats import hour_band
 from chatserver.settings import Settings
 
 
@@ -78,13 +79,21 @@ def events(out: Outcome, name: str) -> list[tuple[Conn, dict[str, object]]]:
     return [(to, e.payload) for e in out.emits if e.event == name for to in e.to]
 
 
+def view_pushes(out: Outcome) -> list[tuple[Conn, dict[str, object]]]:
+    """What a round sends consoles about their queue view: a whole view or a change."""
+    return [(to, e.payload) for e in out.emits if e.event in ("queue", "queue_delta")
+            for to in e.to if to.namespace == STAFF_NS]
+
+
 def test_closed_when_nobody_on_duty_and_nothing_is_kept(world: World) -> None:
     world.counsellor(1, on=False)
     with pytest.raises(errors.NobodyOnDuty) as exc:
         world.youth(1, gender="girl")
     assert exc.value.info["alternatives"] and "sv" in exc.value.info["hours"]
     assert len(world.chat.queue) == 0 and not world.chat.conversations
-    assert world.sink.counts == {}
+    # Only the unmet demand is counted, by hour-of-week band: no profile.
+    band = hour_band(world.clock.now(), world.settings.stats_timezone)
+    assert world.sink.counts == {("unmet_closed", band): 1}
 
 
 def test_start_queues_counts_profile_and_positions(world: World) -> None:
@@ -331,7 +340,7 @@ def test_queue_updates_push_changed_positions(world: World) -> None:
     pushes = events(out, "queue")
     youth_push = [p for to, p in pushes if to == c2]
     assert youth_push and youth_push[0]["position"] == 1
-    staff_push = [p for to, p in pushes if to == sconn]
+    staff_push = [p for to, p in events(out, "queue_delta") if to == sconn]
     assert staff_push and staff_push[0]["total"] == 1
     assert world.chat.queue_updates().emits == []  # nothing changed since
 
@@ -384,7 +393,7 @@ def test_round_sends_counsellors_their_view_first(world: World) -> None:
     world.youth(2)
     world.chat.claim(ref, sconn, None, pk())
     emits = world.chat.queue_updates().emits
-    assert emits[0].to == (sconn,) and "entries" in emits[0].payload
+    assert emits[0].to == (sconn,) and emits[0].event in ("queue", "queue_delta")
     assert all("position" in e.payload for e in emits[1:])
 
 
@@ -491,7 +500,7 @@ def test_counsellor_at_capacity_sees_the_queue_less_often(settings: Settings) ->
     ref, sconn = world.counsellor(1, capacity=1)
 
     def snapshot_sent() -> bool:
-        return any(to == sconn for to, _ in events(world.chat.queue_updates(), "queue"))
+        return any(to == sconn for to, _ in view_pushes(world.chat.queue_updates()))
 
     _c1, y1 = world.youth(1)
     assert snapshot_sent()
@@ -506,7 +515,8 @@ def test_counsellor_at_capacity_sees_the_queue_less_often(settings: Settings) ->
     assert snapshot_sent()  # ...until 5 s have passed, without a new change
     assert not snapshot_sent()  # and not again for the same state
     world.chat.end(ref, sconn, str(y1["conversation"]))  # below capacity again
-    assert snapshot_sent()  # at once
+    world.youth(4)
+    assert snapshot_sent()  # the next change at once
 
 
 def test_common_staff_snapshot_is_one_event_for_all(world: World) -> None:
@@ -516,13 +526,18 @@ def test_common_staff_snapshot_is_one_event_for_all(world: World) -> None:
     world.youth(1)
     returning = world.chat.start(Conn(YOUTH_NS, "y2"), pk(), StartProfile(), returning_to=ref1.id)
     out = world.chat.queue_updates()
-    staff_events = [e for e in out.emits if e.event == "queue" and e.to[0].namespace == STAFF_NS]
+    staff_events = [e for e in out.emits if e.event in ("queue", "queue_delta")
+                    and e.to[0].namespace == STAFF_NS]
     own = [e for e in staff_events if e.to == (s1,)]
     common = [e for e in staff_events if set(e.to) == {s2, s3}]
     assert len(staff_events) == 2 and own and common
+
+    def listed(payload: dict[str, object]) -> list[object]:
+        entries = payload.get("entries") or [a["entry"] for a in payload["added"]]  # type: ignore[attr-defined]
+        return [x["conversation"] for x in entries]  # type: ignore[attr-defined]
     returning_id = returning.reply["conversation"]
-    assert returning_id in [x["conversation"] for x in own[0].payload["entries"]]
-    assert returning_id not in [x["conversation"] for x in common[0].payload["entries"]]
+    assert returning_id in listed(own[0].payload)
+    assert returning_id not in listed(common[0].payload)
     assert common[0].payload["total"] == 1
 
 
@@ -538,7 +553,7 @@ def test_duty_goes_off_after_staff_disconnect_grace(world: World) -> None:
 
 
 def _snapshots_to(out: Outcome, conn: Conn) -> int:
-    return sum(1 for to, _ in events(out, "queue") if to == conn)
+    return sum(1 for to, _ in view_pushes(out) if to == conn)
 
 
 def test_an_active_youths_pause_toggles_send_no_queue_snapshot(world: World) -> None:

@@ -45,7 +45,6 @@ phone = "{phone}"
 url = "https://example.org/"
 hours = {{ sv = "Vardagar 08–16", en = "Weekdays 08–16" }}
 notes = "{notes}"
-verify = false
 """
 
 
@@ -121,12 +120,21 @@ def test_no_phone_number_is_made_of_placeholder_digits(shipped: Directory) -> No
         assert not re.search(r"(\d)\1{6,}", digits), p.code  # seven of a kind
 
 
-def test_unconfirmed_rows_are_marked_verify(shipped: Directory) -> None:
-    # An empty number means nobody confirmed one: the centre must fill it in.
-    for p in shipped:
-        if not p.phone:
-            assert p.verify, p.code
-    assert {p.code for p in shipped.unverified()} == {p.code for p in shipped if p.verify}
+def test_no_shipped_entry_claims_a_check_nobody_made(shipped: Directory) -> None:
+    # Only an operator marks an entry verified, in the running server.
+    assert all(not p.verified and not p.verified_by for p in shipped)
+    assert len(shipped.unverified()) == len(shipped)
+
+
+def test_the_network_kinds_are_there_and_found_in_both_languages(shipped: Directory) -> None:
+    kinds = {p.kind for p in shipped}
+    assert {"socialjour", "shelter"} <= kinds
+    shelters = {p.code for p in shipped if p.kind == "shelter"}
+    for query in ("kvinnojour", "tjejjour", "shelter", "Women's shelter"):
+        assert shelters <= {p.code for p in shipped.search(query, limit=MAX_LIMIT)}, query
+    assert "socialjour-stockholm" in [p.code for p in shipped.search("out of hours")]
+    jour = shipped.get("socialjour-stockholm")
+    assert jour is not None and jour.phone == ""  # no number invented
 
 
 def test_urls_are_https_and_codes_are_audit_safe(shipped: Directory) -> None:
@@ -144,7 +152,10 @@ def test_public_card_holds_exactly_the_card_fields(shipped: Directory) -> None:
     assert set(card) == {"code", "name", "kind", "municipality", "phone", "url", "hours"}
     assert card["hours"]["sv"].startswith("Dygnet runt")
     assert json.loads(json.dumps(card)) == card  # plain JSON: no MappingProxy, no notes
-    assert "notes" not in json.dumps(card) and "verify" not in json.dumps(card)
+    assert "notes" not in json.dumps(card) and "verified" not in json.dumps(card)
+    staff = p.for_counsellor()
+    assert staff["notes"] == p.notes and staff["verified_at"] == ""
+    assert json.loads(json.dumps(staff)) == staff
 
 
 # ------------------------------------------------------------------------ search
@@ -173,7 +184,10 @@ def test_every_word_must_match_somewhere(shipped: Directory) -> None:
 
 def test_search_covers_notes_and_kind(shipped: Directory) -> None:
     assert "nkt-heder" in [p.code for p in shipped.search("hedersrelaterad brottslighet")]
-    assert len(shipped.search("social services", limit=MAX_LIMIT)) == 26
+    social = shipped.search("social services", limit=MAX_LIMIT)
+    assert {p.code for p in social if p.kind == "social_services"} == \
+        {p.code for p in shipped if p.kind == "social_services"}
+    assert len([p for p in social if p.kind == "social_services"]) == 26
 
 
 def test_filters(shipped: Directory) -> None:
@@ -273,15 +287,20 @@ def test_directory_refuses_duplicate_codes_built_in_code() -> None:
         (lambda t: t.replace('phone = "040-34 10 00"', 'phone = "040-XX XX XX"'),
          ["soc-malmo", "'phone'"]),
         (lambda t: t.replace('phone = "040-34 10 00"', 'phone = "12"'), ["soc-malmo", "'phone'"]),
-        (lambda t: t.replace('phone = "040-34 10 00"', 'phone = ""'), ["soc-malmo", "'verify'"]),
         (lambda t: t.replace('url = "https://example.org/"', 'url = "http://example.org/"'),
          ["soc-malmo", "'url'"]),
         (lambda t: t.replace('en = "Weekdays 08–16"', 'ar = "x"'),
          ["soc-malmo", "'hours'", "'en'"]),
         (lambda t: t.replace('hours = {', 'hours = "always" #'), ["soc-malmo", "'hours'"]),
-        (lambda t: t.replace("verify = false", 'verify = "no"'), ["soc-malmo", "'verify'"]),
-        (lambda t: t.replace("verify = false", "verify = false\nphnoe = \"1\""),
-         ["soc-malmo", "'phnoe'"]),
+        (lambda t: t.replace('notes = ""', 'notes = ""\nretired = "no"'),
+         ["soc-malmo", "'retired'"]),
+        (lambda t: t.replace('notes = ""', 'notes = ""\nphnoe = "1"'), ["soc-malmo", "'phnoe'"]),
+        (lambda t: t.replace('notes = ""', 'notes = ""\nverified_at = "2027-01-15T08:00:00Z"'),
+         ["soc-malmo", "'verified_at'"]),
+        (lambda t: t.replace('notes = ""', 'notes = ""\nwords = { sv = ["a;b"] }'),
+         ["soc-malmo", "'words'"]),
+        (lambda t: t.replace('notes = ""', 'notes = ""\ndistricts = "Norr"'),
+         ["soc-malmo", "'districts'"]),
         (lambda t: t.replace('notes = ""', "notes = 3"), ["soc-malmo", "'notes'"]),
         (lambda t: t.replace('name = "Socialtjänsten Malmö"', 'name = " Socialtjänsten"'),
          ["soc-malmo", "'name'"]),
@@ -327,5 +346,5 @@ def test_good_file_with_optional_fields_left_out(tmp_path: Path) -> None:
                  municipality="", phone="020-50 50 50").replace('notes = ""\n', "")
     d = load_directory(write(tmp_path, text))
     p = d.get("kvinnofridslinjen")
-    assert p is not None and p.notes == "" and p.verify is False
+    assert p is not None and p.notes == "" and p.verified is False and p.retired is False
     assert p.public()["hours"] == {"sv": "Vardagar 08–16", "en": "Weekdays 08–16"}

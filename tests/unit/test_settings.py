@@ -151,3 +151,35 @@ def test_database_password_comes_from_the_secrets_and_is_never_shown(tmp_path: P
     assert s.require_secrets().database_password == "from-env"
     assert "from-env" not in repr(s) and "from-env" not in repr(s.require_secrets())
     assert load_settings(env={"CHAT_DATA_DIR": str(tmp_path)}).database_url == ""
+
+
+def test_canned_responses_ship_in_three_languages_and_reach_the_console_shape(
+        tmp_path: Path) -> None:
+    from chatserver.settings import canned_texts
+
+    texts = canned_texts(load_settings(env={"CHAT_DATA_DIR": str(tmp_path)}))
+    assert [c["key"] for c in texts] == ["greeting", "duty_to_report", "safe_now", "closing"]
+    for c in texts:
+        assert set(c["title"]) == set(c["text"]) == {"sv", "en", "ar"}
+
+
+@pytest.mark.parametrize(("table", "problem"), [
+    ('key = "hi"\ntitle = {en = "Hi"}\ntext = {en = "Hello"}', "title must be a table"),
+    ('key = "Hi there"\ntitle = {sv = "Hej"}\ntext = {sv = "Hej"}', "key must be a unique"),
+    ('key = "hi"\ntitle = {sv = "Hej"}\ntext = {sv = "  "}', "text.sv must be a non-empty"),
+    ('key = "hi"\ntitle = {sv = "Hej"}\ntext = {sv = "Hej"}\nsend = true', "exactly key"),
+])
+def test_bad_canned_responses_are_refused_at_load(tmp_path: Path, table: str,
+                                                  problem: str) -> None:
+    cfg = tmp_path / "c.toml"
+    cfg.write_text(f"[[service.canned]]\n{table}\n", encoding="utf-8")
+    with pytest.raises(ConfigError, match=problem):
+        load_settings(config_file=cfg, env={"CHAT_DATA_DIR": str(tmp_path)})
+
+
+def test_more_canned_responses_than_shortcuts_are_refused(tmp_path: Path) -> None:
+    one = '[[service.canned]]\nkey = "k{n}"\ntitle = {{sv = "T"}}\ntext = {{sv = "T"}}\n'
+    cfg = tmp_path / "c.toml"
+    cfg.write_text("".join(one.format(n=n) for n in range(10)), encoding="utf-8")
+    with pytest.raises(ConfigError, match="at most 9"):
+        load_settings(config_file=cfg, env={"CHAT_DATA_DIR": str(tmp_path)})

@@ -69,7 +69,7 @@ async def test_counts_land_in_the_month_they_were_taken(store: SqliteStore) -> N
 @pytest.mark.parametrize(
     ("dimension", "value", "n"),
     [
-        ("language", "sv", 1),  # not a statistics dimension
+        ("page_language", "sv", 1),  # not a statistics dimension
         ("conversation", "c-1a2b3c4d", 1),
         ("topic", "", 1),
         ("topic", "x" * 65, 1),

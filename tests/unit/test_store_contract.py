@@ -92,6 +92,23 @@ async def test_staff_round_trip_and_duplicate(any_store: Any) -> None:
     assert got is not None and got.password_hash == "$argon2id$other" and got.disabled
 
 
+async def test_staff_languages_round_trip(any_store: Any) -> None:
+    store = any_store
+    anna = await store.add_staff(_new())
+    bo = await store.add_staff(_new("bo"))
+    assert anna.languages == ()  # a new account speaks none until set
+    await store.set_languages(anna.id, ("so", "sv", "ckb"))
+    got = await store.get_by_id(anna.id)
+    assert got is not None and got.languages == ("so", "sv", "ckb")  # in the order given
+    assert (await store.get_by_username("anna")) == got
+    assert [s.languages for s in await store.list_staff()] == [("so", "sv", "ckb"), ()]
+    await store.set_languages(anna.id, ())
+    cleared = await store.get_by_id(anna.id)
+    assert cleared is not None and cleared.languages == ()
+    other = await store.get_by_id(bo.id)
+    assert other is not None and other.languages == ()
+
+
 async def test_role_is_checked_by_the_database(backend: Backend, any_store: Any) -> None:
     with pytest.raises(backend.check_violation):
         await any_store.add_staff(_new("eve", "superuser"))
@@ -256,6 +273,39 @@ async def test_two_nodes_adding_stats_for_one_month_lose_nothing(backend: Backen
                 "2027-01", {k: 1 for k in (keys if i % 2 else keys[::-1])})
             for i in range(60)))
         assert await two.get_counts("2027-01") == {k: 60 for k in keys}
+
+
+async def test_stats_range_reads_only_its_months(any_store: Any) -> None:
+    for month in ("2026-12", "2027-01", "2027-02", "2027-03"):
+        await any_store.add_counts(month, {("topic", "other"): int(month[-2:])})
+    assert await any_store.counts_between("2027-01", "2027-02") == {
+        ("2027-01", "topic", "other"): 1, ("2027-02", "topic", "other"): 2}
+    assert await any_store.counts_between("2027-04", "2027-12") == {}
+
+
+async def test_manual_counts_replace_and_return_the_old_value(any_store: Any) -> None:
+    assert await any_store.set_manual_count("2027-01", "seminar", 3) is None
+    assert await any_store.set_manual_count("2027-01", "seminar", 5) == 3
+    assert await any_store.set_manual_count("2027-01", "phone", 0) is None
+    assert await any_store.set_manual_count("2027-02", "seminar", 1) is None
+    assert await any_store.manual_counts_between("2027-01", "2027-01") == {
+        ("2027-01", "seminar"): 5, ("2027-01", "phone"): 0}
+    assert len(await any_store.manual_counts_between("2027-01", "2027-12")) == 3
+
+
+async def test_two_nodes_correcting_one_manual_count_lose_no_update(backend: Backend) -> None:
+    # Each correction returns the value it replaced. With every write seen
+    # by exactly one later write, the (old, new) pairs form one chain from
+    # "none" to the final value: no two corrections replaced the same value.
+    async with backend.open() as one, backend.open() as two:
+        values = list(range(1, 41))
+        olds = await asyncio.gather(*(
+            (one if v % 2 else two).set_manual_count("2027-01", "visit", v) for v in values))
+        final = (await one.manual_counts_between("2027-01", "2027-01"))[("2027-01", "visit")]
+        assert olds.count(None) == 1
+        replaced = [o for o in olds if o is not None]
+        assert len(set(replaced)) == len(replaced) == len(values) - 1
+        assert set(replaced) | {final} == set(values)
 
 
 async def test_return_codes_round_trip_and_purge(any_store: Any) -> None:

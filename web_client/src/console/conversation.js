@@ -8,10 +8,15 @@ import { Conversation, Outbox, takeComposerText } from "../lib/conversation.js";
 import { h, keepFocus, mount } from "../lib/dom.js";
 import { t } from "../lib/i18n.js";
 import { setNotice } from "../lib/notice.js";
+import { updateTitle } from "./alerts.js";
+import { cannedBar } from "./canned.js";
+import { handoverBlock } from "./handover.js";
 import { requestCards } from "./invites.js";
 import { appendItem, logItem, refreshItem } from "./log.js";
 import { app, handlers, newEntry, wipeEntry } from "./state.js";
 import { tools } from "./tools.js";
+import { assignLabel, displayName, nicknameForm } from "./labels.js";
+import { askEnd, closeEndDialog } from "./wrapup.js";
 import { aliasOf, errorText, memberName, renderTags, saveDraft, stateKey, stateLabel } from "./view.js";
 
 export function renderConvList() {
@@ -41,7 +46,7 @@ export function renderConvList() {
                     "aria-current": app.selected === id ? "true" : "false",
                     onclick: () => select(id),
                   },
-                  h("span", { class: "pseudo", text: entry.pseudonym }),
+                  h("span", { class: "pseudo", text: displayName(entry) }),
                   entry.unread ? h("span", { class: "badge", "aria-label": t("staff.convs.unread", { n: entry.unread }), text: String(entry.unread) }) : null,
                   h("span", { class: "st", "data-state": stateKey(entry), text: typing ? `${stateLabel(entry)} · ${t("staff.convs.typing")}` : stateLabel(entry) }),
                 ),
@@ -51,8 +56,7 @@ export function renderConvList() {
         : h("p", { text: t("staff.convs.empty") }),
     );
   });
-  const unread = [...app.convs.values()].reduce((s, e) => s + e.unread, 0);
-  document.title = unread ? `(${unread}) ${t("staff.console_title")}` : t("staff.console_title");
+  updateTitle();
 }
 
 export function renderPane() {
@@ -64,43 +68,80 @@ export function renderPane() {
     return;
   }
   saveDraft();
+  const keep = scrollPlace(pane, entry);
   pane.setAttribute("data-conversation", entry.conv.id);
   const ended = entry.state === "ended";
   const log = h("ol", { class: "log", id: "log" });
   for (const item of entry.items) log.appendChild(logItem(entry, item));
-  const canSend = entry.state === "active" && entry.conv.others().length > 0;
+  // Paused: the youth is on the decoy screen; their page holds what arrives
+  // and shows it when they come back, so the counsellor may still write.
+  const canSend = (entry.state === "active" || entry.state === "paused") && entry.conv.others().length > 0;
   mount(
     pane,
     h(
       "div",
       { class: "pane-head" },
-      h("h2", { id: "pane-h", tabindex: "-1", text: entry.pseudonym }),
+      h("h2", { id: "pane-h", tabindex: "-1", "data-pseudonym": entry.pseudonym, text: displayName(entry) }),
       h("span", { class: "st", id: "pane-state", role: "status", "data-state": stateKey(entry), text: stateLabel(entry) }),
+      // At the top, away from Send: ending is never one slip from sending.
+      ended
+        ? h("button", { type: "button", class: "secondary", id: "close-conv", onclick: () => closeConversation(entry), text: t("staff.convs.close") })
+        : h("button", { type: "button", class: "danger-btn", id: "end-conv", onclick: () => askEnd(entry, onEnd), text: t("staff.convs.end") }),
     ),
+    nicknameForm(entry, () => {
+      renderConvList();
+      renderPane();
+    }),
     renderTags(entry.queueEntry),
     ended ? null : membersList(entry),
     ended ? null : requestCards(entry),
-    h("div", { class: "log-wrap", role: "log", "aria-live": "polite", "aria-label": entry.pseudonym }, log),
-    h("p", { class: "typing", id: "typing", text: typingNames(entry) }),
-    composerForm({
-      label: t("staff.convs.input_label", { name: entry.pseudonym }),
-      sendText: t("staff.convs.send"),
-      value: entry.draft,
-      disabled: ended,
-      canSend,
-      onInput: () => onComposerInput(entry.composer),
-      onSend: () => onSend(entry),
-    }),
+    handoverBlock(entry),
     h(
       "div",
-      { class: "actions" },
-      ended
-        ? h("button", { type: "button", class: "secondary", id: "close-conv", onclick: () => closeConversation(entry), text: t("staff.convs.close") })
-        : h("button", { type: "button", class: "danger-btn", id: "end-conv", onclick: () => onEnd(entry), text: t("staff.convs.end") }),
+      { class: ["pane-body", ended ? "no-tools" : ""] },
+      h(
+        "div",
+        { class: "pane-main" },
+        h("div", { class: "log-wrap", role: "log", "aria-live": "polite", "aria-label": displayName(entry) }, log),
+        h("p", { class: "typing", id: "typing", text: typingNames(entry) }),
+        composerNote(entry),
+        cannedBar(entry, ended),
+        composerForm({
+          label: t("staff.convs.input_label", { name: displayName(entry) }),
+          sendText: t("staff.convs.send"),
+          value: entry.draft,
+          disabled: ended,
+          canSend,
+          onInput: () => onComposerInput(entry.composer),
+          onSend: () => onSend(entry),
+        }),
+      ),
+      // Beside the log on a wide screen, in a box that scrolls by itself:
+      // opening a tool moves neither the page nor the log.
+      ended ? null : h("aside", { class: "pane-tools", "aria-label": t("staff.tools_heading") }, tools(entry)),
     ),
-    ended ? null : tools(entry),
   );
-  log.scrollTop = log.scrollHeight;
+  restoreScroll(log, keep);
+}
+
+/**
+ * Where the log and the page stand before the pane is redrawn (a tool's
+ * answer, a roster change): a counsellor reading back up the log stays
+ * where they read, and the page does not jump; at the bottom (or on another
+ * conversation) the log follows the newest message.
+ */
+function scrollPlace(pane, entry) {
+  const old = document.getElementById("log");
+  const same = pane.getAttribute("data-conversation") === entry.conv.id && old;
+  return {
+    page: window.scrollY,
+    log: same && old.scrollHeight - old.scrollTop - old.clientHeight > 4 ? old.scrollTop : null,
+  };
+}
+
+function restoreScroll(log, keep) {
+  log.scrollTop = keep.log === null ? log.scrollHeight : keep.log;
+  if (window.scrollY !== keep.page) window.scrollTo(window.scrollX, keep.page);
 }
 
 /** Everyone but the youth, once someone else is in: liaisons with their comparison code and Remove. */
@@ -126,6 +167,14 @@ function membersList(entry) {
   );
 }
 
+/** Why what is written now will wait: the youth hid the chat, or their page is gone a while. */
+function composerNote(entry) {
+  if (entry.state === "ended") return null;
+  if (entry.youthAway) return h("p", { class: "hint composer-note", id: "composer-note", "data-why": "offline", role: "status", text: t("staff.convs.offline_note") });
+  if (entry.state === "paused") return h("p", { class: "hint composer-note", id: "composer-note", "data-why": "paused", role: "status", text: t("staff.convs.paused_note") });
+  return null;
+}
+
 function typingNames(entry) {
   const typing = entry.composer.peerTyping;
   if (!typing.size || entry.state === "ended") return "";
@@ -148,6 +197,7 @@ export function addConversation(reply, keys, pseudonym, queueEntry) {
   const conv = new Conversation({ id: reply.conversation, member: reply.member, resume: reply.resume, keys });
   conv.applyRoster({ state: reply.state, epoch: reply.epoch, members: reply.members });
   const entry = newEntry(conv, pseudonym || reply.conversation.slice(0, 6), reply.state || "active", queueEntry);
+  entry.label = assignLabel(conv.id); // before it joins app.convs: unique among the others
   entry.outbox = new Outbox(conv, (p) => call(app.socket, "send", p), (item) => refreshItem(entry, item));
   app.convs.set(conv.id, entry);
   app.order.push(conv.id);
@@ -187,6 +237,7 @@ export function markEnded(entry, reason) {
   if (entry.state === "ended") return;
   entry.state = "ended";
   entry.reason = reason || "done";
+  closeEndDialog(entry); // ended meanwhile: nothing left to confirm
   // Keys go at once; the text stays on screen until the counsellor closes it.
   wipeEntry(entry);
   renderConvList();
@@ -204,7 +255,7 @@ export function peerWrote(entry, from) {
 
 function onSend(entry) {
   const ta = document.getElementById("composer");
-  if (!ta || entry.state !== "active" || !entry.conv.others().length) return;
+  if (!ta || (entry.state !== "active" && entry.state !== "paused") || !entry.conv.others().length) return;
   const item = takeComposerText(ta, () => setNotice(app, t("staff.errors.too_long")));
   if (!item) return;
   entry.draft = "";

@@ -1,14 +1,17 @@
 // What the server pushes to the console (docs/protocol.md, /staff): rosters,
 // boxes, typing and state of the conversations held here, transfer offers
-// and answers, join requests and the youth's consent answers, the queue and
-// duty.
+// and answers, join requests and the youth's consent answers, the queue, duty and
+// partner-directory changes.
 import { onPeerTyping, scheduleDelivered } from "../lib/composer.js";
 import { keepFocus } from "../lib/dom.js";
+import { messageArrived } from "./alerts.js";
 import { markEnded, peerWrote, refreshTyping, renderConvList, renderPane } from "./conversation.js";
 import { takeJoinRequest } from "./invites.js";
 import { appendItem } from "./log.js";
 import { renderOffers } from "./offers.js";
+import { onPartnersChanged } from "./partners.js";
 import { renderQueue } from "./queue.js";
+import { derive, takeDelta, takeSnapshot } from "./queue_state.js";
 import { app } from "./state.js";
 import { aliasOf, memberName, paint, refreshPane } from "./view.js";
 
@@ -59,6 +62,7 @@ export const HANDLERS = {
     if (app.selected !== entry.conv.id || document.hidden) {
       entry.unread += 1;
       renderConvList();
+      messageArrived(entry); // a tone, the title, a notification without content
     }
   },
 
@@ -112,11 +116,32 @@ export const HANDLERS = {
     refreshPane(entry);
   },
 
+  // The whole queue view, then its changes (queue_state.js). What is shown
+  // is counted from what is listed (queue.js); total and offline only say
+  // how many more the server left out.
   queue(data) {
-    if (!data || !Array.isArray(data.entries)) return;
-    const mine = new Set(app.convs.keys());
-    app.queue = { total: Number(data.total) || 0, entries: data.entries.filter((e) => e && !mine.has(e.conversation)) };
+    if (!takeSnapshot(data)) return;
+    derive();
     renderQueue();
+  },
+
+  queue_delta(data) {
+    if (takeDelta(data) !== "applied") return;
+    derive();
+    renderQueue();
+  },
+
+  presence(data) {
+    const entry = app.convs.get(data.conversation);
+    const m = entry && entry.conv.memberById(data.member);
+    if (!m || m.role !== "youth" || entry.state === "ended") return;
+    entry.youthAway = data.online === false;
+    renderConvList();
+    refreshPane(entry);
+  },
+
+  partners_changed() {
+    onPartnersChanged();
   },
 
   duty(data) {

@@ -18,6 +18,11 @@
 //   invites.js       liaison invites, join requests, admit
 //   offers.js        incoming transfer offers
 //   events.js        what the server pushes
+//   alerts.js        arrivals: tone, tab title, notifications; the bar's toggles
+//   labels.js        conversation names ("Blue 14"), nicknames
+//   canned.js        the centre's canned responses into the message box
+//   wrapup.js        the end dialog (confirm, return code, reasons)
+//   keys.js          keyboard shortcuts and their help overlay
 // Imports point one way, from main down to state (tests/unit/test_web_client_layout.py
 // refuses a cycle): parts redraw each other through `painters`, and a new
 // conversation replays early events through `handlers`, both filled here.
@@ -28,12 +33,17 @@ import { conversationTestSurface } from "../lib/conversation.js";
 import { h, mount } from "../lib/dom.js";
 import { onLangChange, t } from "../lib/i18n.js";
 import { languageSelect, logout, me, renderLogin, session } from "../staff/session.js";
+import { alertButtons } from "./alerts.js";
+import { setCanned } from "./canned.js";
 import { markEnded, renderConvList, renderPane } from "./conversation.js";
 import { HANDLERS } from "./events.js";
 import { expireInvites } from "./invites.js";
+import { helpButton, installKeys } from "./keys.js";
 import { renderOffers } from "./offers.js";
 import { renderQueue, tickWaits, toggleDuty } from "./queue.js";
-import { app, handlers, wipeAll } from "./state.js";
+import { resetQueue } from "./queue_state.js";
+import * as handover from "../lib/handover.js";
+import { app, handlers, newHandoverKeys, wipeAll } from "./state.js";
 import { bar, painters, renderConsole } from "./view.js";
 
 const ROLES = ["counsellor"];
@@ -70,6 +80,8 @@ function renderBar() {
       dutyButton,
       h("span", { id: "duty-state", role: "status", text: `${app.duty.on ? t("staff.duty.on") : t("staff.duty.off")}${app.duty.capacity ? ` ${t("staff.duty.load", { load: app.duty.load, capacity: app.duty.capacity })}` : ""}` }),
     ),
+    alertButtons(),
+    helpButton(),
     languageSelect(),
     h("button", { type: "button", class: "secondary", id: "logout", onclick: onLogout, text: t("staff.logout") }),
   );
@@ -83,13 +95,18 @@ async function onLogout() {
   if (app.socket) app.socket.disconnect();
   app.socket = null;
   app.duty = { on: false, load: 0, capacity: 0 };
-  app.queue = { total: 0, entries: [] };
+  resetQueue();
+  setCanned([]);
   await logout();
   start(t("staff.logout"));
 }
 
 async function onConnect() {
   app.link = "online";
+  // A handover key for this connection (the server forgets it with the
+  // connection): colleagues seal a transfer's history to it.
+  const keys = newHandoverKeys(handover.newKeys());
+  call(app.socket, "handover_key", { kx_pk: e2e.b64(keys.pk) });
   // After a dropped connection, take every live conversation back.
   for (const entry of app.convs.values()) {
     if (entry.state === "ended") continue;
@@ -102,6 +119,7 @@ async function onConnect() {
     try {
       conv.applyRoster({ state: reply.state, epoch: reply.epoch, members: reply.members });
       entry.state = reply.state || entry.state;
+      entry.youthAway = reply.youth_online === false; // a presence push may have been missed
     } catch {
       markEnded(entry, "timed_out");
       continue;
@@ -118,13 +136,15 @@ async function start(message = "") {
   document.title = t("staff.console_title");
   const loginBar = () => mount(bar, h("h1", { text: t("staff.console_title") }), languageSelect());
   loginBar();
-  const who = await me();
+  let who = await me();
   if (!who || !ROLES.includes(who.role)) {
     await renderLogin(document.getElementById("main"), ROLES, message, () => {
       document.title = t("staff.console_title");
       loginBar();
     });
+    who = await me(); // the session's data (the centre's canned texts) under the new cookie
   }
+  setCanned(who && who.canned);
   await e2e.ready();
   app.link = "connecting"; // a new socket (sign-in, or again after sign-out)
   const socket = connect("/staff");
@@ -153,7 +173,7 @@ async function start(message = "") {
   for (const event of Object.keys(HANDLERS)) {
     socket.on(event, (data) => {
       if (!data || typeof data !== "object") return;
-      const needsConv = ["roster", "box", "typing", "state"].includes(event);
+      const needsConv = ["roster", "box", "typing", "state", "presence"].includes(event);
       if (needsConv && !app.convs.has(data.conversation)) {
         // Possibly a claim whose ack has not arrived yet; keep briefly.
         app.pending.push([event, data]);
@@ -183,6 +203,7 @@ document.addEventListener("visibilitychange", () => {
   }
 });
 
+installKeys();
 setInterval(() => {
   tickWaits();
   expireInvites();

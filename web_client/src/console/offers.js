@@ -6,6 +6,8 @@ import { h, keepFocus, mount } from "../lib/dom.js";
 import { t } from "../lib/i18n.js";
 import { setNotice } from "../lib/notice.js";
 import { addConversation, select } from "./conversation.js";
+import { takeHandover } from "./handover.js";
+import { idLabel } from "./labels.js";
 import { app } from "./state.js";
 import { errorText, renderTags } from "./view.js";
 
@@ -21,8 +23,9 @@ export function renderOffers() {
           "section",
           { class: "card offer", id: `offer-${o.conversation}`, "data-conversation": o.conversation, "aria-labelledby": hid },
           h("h2", { id: hid, text: t("staff.offer.heading") }),
-          h("p", { text: t("staff.offer.body", { from: String(o.from_alias || ""), name: String(o.pseudonym || "") }) }),
+          h("p", { text: t("staff.offer.body", { from: String(o.from_alias || ""), name: idLabel(o.conversation) }) }),
           renderTags(o),
+          o.handover === true ? h("p", { class: "hint with-handover", text: t("staff.offer.with_handover") }) : null,
           h(
             "div",
             { class: "actions" },
@@ -58,5 +61,7 @@ async function onOfferAnswer(offer, accept) {
     setNotice(app, errorText("internal"));
     return;
   }
+  entry.youthAway = reply.youth_online === false;
+  takeHandover(entry, reply, offer.from_alias);
   select(entry.conv.id);
 }

@@ -10,7 +10,11 @@ export const INVITE_ROLES = ["police", "health", "social_services"]; // protocol
 export const app = {
   socket: null,
   duty: { on: false, load: 0, capacity: 0 },
-  queue: { total: 0, entries: [] },
+  // total and offline: the server's counts for this counsellor's view of the
+  // queue; entries: the listed part, without the conversations held here.
+  queue: { total: 0, offline: 0, entries: [] },
+  confirmClaim: null, // the offline youth whose claim waits for "claim anyway"
+  handoverKeys: null, // this console's handover key pair (lib/handover.js), memory only
   convs: new Map(), // id -> entry (see newEntry)
   order: [], // conversation ids, oldest first
   selected: null,
@@ -43,7 +47,9 @@ export function newEntry(conv, pseudonym, state, queueEntry) {
     composer: null, // typing and delivered (lib/composer.js), set below
     outbox: null,
     queueEntry: queueEntry || null, // language, age band, topic, urgent: as the youth chose
-    // Continuity and escalation, all in memory only:
+    youthAway: false, // the server says the youth's page has been gone a while (presence)
+    handover: null, // {fromAlias, note, omitted, items} or {failed: true}: from a transfer
+    handoverNote: "", // the note being written for a transfer    // Continuity and escalation, all in memory only:
     openTools: new Set(), // which <details> tools are open
     returnIssued: null, // expires_at of the return code offered (never the words)
     returnBusy: false,
@@ -62,7 +68,8 @@ export function newEntry(conv, pseudonym, state, queueEntry) {
   };
   entry.composer = composerState({
     target: () => (entry.state !== "ended" ? { socket: app.socket, conversation: conv.id } : null),
-    canType: () => entry.state === "active",
+    // Paused: the youth is on the decoy screen; what is written waits for them.
+    canType: () => entry.state === "active" || entry.state === "paused",
   });
   return entry;
 }
@@ -82,11 +89,28 @@ export function wipeEntry(entry) {
   if (entry.outbox) entry.outbox.close();
   wipeInvites(entry);
   entry.requests.clear();
+  entry.handoverNote = "";
   entry.conv.wipe();
   clearComposerState(entry.composer);
 }
 
+/** A fresh handover key pair for a new connection; the old one is zeroed. */
+export function newHandoverKeys(keys) {
+  wipeHandoverKeys();
+  app.handoverKeys = keys;
+  return keys;
+}
+
+function wipeHandoverKeys() {
+  if (!app.handoverKeys) return;
+  e2e.wipe(app.handoverKeys.sk);
+  e2e.wipe(app.handoverKeys.pk);
+  app.handoverKeys = null;
+}
+
 export function wipeAll() {
+  wipeHandoverKeys();
+  app.confirmClaim = null;
   for (const entry of app.convs.values()) {
     wipeEntry(entry);
     entry.items = [];

@@ -1,13 +1,15 @@
 // The five tools under an open conversation (<details>, open state kept
 // across re-renders): offer a return code, transfer to a colleague, invite
-// a liaison (invites.js), refer to a partner (the card goes end to end), and
+// a liaison (invites.js), refer to a partner (partners.js; the card goes end to end), and
 // contact reasons.
 import { call } from "../lib/calls.js";
 import { h, NO_TRACE_INPUT, uid } from "../lib/dom.js";
 import { raw, t } from "../lib/i18n.js";
 import { setNotice } from "../lib/notice.js";
+import { session } from "../staff/session.js";
+import { sealHandover } from "./handover.js";
 import { inviteFields } from "./invites.js";
-import { appendItem } from "./log.js";
+import { referFields } from "./partners.js";
 import { app } from "./state.js";
 import { codeLabel, errorText, formatDateTime, refreshPane } from "./view.js";
 
@@ -35,6 +37,7 @@ export function tools(entry) {
   const linkId = uid("l");
   const codeId = uid("c");
   const queryId = uid("q");
+  const noteId = "handover-note";
   const topics = Object.keys(raw("codes.topics") || {});
   const transferText = entry.transfer
     ? entry.transfer.state === "offered"
@@ -56,6 +59,9 @@ export function tools(entry) {
       entry,
       "transfer",
       t("staff.tools.transfer_heading"),
+      h("label", { for: noteId, text: t("staff.tools.handover_note") }),
+      h("textarea", { id: noteId, name: "handover-note", class: "handover-note", rows: "3", maxlength: "2000", value: entry.handoverNote, ...NO_TRACE_INPUT, oninput: (e) => (entry.handoverNote = e.target.value) }),
+      h("p", { class: "hint", text: t("staff.tools.handover_hint") }),
       h("button", { type: "button", class: "secondary", id: "transfer-list", onclick: () => onListColleagues(entry), text: t("staff.tools.transfer_list") }),
       entry.colleagues
         ? entry.colleagues.length
@@ -71,43 +77,7 @@ export function tools(entry) {
       transferText ? h("p", { id: "transfer-state", role: "status", "data-state": entry.transfer.state, text: transferText }) : null,
     ),
     tool(entry, "invite", t("staff.tools.invite_heading"), ...inviteFields(entry, roleId, linkId, codeId)),
-    tool(
-      entry,
-      "refer",
-      t("staff.tools.refer_heading"),
-      h(
-        "form",
-        {
-          class: "refer-search",
-          role: "search",
-          onsubmit: (e) => {
-            e.preventDefault();
-            onPartnerSearch(entry);
-          },
-        },
-        h("label", { for: queryId, text: t("staff.tools.refer_search") }),
-        h("input", { id: queryId, name: "partner-query", type: "search", maxlength: "64", value: entry.partnerQuery, ...NO_TRACE_INPUT, oninput: (e) => (entry.partnerQuery = e.target.value) }),
-        h("button", { type: "submit", class: "secondary", id: "partner-search", text: t("staff.tools.refer_button") }),
-      ),
-      entry.partners
-        ? entry.partners.length
-          ? h(
-              "ul",
-              { class: "pick-list", id: "partner-list" },
-              entry.partners.map((p) =>
-                h(
-                  "li",
-                  { "data-partner": p.code },
-                  h("span", { class: "p-name", text: p.name }),
-                  h("span", { class: "p-meta", text: [p.kind, p.municipality, p.phone].filter(Boolean).join(" · ") }),
-                  h("button", { type: "button", class: "secondary", onclick: () => onRefer(entry, p), text: t("staff.tools.refer_send") }),
-                ),
-              ),
-            )
-          : h("p", { text: t("staff.tools.refer_none") })
-        : null,
-      entry.referNote ? h("p", { id: "refer-note", role: "status", text: entry.referNote }) : null,
-    ),
+    tool(entry, "refer", t("staff.tools.refer_heading"), ...referFields(entry, queryId)),
     tool(
       entry,
       "reasons",
@@ -164,31 +134,19 @@ async function onListColleagues(entry) {
 }
 
 async function onTransfer(entry, colleague) {
-  const reply = await call(app.socket, "transfer", { conversation: entry.conv.id, to: colleague.staff });
+  const payload = { conversation: entry.conv.id, to: colleague.staff };
+  let box = null;
+  try {
+    box = sealHandover(entry, colleague, session.alias);
+  } catch {
+    return setNotice(app, errorText("too_large")); // the note alone does not fit
+  }
+  if (box) payload.handover = box;
+  const reply = await call(app.socket, "transfer", payload);
   if (!reply.ok) return setNotice(app, errorText(reply.error));
-  setNotice(app, "");
+  setNotice(app, box ? "" : t("staff.tools.handover_unavailable"));
+  entry.handoverNote = "";
   entry.transfer = { state: "offered", alias: colleague.alias };
-  refreshPane(entry);
-}
-
-async function onPartnerSearch(entry) {
-  const reply = await call(app.socket, "partners", { query: entry.partnerQuery.trim().slice(0, 64) });
-  if (!reply.ok) return setNotice(app, errorText(reply.error));
-  entry.partners = Array.isArray(reply.partners) ? reply.partners : [];
-  entry.referNote = "";
-  refreshPane(entry);
-}
-
-async function onRefer(entry, partner) {
-  const reply = await call(app.socket, "refer", { conversation: entry.conv.id, partner: partner.code });
-  if (!reply.ok || !reply.partner) return setNotice(app, errorText(reply.error || "internal"));
-  // The referral is recorded; the card goes to the youth end to end.
-  const card = reply.partner;
-  const now = Date.now();
-  const item = { kind: "card-out", payload: { type: "card", card, sent_at: now }, sentAt: now, state: "sending" };
-  appendItem(entry, item);
-  entry.outbox.push(item);
-  entry.referNote = t("staff.tools.refer_sent", { name: card.name || card.code });
   refreshPane(entry);
 }
 

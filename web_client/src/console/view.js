@@ -71,11 +71,19 @@ export function errorText(code) {
 }
 
 export function stateKey(entry) {
-  return entry.state === "ended" ? entry.reason || "ended" : entry.state;
+  if (entry.state === "ended") return entry.reason || "ended";
+  // The youth's page has been gone a while (presence): "offline — waiting for them".
+  return entry.youthAway ? "offline" : entry.state;
 }
 
 export function stateLabel(entry) {
   return t(`staff.state.${stateKey(entry)}`);
+}
+
+/** A language code by its name in the console's language ("Persiska"). */
+export function languageName(code) {
+  const name = raw(`staff.languages.${code}`);
+  return typeof name === "string" ? name : codeLabel("languages", code);
 }
 
 export function codeLabel(list, code) {
@@ -97,7 +105,10 @@ function tagList(e) {
     e.urgent ? { text: t("staff.queue.urgent"), urgent: true } : null,
     e.returning ? { text: t("staff.queue.returning"), returning: true } : null,
     e.lane === "professional" ? { text: t("staff.queue.professional"), professional: true } : null,
-    e.language ? { text: codeLabel("languages", e.language), lang: e.language } : null,
+    // Both by their names in the console's language: what the youth chose to
+    // chat in, and what their page was shown in (they may differ).
+    e.language ? { text: t("staff.queue.chat_language", { name: languageName(e.language) }), language: true } : null,
+    e.page_language ? { text: t("staff.queue.page_language", { name: languageName(e.page_language) }), language: true } : null,
     e.age_band ? { text: codeLabel("age_bands", e.age_band) } : null,
     e.topic ? { text: codeLabel("topics", e.topic) } : null,
   ].filter(Boolean);
@@ -110,7 +121,7 @@ export function renderTags(e) {
   return h(
     "ul",
     { class: "tags", "aria-label": "tags" },
-    tags.map((tag) => h("li", { class: ["tag", tag.urgent ? "urgent" : "", tag.returning ? "returning" : "", tag.professional ? "professional" : ""], lang: tag.lang, text: tag.text })),
+    tags.map((tag) => h("li", { class: ["tag", tag.urgent ? "urgent" : "", tag.returning ? "returning" : "", tag.professional ? "professional" : "", tag.language ? "language" : ""], text: tag.text })),
   );
 }
 

@@ -1,5 +1,5 @@
 // Imported first by the liaison page, so this runs before any other module
-// code (libsodium included): take the invite secret out of the address bar at
+// code (the crypto included): take the invite secret out of the address bar at
 // once. history.replaceState keeps the page and drops "#…" from its URL.
 // Only a hand-made link has a fragment now (the console hands out a plain
 // address and a code to paste): Chromium has already written the URL it

@@ -205,6 +205,10 @@ export class Conversation {
       // consent_request against it (the server cannot swap the key).
       return { kind: "intro", from, seq, gap, request: obj.request, role: obj.role, kxPk: obj.kx_pk };
     }
+    if (obj.type === "handed_over" && sender.role === "counsellor") {
+      // A counsellor who took over with the history: the youth is told they can read it.
+      return { kind: "handed_over", from, seq, gap };
+    }
     if (obj.type !== "msg") return { kind: "other", from, seq, gap };
     if (typeof obj.text !== "string" || !Number.isSafeInteger(obj.sent_at)) {
       return { kind: "bad", from, seq };

@@ -1,10 +1,12 @@
 // Liaison invites (docs/protocol.md, "Liaison namespace /liaison";
-// docs/design/invites.md). Every hash is keyed BLAKE2b-256, libsodium
-// crypto_generichash(32, message, key), byte-compatible with
+// docs/design/invites.md). Every hash is keyed BLAKE2b-256 (noble's blake2b
+// with dkLen 32 and a key, which is libsodium's crypto_generichash(32,
+// message, key)), byte-compatible with
 // chatserver/crypto/e2e.py and checked against tests/data/e2e_vectors.json.
 // Pure functions over explicit bytes: nothing is stored here.
-import sodium from "libsodium-wrappers";
-import { b64, hexToBytes, unb64 } from "./e2e.js";
+import "./compat.js";
+import { blake2b } from "@noble/hashes/blake2.js";
+import { b64, equalBytes, hexToBytes, randomBytes, unb64 } from "./e2e.js";
 
 export const SECRET_BYTES = 32;
 const ascii = (s) => new TextEncoder().encode(s);
@@ -13,7 +15,7 @@ const MAC_LABEL = "cv1-invite-mac";
 const COMPARE_LABEL = "cv1-invite-compare";
 
 function keyed(key, message) {
-  return sodium.crypto_generichash(32, message, key);
+  return blake2b(message, { dkLen: 32, key });
 }
 
 function concat(parts) {
@@ -27,7 +29,7 @@ function concat(parts) {
 }
 
 export function newSecret() {
-  return sodium.randombytes_buf(SECRET_BYTES);
+  return randomBytes(SECRET_BYTES);
 }
 
 /** BLAKE2b-256(key = secret, "cv1-invite-id"): the only thing the server learns. */
@@ -51,7 +53,7 @@ export function verifyMac(key, conversationHex, kxPkB64, macB64) {
   try {
     const expected = mac(key, conversationHex, unb64(kxPkB64, 32));
     const got = unb64(macB64, 32);
-    return sodium.memcmp(expected, got);
+    return equalBytes(expected, got);
   } catch {
     return false;
   }

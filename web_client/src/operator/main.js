@@ -109,6 +109,10 @@ async function start(message = "") {
       start(t("staff.session_expired"));
     }
   });
+  socket.on("partners_changed", (data) => {
+    const view = currentView();
+    if (view.onPartnersChanged) view.onPartnersChanged(app, data);
+  });
   socket.on("ops", (data) => {
     if (!data || typeof data !== "object") return;
     app.ops = data;

@@ -8,7 +8,8 @@ const JSON_HEADERS = { "Content-Type": "application/json", Accept: "application/
 
 export const session = { csrf: "", username: "", role: "", alias: "" };
 
-async function jsonFetch(url, options) {
+/** fetch with the session cookie; resolves to {status, body}, body always an object. */
+export async function jsonFetch(url, options) {
   try {
     const res = await fetch(url, { credentials: "same-origin", cache: "no-store", ...options });
     let body = null;
@@ -29,6 +30,8 @@ export async function me() {
   const { body } = await jsonFetch("/staff/api/me", { method: "GET", headers: { Accept: "application/json" } });
   if (!body.ok) return null;
   Object.assign(session, { csrf: body.csrf || "", username: body.username || "", role: body.role || "", alias: body.alias || "" });
+  // The centre's canned texts come with the session (docs/protocol.md); only the console uses them.
+  session.canned = Array.isArray(body.canned) ? body.canned : [];
   return session;
 }
 

@@ -49,6 +49,8 @@ export const HANDLERS = {
     else if (r.kind === "msg") {
       clearPeerTyping(app.composer, r.from, refreshTyping);
       appendItem({ kind: "in", from: r.from, alias: aliasOf(r.from), text: r.text, sentAt: r.sentAt });
+    } else if (r.kind === "handed_over") {
+      appendItem({ kind: "system", key: "youth.chat.handed_over", vars: { alias: aliasOf(r.from) } });
     } else if (r.kind === "card") {
       appendItem({ kind: "card", from: r.from, alias: aliasOf(r.from), card: r.card, sentAt: r.sentAt });
     } else if (r.kind === "intro") {
@@ -85,7 +87,8 @@ export const HANDLERS = {
     // Shown once; also when it races the end of its own conversation.
     if (!data || typeof data.passphrase !== "string" || !data.passphrase) return;
     if (!forUs(data) && !(app.lastConvId && data.conversation === app.lastConvId)) return;
-    app.returnCode = { passphrase: data.passphrase, expiresAt: Number(data.expires_at) || 0 };
+    const language = typeof data.language === "string" && /^[a-z]{2,3}$/.test(data.language) ? data.language : "";
+    app.returnCode = { passphrase: data.passphrase, language, expiresAt: Number(data.expires_at) || 0 };
     if (app.screen === "decoy") {
       if (app.resumeScreen !== "returncode") app.codeReturnTo = app.resumeScreen;
       app.resumeScreen = "returncode";

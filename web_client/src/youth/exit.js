@@ -1,8 +1,8 @@
 // Quick exit (docs/security-design.md, "Quick exit"). Installed before anything
-// else runs, so the button and Shift×3 work even while libsodium is loading.
+// else runs, so the button and Shift×3 work while the rest is still loading.
 //
 // On activation, synchronously and in this order: blank the page; let the app
-// tell the server "panic" (best effort, not awaited), disconnect and memzero
+// tell the server "panic" (best effort, not awaited), disconnect and zero
 // its keys; clear inputs and the DOM; neutral title; location.replace() to the
 // same-origin exit hop, which answers Clear-Site-Data and redirects to the
 // configured neutral site. Never location.href (it would leave this page in

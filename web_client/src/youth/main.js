@@ -19,7 +19,7 @@ import * as e2e from "../lib/e2e.js";
 import "../lib/calls.js";
 import { conversationTestSurface } from "../lib/conversation.js";
 import { h } from "../lib/dom.js";
-import { onLangChange, t } from "../lib/i18n.js";
+import { onLangChange, setLang, t } from "../lib/i18n.js";
 import { HANDLERS } from "./events.js";
 import { installQuickExit, isWiped } from "./exit.js";
 import { chat } from "./screens/chat.js";
@@ -88,6 +88,12 @@ Object.assign(screens, {
 });
 Object.assign(handlers, HANDLERS);
 
+// The server chose the page's language from Accept-Language and wrote the
+// safety page into the HTML in it (docs/design/web-client.md, "The first
+// screen in the HTML"): go on in that language, set before any listener, so
+// nothing re-renders for it.
+setLang(document.documentElement.lang);
+
 onLangChange(() => {
   document.title = t("youth.title");
   render();
@@ -97,6 +103,11 @@ onLangChange(() => {
 
 async function boot() {
   document.title = t("youth.title");
+  // The safety page is already on screen (written into the HTML): render the
+  // same screen over it at once, never "loading" in between, so it does not
+  // flash; the bar's language list and "continue" come alive. Status (hours,
+  // open) fills in when it arrives.
+  app.screen = "safety";
   renderBar();
   render();
   try {
@@ -108,9 +119,6 @@ async function boot() {
     return;
   }
   if (isWiped()) return;
-  // Show the safety page at once; status (hours, open) fills in when it arrives.
-  app.screen = "safety";
-  render();
   openSocket();
 }
 

@@ -14,6 +14,8 @@ import { go, render } from "./view.js";
 export function openSocket() {
   const socket = connect("/youth");
   app.socket = socket;
+  expectStatusPush();
+  socket.on("status", onStatusPush);
   socket.on("connect", onConnect);
   socket.on("disconnect", onDisconnect);
   socket.on("connect_error", onConnectError);
@@ -66,15 +68,70 @@ function connectAgain() {
   });
 }
 
-async function refreshStatus() {
-  // A slow phone may press "continue" before the socket is up: wait for it.
-  await whenConnected();
-  const reply = await call(app.socket, "status", {});
-  if (reply.ok) {
-    app.status = reply;
-    return reply;
+// On slow 3G every call is a 2 s round trip (docs/performance.md, "The youth
+// page on a slow phone"). The status asked for on connect is shared with a
+// "continue" pressed meanwhile, and the safety page's "continue" goes on with
+// a status this connection got in the last STATUS_FRESH_MS instead of asking
+// again: a youth reads that page for a while. If the answer has changed since
+// (nobody on duty any more), the start is refused as nobody_on_duty and the
+// page goes to "closed" then. "Try again" on closed or full always asks.
+const STATUS_FRESH_MS = 60000;
+// The server sends the status right behind its connect answer, which saves
+// the page one round trip before its first screen can go on. If that push has
+// not come within STATUS_PUSH_WAIT_MS of connecting, the page asks.
+const STATUS_PUSH_WAIT_MS = 5000;
+let statusCall = null;
+let statusAt = -Infinity;
+let statusPush = null; // {promise, resolve, taken} for this connection's pushed status
+
+function expectStatusPush() {
+  let resolve;
+  const promise = new Promise((r) => {
+    resolve = r;
+  });
+  statusPush = { promise, resolve, taken: false };
+}
+
+function onStatusPush(data) {
+  if (isWiped() || !data || typeof data !== "object") return;
+  app.status = { ...data, ok: true };
+  statusAt = performance.now();
+  if (statusPush) statusPush.resolve(app.status);
+}
+
+/** The status pushed on connect, once per connection; null if it did not come. */
+async function pushedStatus() {
+  const push = statusPush;
+  if (!push || push.taken) return null;
+  push.taken = true;
+  const timer = setTimeout(() => push.resolve(null), STATUS_PUSH_WAIT_MS);
+  const status = await push.promise;
+  clearTimeout(timer);
+  return status;
+}
+
+function refreshStatus() {
+  if (!statusCall) {
+    statusCall = (async () => {
+      // A slow phone may press "continue" before the socket is up: wait for it.
+      await whenConnected();
+      const pushed = await pushedStatus();
+      if (pushed) return pushed;
+      const reply = await call(app.socket, "status", {});
+      if (!reply.ok) return null;
+      app.status = reply;
+      statusAt = performance.now();
+      return reply;
+    })().finally(() => {
+      statusCall = null;
+    });
   }
-  return null;
+  return statusCall;
+}
+
+function freshStatus() {
+  const fresh = app.socket && app.socket.connected && !app.full && performance.now() - statusAt < STATUS_FRESH_MS;
+  return fresh ? app.status : null;
 }
 
 /** "Continue" on the safety page, "try again" when closed or full. */
@@ -96,7 +153,7 @@ export async function onContinue() {
       return;
     }
   }
-  const status = await refreshStatus();
+  const status = (from === "safety" && freshStatus()) || (await refreshStatus());
   if (isWiped()) return;
   if (!status) {
     if (app.full) go("full"); // refused while we waited for the connection
@@ -165,6 +222,8 @@ function onConnectError(err) {
 function onDisconnect() {
   if (isWiped()) return;
   app.online = false;
+  statusAt = -Infinity; // a status from before the drop is not this connection's
+  expectStatusPush(); // the next connection's status comes with its connect answer
   if (app.screen === "waiting" || app.screen === "chat") {
     render();
   }

@@ -34,7 +34,7 @@ export const app = {
   startError: "", // "bad_passphrase" | "rate_limited_code": shown on the start screen
   startRefused: false, // start refused (rate limit, server trouble): show whom to call
   choosing: false, // returning: "choose" → wait for them / anyone now
-  returnCode: null, // {passphrase, expiresAt}: shown once, dropped when its screen is left
+  returnCode: null, // {passphrase, language, expiresAt}: shown once, dropped when its screen is left
   codeReturnTo: null, // the screen to go back to from the return-code screen
   lastConvId: "", // a return_code racing the end of its conversation is still shown
   intros: new Map(), // request -> {role, kxPk, from}: E2E introductions by the counsellor

@@ -56,8 +56,17 @@ export function render(focus = false) {
 function paint() {
   renderBar();
   const screen = screens[app.screen] || screens.loading;
+  // The chat's log scrolls on its own (youth.css): a re-render builds a new
+  // one, which must not jump back to the oldest message.
+  const log = main.querySelector(".log-wrap");
+  const logAtEnd = !log || log.scrollHeight - log.scrollTop - log.clientHeight < 4;
+  const logTop = log ? log.scrollTop : 0;
   mount(main, ...[].concat(screen()));
+  const newLog = main.querySelector(".log-wrap");
+  if (newLog) newLog.scrollTop = logAtEnd ? newLog.scrollHeight : logTop;
   main.setAttribute("data-screen", app.screen);
+  // youth.css lays the whole page out per screen (the chat fills the screen).
+  document.body.setAttribute("data-screen", app.screen);
 }
 
 function focusScreen() {

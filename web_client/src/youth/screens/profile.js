@@ -4,8 +4,8 @@
 import * as e2e from "../../lib/e2e.js";
 import { call } from "../../lib/calls.js";
 import { Conversation, Outbox } from "../../lib/conversation.js";
-import { h, NO_TRACE_INPUT } from "../../lib/dom.js";
-import { raw, t } from "../../lib/i18n.js";
+import { h, mount, NO_TRACE_INPUT } from "../../lib/dom.js";
+import { lang, raw, t } from "../../lib/i18n.js";
 import { setNotice } from "../../lib/notice.js";
 import { isWiped } from "../exit.js";
 import { onOutboxChange } from "../log.js";
@@ -15,10 +15,10 @@ import { errorText, go, heading, notice, render } from "../view.js";
 
 export function profile() {
   const lists = (app.status && app.status.profile) || {};
-  const field = (name, listKey, codesKey, labelKey = `youth.profile.${name}`) => {
+  const field = (name, listKey, codesKey, labelKey = `youth.profile.${name}`, list = lists[listKey]) => {
     // Fixed ids (not uid()): a re-render gives the focus back by id.
     const id = `f-${name}`;
-    const codes = Array.isArray(lists[listKey]) ? lists[listKey] : [];
+    const codes = Array.isArray(list) ? list : [];
     if (!codes.length) return null;
     return h(
       "div",
@@ -26,7 +26,15 @@ export function profile() {
       h("label", { for: id, text: t(labelKey) }),
       h(
         "select",
-        { id, name, ...NO_TRACE_INPUT, onchange: (e) => (app.profileValues[name] = e.target.value) },
+        {
+          id,
+          name,
+          ...NO_TRACE_INPUT,
+          onchange: (e) => {
+            app.profileValues[name] = e.target.value;
+            if (name === "municipality") fillDistricts();
+          },
+        },
         h("option", { value: "", text: t("youth.profile.unset") }),
         codes.map((code) => h("option", { value: code, selected: app.profileValues[name] === code, text: codeLabel(codesKey, code) })),
       ),
@@ -43,7 +51,6 @@ export function profile() {
     name: "passphrase",
     type: "text",
     maxlength: "200",
-    lang: "en",
     dir: "ltr",
     "aria-describedby": codeHint,
     ...NO_TRACE_INPUT,
@@ -52,8 +59,18 @@ export function profile() {
     },
   });
   codeInput.value = app.returnInput;
-  const youthOnly = h("div", { class: "youth-only", hidden: app.professional }, field("age_band", "age_bands", "age_bands"), field("gender", "genders", "genders"), field("municipality", "municipalities", "municipalities"));
-  const proOnly = h("div", { class: "pro-only", hidden: !app.professional }, field("workplace_municipality", "municipalities", "municipalities", "youth.profile.workplace"));
+  // Districts only for a municipality that has them (Stockholm's stadsdelar),
+  // asked right after the municipality, for statistics.
+  const districtWrap = h("div", { id: "f-district-wrap" });
+  function fillDistricts() {
+    const all = lists.districts && typeof lists.districts === "object" ? lists.districts : {};
+    const list = all[app.profileValues.municipality];
+    if (!Array.isArray(list) || !list.includes(app.profileValues.district)) delete app.profileValues.district;
+    mount(districtWrap, Array.isArray(list) ? field("district", null, "districts", "youth.profile.district", list) : null);
+  }
+  fillDistricts();
+  const youthOnly = h("div", { class: "youth-only", hidden: app.professional }, field("age_band", "age_bands", "age_bands"), field("gender", "genders", "genders"), field("municipality", "municipalities", "municipalities"), districtWrap);
+  const proOnly = h("div", { class: "pro-only", hidden: !app.professional }, field("workplace_municipality", "municipalities", "municipalities", "youth.profile.workplace"), field("profession", "professions", "professions"));
   const form = h(
     "form",
     { class: "profile", novalidate: true, onsubmit: (e) => e.preventDefault() },
@@ -143,7 +160,7 @@ function readProfile(form) {
   const profile = {};
   // A professional's consultation: workplace municipality instead of the
   // youth's own age, gender and home municipality.
-  const names = app.professional ? ["language", "workplace_municipality", "topic"] : ["language", "age_band", "gender", "municipality", "topic"];
+  const names = app.professional ? ["language", "workplace_municipality", "profession", "topic"] : ["language", "age_band", "gender", "municipality", "district", "topic"];
   if (app.professional) profile.professional = true;
   for (const name of names) {
     const el = form.elements.namedItem(name);
@@ -161,6 +178,11 @@ async function onStart(profile) {
   const keys = e2e.keypair();
   const payload = { kx_pk: e2e.b64(keys.pk) };
   if (profile) payload.profile = profile;
+  // The counsellor sees which language this page was read in. Only a language
+  // the server lists: a server configured apart from this build still lets
+  // the youth in.
+  const shipped = (app.status && app.status.profile && app.status.profile.page_languages) || [];
+  if (shipped.includes(lang())) payload.page_language = lang();
   const code = app.returnInput.trim();
   if (code) payload.passphrase = code;
   app.startError = "";

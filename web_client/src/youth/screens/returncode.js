@@ -1,5 +1,6 @@
-// The return code (five words), shown once: gone from memory and the DOM as
-// soon as the youth leaves this screen (docs/design/returning.md).
+// The return code (six words in the page's language), shown once: gone from
+// memory and the DOM as soon as the youth leaves this screen
+// (docs/design/returning.md).
 import { h } from "../../lib/dom.js";
 import { raw, t } from "../../lib/i18n.js";
 import { app } from "../state.js";
@@ -14,8 +15,11 @@ export function returncode() {
     heading(t("youth.code.heading")),
     h("p", { class: "lead", text: t("youth.code.intro") }),
     // The words: large, left to right in every UI language, not selectable
-    // (a copy would land in the clipboard, which keyboards often keep).
-    h("p", { class: "passphrase", id: "passphrase", lang: "en", dir: "ltr", translate: "no", text: rc.passphrase }),
+    // (a copy would land in the clipboard, which keyboards often keep). One
+    // box per word, so a phone shows them in rows of two or three; the spaces
+    // between the boxes keep them six words for a screen reader. `lang` is the
+    // list's language, so a reader pronounces Swedish words as Swedish.
+    h("p", { class: "passphrase", id: "passphrase", lang: rc.language || null, dir: "ltr", translate: "no" }, wordBoxes(rc.passphrase)),
     h("p", { class: "valid", text: t("youth.code.valid", { date: formatDate(rc.expiresAt) }) }),
     h(
       "section",
@@ -31,6 +35,15 @@ export function returncode() {
     ),
     h("p", { class: "hint", text: t("youth.code.once") }),
   ];
+}
+
+function wordBoxes(passphrase) {
+  const boxes = [];
+  for (const word of passphrase.split(" ")) {
+    if (boxes.length) boxes.push(" ");
+    boxes.push(h("span", { class: "word", text: word }));
+  }
+  return boxes;
 }
 
 /** Leaving the return-code screen drops the code: it is shown only once. */
