@@ -7,13 +7,13 @@ setup:
 run: setup
 	.venv/bin/chatserver serve
 
+# The suite runs in four workers, one test module each at a time (module-scoped
+# servers and browsers stay per module): most of it waits on real sockets,
+# processes and Chromium, so four workers keep two cores busy.
 test:
 	@scripts/setup.sh --browser --postgres
 	.venv/bin/ruff check chatserver tests loadtests
 	.venv/bin/mypy
-	# Four workers, one test module each at a time (module-scoped servers and
-	# browsers stay per module): most of the suite waits on real sockets,
-	# processes and Chromium, so four workers keep two cores busy.
 	.venv/bin/pytest -q -p no:cacheprovider -n 4 --dist loadfile
 
 lint: setup
