@@ -28,6 +28,7 @@ import pyotp
 import pytest
 import pytest_asyncio
 
+from chatserver.client.reference import ReferenceClient
 from tests.conftest import free_port
 from tests.helpers import server_process
 
@@ -237,3 +238,11 @@ async def playwright_instance() -> AsyncIterator[Any]:
 def vectors() -> dict[str, Any]:
     return json.loads(VECTORS.read_text(encoding="utf-8"))
 
+
+# Reference clients a browser test opens beside its pages, closed after it.
+@pytest_asyncio.fixture(loop_scope="module")
+async def clients() -> AsyncIterator[list[ReferenceClient]]:
+    made: list[ReferenceClient] = []
+    yield made
+    for c in made:
+        await c.close()

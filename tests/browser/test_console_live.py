@@ -18,11 +18,10 @@ from __future__ import annotations
 
 import asyncio
 import secrets
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
-import pytest_asyncio
 
 from chatserver.client.reference import ReferenceClient
 from tests.browser.conftest import DESKTOP, PHONE, ChatServer, NeutralSite, require
@@ -53,14 +52,6 @@ def live_chat(tmp_path_factory: pytest.TempPathFactory, neutral: NeutralSite
                         {"presence_grace_secs": 1, "grace_secs": 60, "pause_max_secs": 120})
     yield server
     server.stop()
-
-
-@pytest_asyncio.fixture(loop_scope="module")
-async def clients() -> AsyncIterator[list[ReferenceClient]]:
-    made: list[ReferenceClient] = []
-    yield made
-    for c in made:
-        await c.close()
 
 
 async def ref_youth(server: ChatServer, clients: list[ReferenceClient]

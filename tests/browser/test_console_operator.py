@@ -9,11 +9,9 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
-import pytest_asyncio
 
 from chatserver.client.reference import ReferenceClient, staff_login
 from tests.browser.conftest import DESKTOP, PHONE, ChatServer, StaffAccount
@@ -29,14 +27,6 @@ from tests.browser.helpers import (
 from tests.helpers.waiting import eventually
 
 pytestmark = [pytest.mark.browser, pytest.mark.asyncio(loop_scope="module")]
-
-
-@pytest_asyncio.fixture(loop_scope="module")
-async def clients() -> AsyncIterator[list[ReferenceClient]]:
-    made: list[ReferenceClient] = []
-    yield made
-    for c in made:
-        await c.close()
 
 
 async def ref_youth(server: ChatServer, clients: list[ReferenceClient],

@@ -15,11 +15,9 @@ browser shows none) and a counter on OscillatorNode.start (the tone).
 from __future__ import annotations
 
 import re
-from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
-import pytest_asyncio
 
 from chatserver.client.reference import ReferenceClient
 from tests.browser.conftest import DESKTOP, ChatServer
@@ -60,14 +58,6 @@ OscillatorNode.prototype.start = function (...args) {
 """
 
 LABEL = re.compile(r"^(Blue|Green|Red|Yellow|Purple|Orange|Pink|Brown) \d{1,2}$")
-
-
-@pytest_asyncio.fixture(loop_scope="module")
-async def clients() -> AsyncIterator[list[ReferenceClient]]:
-    made: list[ReferenceClient] = []
-    yield made
-    for c in made:
-        await c.close()
 
 
 async def ref_youth(server: ChatServer, clients: list[ReferenceClient],

@@ -13,11 +13,9 @@ from __future__ import annotations
 
 import secrets
 import time
-from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
-import pytest_asyncio
 
 from chatserver.client.reference import ReferenceClient, staff_login
 from tests.browser.conftest import DESKTOP, ChatServer
@@ -25,14 +23,6 @@ from tests.browser.helpers import TIMEOUT_MS, console_duty_on, console_login
 from tests.helpers.waiting import eventually
 
 pytestmark = [pytest.mark.browser, pytest.mark.asyncio(loop_scope="module")]
-
-
-@pytest_asyncio.fixture(loop_scope="module")
-async def clients() -> AsyncIterator[list[ReferenceClient]]:
-    made: list[ReferenceClient] = []
-    yield made
-    for c in made:
-        await c.close()
 
 
 async def test_the_heading_names_the_offering_colleague_not_the_boxs_claim(

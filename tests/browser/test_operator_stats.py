@@ -10,12 +10,11 @@ import json
 import os
 import sqlite3
 import time
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import Iterator
 from typing import Any
 
 import aiohttp
 import pytest
-import pytest_asyncio
 
 from chatserver.client.reference import ReferenceClient, staff_login
 from chatserver.domain.stats import month_of
@@ -36,14 +35,6 @@ def stats_server(tmp_path_factory: pytest.TempPathFactory, neutral: NeutralSite
                         settings={"stats_flush_secs": 1})
     yield server
     server.stop()
-
-
-@pytest_asyncio.fixture(loop_scope="module")
-async def clients() -> AsyncIterator[list[ReferenceClient]]:
-    made: list[ReferenceClient] = []
-    yield made
-    for c in made:
-        await c.close()
 
 
 async def _api(server: ChatServer, cookie: str, path: str) -> tuple[int, str]:

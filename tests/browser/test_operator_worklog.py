@@ -9,13 +9,12 @@ import csv
 import io
 import os
 import time
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import aiohttp
 import pytest
-import pytest_asyncio
 
 from chatserver.client.reference import ReferenceClient, staff_login
 from tests.browser.conftest import DESKTOP, REPO, ChatServer, NeutralSite
@@ -31,14 +30,6 @@ def worklog_server(tmp_path_factory: pytest.TempPathFactory, neutral: NeutralSit
     server = ChatServer(tmp_path_factory.mktemp("worklog"), neutral.url)
     yield server
     server.stop()
-
-
-@pytest_asyncio.fixture(loop_scope="module")
-async def clients() -> AsyncIterator[list[ReferenceClient]]:
-    made: list[ReferenceClient] = []
-    yield made
-    for c in made:
-        await c.close()
 
 
 async def _api(server: ChatServer, cookie: str, path: str) -> str:

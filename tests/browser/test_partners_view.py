@@ -7,12 +7,10 @@ console's open referral list shows every change without a reload, with the
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
 import pytest
-import pytest_asyncio
 
 from chatserver.client.reference import ReferenceClient
 from tests.browser.conftest import DESKTOP, ChatServer
@@ -26,14 +24,6 @@ from tests.browser.test_accessibility import axe
 from tests.helpers.waiting import eventually
 
 pytestmark = [pytest.mark.browser, pytest.mark.asyncio(loop_scope="module")]
-
-
-@pytest_asyncio.fixture(loop_scope="module")
-async def clients() -> AsyncIterator[list[ReferenceClient]]:
-    made: list[ReferenceClient] = []
-    yield made
-    for c in made:
-        await c.close()
 
 
 async def fill_entry(page: Any, **fields: str) -> None:

@@ -9,11 +9,10 @@ leaving and an end, the count shown always equals the entries listed.
 from __future__ import annotations
 
 import re
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
-import pytest_asyncio
 
 from chatserver.client.reference import ReferenceClient
 from tests.browser.conftest import DESKTOP, ChatServer, NeutralSite, require
@@ -31,14 +30,6 @@ def delta_chat(tmp_path_factory: pytest.TempPathFactory, neutral: NeutralSite
     server = ChatServer(tmp_path_factory.mktemp("chatserver-deltas"), neutral.url, {})
     yield server
     server.stop()
-
-
-@pytest_asyncio.fixture(loop_scope="module")
-async def clients() -> AsyncIterator[list[ReferenceClient]]:
-    made: list[ReferenceClient] = []
-    yield made
-    for c in made:
-        await c.close()
 
 
 class Tap:

@@ -538,14 +538,6 @@ async def test_professional_lane_reasons_referral_card_and_transfer(
 # ---------------------------------------------------------------- the youth's check
 
 
-@pytest_asyncio.fixture(loop_scope="module")
-async def clients() -> AsyncIterator[list[ReferenceClient]]:
-    made: list[ReferenceClient] = []
-    yield made
-    for c in made:
-        await c.close()
-
-
 async def test_youth_refuses_a_request_nobody_introduced(
         contexts: Any, chat_server: ChatServer, clients: list[ReferenceClient]) -> None:
     """A counsellor (here the Python reference client, misbehaving on purpose)
