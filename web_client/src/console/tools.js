@@ -10,8 +10,9 @@ import { session } from "../staff/session.js";
 import { sealHandover } from "./handover.js";
 import { inviteFields } from "./invites.js";
 import { referFields } from "./partners.js";
+import { reasonChecks } from "./reasons.js";
 import { app } from "./state.js";
-import { codeLabel, errorText, formatDateTime, refreshPane } from "./view.js";
+import { errorText, formatDateTime, refreshPane } from "./view.js";
 
 const SLOW_CALL_MS = 30000; // offer_return runs a memory-hard hash on the server
 
@@ -86,26 +87,7 @@ export function tools(entry) {
         "fieldset",
         { class: "reasons" },
         h("legend", { class: "visually-hidden", text: t("staff.tools.reasons_heading") }),
-        topics.map((code) => {
-          const id = uid("t");
-          return h(
-            "div",
-            { class: "field check" },
-            h("input", {
-              type: "checkbox",
-              id,
-              name: "reason",
-              value: code,
-              checked: entry.reasons.has(code),
-              onchange: (e) => {
-                if (e.target.checked) entry.reasons.add(code);
-                else entry.reasons.delete(code);
-                entry.reasonsSaved = false;
-              },
-            }),
-            h("label", { for: id, text: codeLabel("topics", code) }),
-          );
-        }),
+        reasonChecks(entry, topics, "reason"),
       ),
       h("button", { type: "button", class: "secondary", id: "reasons-save", onclick: () => onTag(entry), text: t("staff.tools.reasons_save") }),
       entry.reasonsSaved ? h("p", { id: "reasons-saved", role: "status", text: t("staff.tools.reasons_saved") }) : null,

@@ -5,12 +5,13 @@
 // dialog and sends nothing. The dialog lives outside the pane, so the pane
 // can redraw (a message arrives) while it is open.
 import { call } from "../lib/calls.js";
-import { h, mount, uid } from "../lib/dom.js";
+import { h, mount } from "../lib/dom.js";
 import { raw, t } from "../lib/i18n.js";
 import { setNotice } from "../lib/notice.js";
 import { displayName } from "./labels.js";
+import { reasonChecks } from "./reasons.js";
 import { app } from "./state.js";
-import { codeLabel, errorText, formatDateTime, refreshPane } from "./view.js";
+import { errorText, formatDateTime, refreshPane } from "./view.js";
 
 const SLOW_CALL_MS = 30000; // offer_return runs a memory-hard hash on the server
 
@@ -65,26 +66,7 @@ function paint() {
       "fieldset",
       { class: "reasons end-reasons" },
       h("legend", { text: t("staff.tools.reasons_heading") }),
-      topics.map((code) => {
-        const id = uid("w");
-        return h(
-          "div",
-          { class: "field check" },
-          h("input", {
-            type: "checkbox",
-            id,
-            name: "end-reason",
-            value: code,
-            checked: entry.reasons.has(code),
-            onchange: (e) => {
-              if (e.target.checked) entry.reasons.add(code);
-              else entry.reasons.delete(code);
-              entry.reasonsSaved = false;
-            },
-          }),
-          h("label", { for: id, text: codeLabel("topics", code) }),
-        );
-      }),
+      reasonChecks(entry, topics, "end-reason"),
     ),
     h(
       "div",
