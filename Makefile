@@ -1,5 +1,5 @@
 # The two commands in the README: `make run` and `make test`.
-.PHONY: setup run test lint loadtest loadtest-quick loadtest-smoke loadtest-hostile loadtest-slowphone clean
+.PHONY: setup run test lint loadtest loadtest-quick loadtest-smoke loadtest-multinode loadtest-hostile loadtest-slowphone clean
 
 setup:
 	@scripts/setup.sh
@@ -11,7 +11,7 @@ run: setup
 # servers and browsers stay per module): most of it waits on real sockets,
 # processes and Chromium, so four workers keep two cores busy.
 test:
-	@scripts/setup.sh --browser --postgres
+	@scripts/setup.sh --browser --postgres --deploy
 	.venv/bin/ruff check chatserver tests loadtests
 	.venv/bin/mypy
 	.venv/bin/pytest -q -p no:cacheprovider -n 4 --dist loadfile
@@ -28,6 +28,12 @@ loadtest-quick: setup
 
 loadtest-smoke: setup
 	.venv/bin/python -m loadtests run --profile smoke
+
+# The same load on 1 node embedded, 1 and 2 nodes on a private Redis, the peak
+# over 2 nodes and kill -9 of one node, in one run of ~10 min (needs
+# redis-server; docs/performance.md, "Several nodes on Redis").
+loadtest-multinode: setup
+	.venv/bin/python -m loadtests run --profile multinode
 
 # One hostile client beside a real conversation (docs/hostile-client.md).
 loadtest-hostile: setup

@@ -8,10 +8,14 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
+import threading
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
+import asyncpg
 from aiohttp import web
+from redis.exceptions import RedisError
 
 from chatserver import gc_policy, logs, startup
 from chatserver.crypto.passphrase import PassphraseKdf, check_word_lists
@@ -25,6 +29,7 @@ from chatserver.domain.partner_bank import PartnerBank
 from chatserver.domain.referrals import load_directory
 from chatserver.domain.sessions import SessionStore
 from chatserver.domain.stats import StatsCounter
+from chatserver.live import open_live
 from chatserver.settings import ConfigError, Settings
 from chatserver.storage import open_store
 from chatserver.transport import admission, http, wire_json
@@ -41,6 +46,10 @@ from chatserver.transport.youth import YouthNamespace
 
 log = logging.getLogger(__name__)
 
+SESSIONS_SHARE_SECS = 1.0
+SHUTDOWN_GRACE_SECS = 5.0
+EXIT_GRACE_SECS = 30.0
+JOBS_STOP_SECS = 5.0
 TICK_SECS = 0.5  # grace and pause deadlines are honoured to within this
 OPS_PUSH_SECS = 2.0
 # Packets a queue round sends before handing the loop back: ~1 ms of work
@@ -75,6 +84,7 @@ def create_app(settings: Settings, clock: Clock | None = None) -> web.Applicatio
         invite_addresses=AddressLimiter(clock, settings.rate_invites_per_hour),
         return_failures=FailureBudget(clock, settings.return_failures_per_min),
     )
+    ctx.live = open_live(settings, ctx.chat, ctx.sessions, stats)
     lib_logger = logs.library_logger()
 
     def handshake_group(environ: dict[str, Any]) -> str | None:
@@ -89,6 +99,7 @@ def create_app(settings: Settings, clock: Clock | None = None) -> web.Applicatio
     sio = ChatSocketServer(
         admission=admission.Admission(settings),
         address_group_of=handshake_group,
+        node_id=settings.node_id,
         # Only our three namespaces: the default "/" has no handler, no
         # Origin check, and a session joined to it escaped the unjoined sweep.
         namespaces=[YOUTH_NS, STAFF_NS, LIAISON_NS],
@@ -119,8 +130,31 @@ def create_app(settings: Settings, clock: Clock | None = None) -> web.Applicatio
     sio.attach(app)
     http.add_routes(app)
     app.cleanup_ctx.append(_lifecycle)
+    app.on_shutdown.append(_close_sockets)
     app.cleanup_ctx.append(_metrics)
     return app
+
+
+async def _close_sockets(app: web.Application) -> None:
+    """A node that stops closes every socket at once: its pages reconnect
+    (to another node, behind a balancer) and resume, instead of waiting for
+    engine.io's ping timeout (tens of seconds) while nothing answers them."""
+    sio = app[http.CONTEXT].sio
+    if sio is not None:
+        log.info("stopping: closing %d connections", len(sio.eio.sockets))
+        for eio_sid in list(sio.eio.sockets):
+            await sio.close_now(eio_sid)
+
+
+async def _exit_if_stuck(app: web.Application) -> None:
+    """``serve`` only: once the stop has begun, the process ends within
+    EXIT_GRACE_SECS even if something keeps the loop from finishing (under
+    load a node stopped by a rolling restart was seen to hang past a minute,
+    which holds up the next node's restart). A normal stop takes a few
+    seconds: the sockets close at once, the rest is bounded."""
+    timer = threading.Timer(EXIT_GRACE_SECS, os._exit, args=(0,))
+    timer.daemon = True
+    timer.start()
 
 
 async def _metrics(app: web.Application) -> AsyncIterator[None]:
@@ -133,7 +167,15 @@ async def _lifecycle(app: web.Application) -> AsyncIterator[None]:
     sio = ctx.sio
     if sio is None:
         raise RuntimeError("create_app attaches socket.io before start-up")
-    ctx.store = await open_store(ctx.settings)
+    try:
+        ctx.store = await open_store(ctx.settings)
+    except asyncpg.InsufficientPrivilegeError:
+        # The runtime role may not change the schema: a release with a new
+        # migration needs `store migrate` as the owner first (docs/operations.md,
+        # "Upgrading"). One line, not a traceback.
+        raise startup.CannotStart(
+            "the database needs a migration this role may not run: run `chatserver store "
+            "migrate` as the owner role first (docs/operations.md, \"Upgrading\")") from None
     ctx.audit = AuditLog(ctx.store, ctx.clock, ctx.settings.require_secrets().audit_key)
     # A log that ends in unkeyed entries is either from before the audit key
     # or one whose keyed part was removed; only the operator can tell, with
@@ -161,9 +203,6 @@ async def _lifecycle(app: web.Application) -> AsyncIterator[None]:
         task = asyncio.create_task(_repeat(secs, job, name), name=name)
         tasks.add(task)
 
-    async def apply(make: Callable[[], Outcome]) -> None:
-        await ctx.apply(make())
-
     async def push_ops() -> None:
         if ctx.ops_watchers:
             out = Outcome()  # one event, encoded once, to every watching operator
@@ -190,13 +229,39 @@ async def _lifecycle(app: web.Application) -> AsyncIterator[None]:
     gc_task = gc_policy.install(ctx.settings, lambda: ctx.websockets_opened)  # decisions 0002, 0007
     if gc_task is not None:
         tasks.add(gc_task)
-    every(TICK_SECS, lambda: apply(ctx.chat.tick), "deadlines")
+    async def deliver(out: Outcome, queue_round: bool) -> None:
+        if queue_round:
+            # Sent in slices: at a national peak one round is hundreds of
+            # pushes, and sent at once they held up every relayed message.
+            await ctx.apply(out, slice_size=QUEUE_ROUND_SLICE,
+                            still_current=ctx.chat.queue_push_current)
+        else:
+            await ctx.apply(out)
+
+    async def drop_all() -> None:
+        await _close_sockets(app)
+
+    try:
+        await ctx.live.start(deliver, drop_all)
+    except (OSError, RuntimeError, RedisError) as exc:
+        await ctx.store.close()
+        raise startup.CannotStart(f"live state: {exc}") from None
+
+    async def deadlines() -> None:
+        out = await ctx.live.timer("tick")  # on several nodes, one runs it for all
+        if out is not None:
+            await ctx.apply(out)
+
+    every(TICK_SECS, deadlines, "deadlines")
 
     async def queue_round() -> None:
-        # Sent in slices: at a national peak one round is hundreds of pushes,
-        # and sent at once they held up every relayed message behind them.
-        await ctx.apply(ctx.chat.queue_updates(), slice_size=QUEUE_ROUND_SLICE,
-                        still_current=ctx.chat.queue_push_current)
+        out = await ctx.live.timer("queue_updates")
+        if out is not None:
+            await deliver(out, True)
+
+    # Staff sessions made or ended here reach the other nodes within this
+    # (login and logout tell them at once).
+    every(SESSIONS_SHARE_SECS, ctx.live.sessions_changed, "sessions")
 
     every(ctx.settings.queue_push_interval_secs, queue_round, "queue")
     every(OPS_PUSH_SECS, push_ops, "ops")
@@ -238,12 +303,25 @@ async def _lifecycle(app: web.Application) -> AsyncIterator[None]:
     try:
         yield
     finally:
+        # Each step is logged: an operator whose stop takes long (a rolling
+        # restart waits on it) sees which one.
+        log.info("stopping: background jobs")
         for task in tasks:
             task.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
+        if tasks:
+            # Bounded: a job stuck below asyncio must not hold the stop (a
+            # rolling restart waits on it); its name is logged.
+            _, stuck = await asyncio.wait(tasks, timeout=JOBS_STOP_SECS)
+            for task in stuck:
+                log.warning("stopping: background job %s did not end", task.get_name())
+        log.info("stopping: statistics")
         with contextlib.suppress(Exception):
             await ctx.stats.flush(ctx.store)
+        log.info("stopping: live state")
+        await ctx.live.close()
+        log.info("stopping: database")
         await ctx.store.close()
+        log.info("stopped")
 
 
 async def _repeat(secs: float, job: Callable[[], Awaitable[None]], name: str) -> None:
@@ -265,6 +343,10 @@ def run(settings: Settings) -> None:
     # clients then wait for SYN retransmits (docs/performance.md, "Listen backlog").
     sockets = startup.listen_sockets(settings.host, settings.port, LISTEN_BACKLOG)
     app = create_app(settings)
+    app.on_shutdown.append(_exit_if_stuck)
     # access_log=None: aiohttp's access log writes client addresses (promise 2).
+    # shutdown_timeout: the sockets are closed at once on shutdown
+    # (_close_sockets); aiohttp's default would then wait up to 60 s for the
+    # WebSocket handlers of clients that keep sending to notice.
     web.run_app(app, sock=sockets, access_log=None, print=None, handle_signals=True,
-                backlog=LISTEN_BACKLOG)
+                backlog=LISTEN_BACKLOG, shutdown_timeout=SHUTDOWN_GRACE_SECS)

@@ -214,3 +214,10 @@ class BadPhone(BadPartner):
 
 class TransferPending(ChatError):
     code = "transfer_pending"
+
+
+class LiveUnavailable(ChatError):
+    """The shared live state (Redis) cannot be reached: nothing was done.
+    Carries whom to call instead, as ``server_full`` does."""
+
+    code = "unavailable"

@@ -44,7 +44,7 @@ class ConfigError(Exception):
 class Secrets:
     """Server secrets; 32 random bytes each. Never logged, never in TOML."""
 
-    pepper: bytes = field(repr=False)  # salts passphrase lookups and IP HMACs
+    pepper: bytes = field(repr=False)  # salts return passphrases' derivation (their lookup keys)
     session_key: bytes = field(repr=False)  # keys staff session token hashing
     totp_key: bytes = field(repr=False)  # encrypts TOTP seeds at rest
     # Keys the audit chain's links (MACs); its own secret so that a verifier
@@ -54,6 +54,10 @@ class Secrets:
     # server needs one (CHAT_SECRET_DATABASE_PASSWORD or ``database_password``
     # in the secrets file). Any text; empty means none. Never generated.
     database_password: str = field(default="", repr=False)
+    # The password of the Redis ACL user, when ``redis_url`` is set and the
+    # server needs one (CHAT_SECRET_REDIS_PASSWORD or ``redis_password`` in
+    # the secrets file). Never generated.
+    redis_password: str = field(default="", repr=False)
 
 
 @dataclass(frozen=True)
@@ -98,6 +102,33 @@ class Settings:
     # PostgreSQL (chatserver/storage/postgres.py) instead; no password in the
     # URL, it comes from the secrets (Secrets.database_password).
     database_url: str = ""
+    # Empty: live state (queue, conversations, ciphertext buffers) in this one
+    # process. "redis://user@host:port/db": several nodes share it through
+    # Redis (docs/design/live-state.md); no password in the URL, it comes from
+    # the secrets (Secrets.redis_password).
+    redis_url: str = ""
+    # Empty: redis_url names the Redis primary. "host:port,host:port,...": the
+    # Redis Sentinels that watch the primary named redis_service; a node asks
+    # them where the primary is and asks again after a failover. redis_url
+    # then gives only the user, the database and the scheme.
+    redis_sentinels: str = ""
+    # The master name the Sentinels monitor ("sentinel monitor chat ..." in
+    # deploy/redis/sentinel.conf).
+    redis_service: str = "chat"
+    # 0: an append is answered once the primary has it. N > 0: each append
+    # also waits (WAIT 1 N) until a replica has it, at most N ms, so a
+    # failover cannot lose a message its sender was told was sent
+    # (docs/operations.md, "Redis"; the cost: docs/performance.md).
+    redis_wait_replica_ms: int = 0
+    # A node that finds Redis empty (a new deployment, or a Redis restarted
+    # while other nodes hold the state) waits this long for those nodes'
+    # heartbeats before starting a new, empty state (docs/design/live-state.md).
+    redis_empty_wait_secs: float = 7.0
+    # This node's name, 1-12 of a-z and 0-9; required with redis_url. Every
+    # engine.io session id of the node starts with "<node_id>." so that a
+    # load balancer routes the long-polling fallback to the node that holds
+    # the session, with no cookie and no client address (docs/operations.md).
+    node_id: str = ""
     secrets_file: str = "secrets.toml"
     generate_secrets: bool = True
     password_profile: str = "rfc9106_low_memory"  # noqa: S105  # a profile name, not a password
@@ -109,7 +140,8 @@ class Settings:
     max_members: int = 4  # youth, counsellor, liaison, second counsellor (docs/security-design.md)
     grace_secs: int = 120  # a dropped participant's place is kept this long
     # A youth gone this long is shown as offline (queue, console) and passed
-    # over by take next; the place is still kept for grace_secs.
+    # over by take next; the place is still kept for grace_secs. A counsellor's
+    # console gone this long is shown to the youth as "waiting for them".
     presence_grace_secs: int = 5
     pause_max_secs: int = 600  # "someone is coming": place kept at most this long
     backlog_max_boxes: int = 500  # undelivered boxes held per recipient, RAM only
@@ -124,7 +156,7 @@ class Settings:
     # often: a claim moves everyone, and 10 000 pushes a second would cost more
     # than the chat itself.
     queue_position_min_interval_secs: float = 5.0
-    # Behind the first 20 places (chatserver/domain/conversations.py): a far-back
+    # Behind the first 20 places (chatserver/domain/chat/rounds.py): a far-back
     # youth's place and estimate change slowly in meaning, and there are many.
     queue_position_far_interval_secs: float = 30.0
     # A counsellor at capacity cannot claim: their queue view refreshes this often.
@@ -429,6 +461,14 @@ def _check(s: Settings) -> None:
     if s.gc_policy not in GC_POLICIES:
         raise ConfigError(f"gc_policy must be one of {GC_POLICIES}")
     check_database_url(s.database_url)
+    check_redis(s.redis_url, s.node_id)
+    check_sentinels(s.redis_sentinels, s.redis_service, s.redis_url)
+    # Below redis-py's 5 s socket timeout: a WAIT that outlived it would be
+    # taken for a failed append and the command appended again.
+    if not 0 <= s.redis_wait_replica_ms <= 4000:
+        raise ConfigError("redis_wait_replica_ms must be between 0 (off) and 4000")
+    if not 0 <= s.redis_empty_wait_secs <= 60:
+        raise ConfigError("redis_empty_wait_secs must be between 0 and 60")
     if s.gc_freeze_interval_secs < 0 or s.gc_full_collect_interval_secs < 0 or \
             s.gc_young_threshold < 0 or s.gc_full_collect_after_websockets < 0 or \
             s.gc_older_threshold < 0:
@@ -480,6 +520,60 @@ def _check_timezone(name: str) -> None:
     except (zoneinfo.ZoneInfoNotFoundError, ValueError):
         raise ConfigError("stats_timezone must be an IANA time zone, "
                           "e.g. Europe/Stockholm") from None
+
+
+NODE_ID = re.compile(r"[a-z0-9]{1,12}")
+
+
+def check_redis(url: str, node_id: str) -> None:
+    """``redis_url`` empty or redis:// (rediss:// for TLS) with no password,
+    and a ``node_id`` to go with it."""
+    if node_id and not NODE_ID.fullmatch(node_id):
+        raise ConfigError("node_id must be 1-12 characters of a-z and 0-9")
+    if not url:
+        return
+    scheme, sep, rest = url.partition("://")
+    if scheme not in ("redis", "rediss") or not sep or not rest:
+        raise ConfigError("redis_url must be empty (embedded) or redis://user@host:port/db")
+    userinfo, at, _ = rest.partition("@")
+    if at and ":" in userinfo:
+        raise ConfigError("redis_url must not hold a password: set CHAT_SECRET_REDIS_PASSWORD")
+    if not node_id:
+        raise ConfigError("redis_url needs node_id: every node of a deployment has its own")
+
+
+SENTINEL_SERVICE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}")
+
+
+def sentinel_addresses(text: str) -> list[tuple[str, int]]:
+    """``redis_sentinels`` as (host, port) pairs: "host:port,host:port"; an
+    IPv6 address in brackets ("[::1]:26379")."""
+    found = []
+    for item in (part.strip() for part in text.split(",")):
+        host, sep, port = item.rpartition(":")
+        host = host[1:-1] if host.startswith("[") and host.endswith("]") else host
+        if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536 \
+                or any(c.isspace() or c in "/@[]" for c in host):
+            raise ConfigError("redis_sentinels must be empty or host:port,host:port,... "
+                              f"(not {item!r})")
+        found.append((host, int(port)))
+    return found
+
+
+def check_sentinels(text: str, service: str, url: str) -> None:
+    """``redis_sentinels`` empty, or addresses of Sentinels (three, on three
+    machines, in the shipped deployment) with ``redis_url`` set beside them."""
+    if not SENTINEL_SERVICE.fullmatch(service):
+        raise ConfigError("redis_service must be the master name the Sentinels monitor "
+                          "(1-64 of A-Z, a-z, 0-9, _ . -), e.g. chat")
+    if not text.strip():
+        return
+    addresses = sentinel_addresses(text)
+    if len(set(addresses)) != len(addresses):
+        raise ConfigError("redis_sentinels lists a Sentinel twice")
+    if not url:
+        raise ConfigError("redis_sentinels needs redis_url (its user and database; the "
+                          "Sentinels name the primary's address)")
 
 
 def check_database_url(url: str) -> None:
@@ -534,7 +628,9 @@ def _load_secrets(s: Settings, env: Mapping[str, str]) -> Secrets:
         raise ConfigError(f"missing secrets: set {keys} or provide them in {path}")
     db_password = env.get("CHAT_SECRET_DATABASE_PASSWORD",
                           str(from_file.get("database_password", "")))
-    return Secrets(**found, database_password=db_password)
+    redis_password = env.get("CHAT_SECRET_REDIS_PASSWORD",
+                             str(from_file.get("redis_password", "")))
+    return Secrets(**found, database_password=db_password, redis_password=redis_password)
 
 
 def _append_secrets_file(path: Path, new: Mapping[str, bytes]) -> None:

@@ -25,6 +25,9 @@ def main(argv: list[str] | None = None) -> int:
     run.add_argument("--from-head", action="store_true",
                      help="measure the committed HEAD (plus this loadtests/), not the "
                           "working tree — for runs while others edit the tree")
+    run.add_argument("--from-tree", action="store_true",
+                     help="measure a copy of the working tree taken at the start (uncommitted "
+                          "work included), so every step runs one version while others edit")
     run.add_argument("--stalls", action="store_true",
                      help="diagnosis: record every event-loop callback over 5 ms and every GC "
                           "pause in the chat server (logs/stalls-*.json); adds overhead, so "
@@ -61,7 +64,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.stalls:
             os.environ[stalls.ENV] = "1"
         out = runner.run(args.profile, args.only.split(",") if args.only else None, args.out,
-                         from_head=args.from_head)
+                         from_head=args.from_head, from_tree=args.from_tree)
         doc = json.loads((out / "results.json").read_text())
         return 0 if report.integrity_ok(doc) else 1
     doc = json.loads((args.results_dir / "results.json").read_text())

@@ -5,7 +5,10 @@ sample it with py-spy; print the hottest functions, self and inclusive.
     .venv/bin/python -m loadtests.profile_server --connections 1000 [--set key=value ...]
 
 ``--set`` passes chatserver settings (e.g. ``socketio_async_handlers=false``,
-``gc_policy=default``). The raw collapsed stacks are kept in
+``gc_policy=default``). ``--nodes N`` runs N nodes on a private Redis
+(loadtests/multinode.py; ``--nodes 1`` is one node on Redis), every client
+on n1, and ``--node nK`` picks the node to sample (n2 of two: the log's
+apply cost alone). The raw collapsed stacks are kept in
 ``loadtests/results/profile-<stamp>.txt`` for flame-graph tools.
 """
 
@@ -24,7 +27,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from loadtests import servers
+from loadtests import multinode, servers
 from loadtests.profiles import relay_step
 from loadtests.runner import RESULTS, ensure_node_deps
 
@@ -57,6 +60,9 @@ def main() -> int:
     parser.add_argument("--connections", type=int, default=1000)
     parser.add_argument("--secs", type=int, default=15)
     parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE")
+    parser.add_argument("--nodes", type=int, default=0,
+                        help="nodes on a private Redis (0: one embedded server)")
+    parser.add_argument("--node", default="n1", help="with --nodes: the node to sample")
     args = parser.parse_args()
     pyspy = shutil.which("py-spy") or str(Path(sys.executable).with_name("py-spy"))
     if not Path(pyspy).exists():
@@ -68,15 +74,26 @@ def main() -> int:
                       saturate_window=args.secs + 10.0)
     server_core, gen_core = servers.cores()
     work = Path(tempfile.mkdtemp(prefix="loadprof-"))
-    srv, accounts = servers.start("chat", work / "logs", core=server_core,
-                                  chat_overrides={**step.server, **overrides},
-                                  accounts=(step.accounts, step.capacity))
+    srv: servers.Server | multinode.Cluster
+    extra: dict[str, Any] = {}
+    if args.nodes:
+        srv, accounts = multinode.start(args.nodes, True, work / "logs", core=server_core,
+                                        chat_overrides={**step.server, **overrides},
+                                        accounts=(step.accounts, step.capacity),
+                                        root=HERE.parent, label="profile")
+        extra = srv.plan_fields()
+        sampled = next(n["pid"] for n in extra["nodes"] if n["name"] == args.node)
+    else:
+        srv, accounts = servers.start("chat", work / "logs", core=server_core,
+                                      chat_overrides={**step.server, **overrides},
+                                      accounts=(step.accounts, step.capacity))
+        sampled = srv.pid
     RESULTS.mkdir(exist_ok=True)
     raw = RESULTS / f"profile-{datetime.now(UTC).strftime('%Y%m%dT%H%M%SZ')}.txt"
     try:
         plan = {**step.plan, "stack": "chat", "scenario": "relay", "label": "profile",
                 "base": srv.base, "origin": srv.origin, "server_pid": srv.pid,
-                "accounts": accounts}
+                "accounts": accounts, **extra}
         (work / "plan.json").write_text(json.dumps(plan))
         gen = subprocess.Popen(servers.pinned(["node", str(HERE / "gen" / "swarm.mjs"),
                                                str(work / "plan.json")], gen_core),
@@ -86,7 +103,7 @@ def main() -> int:
             if "saturation window" in line:
                 break
         time.sleep(3)
-        subprocess.run([pyspy, "record", "-p", str(srv.pid), "-d", str(args.secs), "-r", "100",
+        subprocess.run([pyspy, "record", "-p", str(sampled), "-d", str(args.secs), "-r", "100",
                         "-f", "raw", "-o", str(raw), "--nonblocking"], capture_output=True,
                        check=True)
         out, _ = gen.communicate(timeout=300)

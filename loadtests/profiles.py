@@ -33,6 +33,11 @@ class Step:
     e2e_pairs: int = 0  # PyNaCl sample conversations run alongside (chat only)
     e2e_messages: int = 10  # messages each way per sample conversation
     variant: str = ""  # lever description for the report
+    # Multi-node steps (loadtests/multinode.py): how many chatserver nodes
+    # (0 = the one server of loadtests/servers.py), and whether the live state
+    # is in a private Redis.
+    nodes: int = 0
+    redis: bool = False
 
 
 def counsellors_for(connections: int, capacity: int = CAPACITY) -> int:
@@ -249,4 +254,79 @@ def smoke() -> list[Step]:
     ]
 
 
-PROFILES = {"full": full, "quick": quick, "smoke": smoke}
+def multinode_relay(label: str, nodes: int, redis: bool, placement: str, connections: int,
+                    latency_window: float, saturate_window: float | None,
+                    latency_rate: float) -> Step:
+    step = relay_step("chat", connections, latency_window=latency_window,
+                      saturate_window=saturate_window, group="multinode", warmup=5.0,
+                      latency_rate=latency_rate)
+    return replace(step, label=label, nodes=nodes, redis=redis,
+                   plan={**step.plan, "placement": placement}, variant=placement)
+
+
+def multinode(scale: float = 1.0) -> list[Step]:
+    """One run, one generator: the same relay load on 1 node embedded, 1 node
+    on Redis, 2 nodes on Redis with every conversation across the nodes, and
+    2 nodes with every client on n1 (n2 only applies the log: the pure apply
+    cost); then the peak spread over 2 nodes next to the same peak embedded,
+    and kill -9 of one of two nodes under load. Every server-side process
+    (nodes and Redis) shares the server core. ~8 min at scale 1."""
+    conns = int(2000 * scale)
+    # 0.1 msg/s per connection: 200 msg/s at 2 000, what one core relays
+    # with room to spare embedded (it saturates at 3 600–5 900 msg/s).
+    rate = 0.1
+    win, sat = 25.0 * scale, 10.0 * scale
+    steps = [
+        multinode_relay("mn-embedded-1", 1, False, "", conns, win, sat, rate),
+        multinode_relay("mn-redis-1", 1, True, "", conns, win, sat, rate),
+        multinode_relay("mn-redis-2-cross", 2, True, "cross", conns, win, sat, rate),
+        multinode_relay("mn-redis-2-on-n1", 2, True, "", conns, win, sat, rate),
+    ]
+    youths, counsellors = int(2500 * scale), int(125 * scale)
+    for label, nodes, redis in (("mn-peak-embedded-1", 1, False), ("mn-peak-redis-2", 2, True)):
+        peak = peak_step(youths, counsellors, window=30.0 * scale, settle=10.0,
+                         ramp_per_sec=250, e2e_pairs=0, label=label)
+        steps.append(replace(peak, group="multinode", nodes=nodes, redis=redis,
+                             plan={**peak.plan, "placement": "alternate" if nodes > 1 else ""},
+                             variant="alternate" if nodes > 1 else ""))
+    # `after` outlasts the leader's declaring the killed node lost (its
+    # heartbeat key expires after 6 s): the resumed conversations must
+    # survive that command too.
+    fail = storm_step(int(1000 * scale), warmup=5.0, label="mn-failover-2", after=15.0,
+                      reconnect_within=2.0, interval=(2.0, 6.0))
+    steps.append(replace(fail, group="multinode", scenario="failover", nodes=2, redis=True,
+                         plan={**fail.plan, "placement": "cross", "kill_node": 0},
+                         variant="cross"))
+    return steps
+
+
+def multinode_quick() -> list[Step]:
+    return multinode(scale=0.25)
+
+
+def multinode_smoke() -> list[Step]:
+    """CI: two nodes on Redis, conversations across them, a few seconds of
+    relay, then kill -9 of one node; integrity only, no timing."""
+    relay = multinode_relay("mn-smoke-2-cross", 2, True, "cross", 200, 4.0, 3.0, 0.5)
+    fail = storm_step(200, warmup=2.0, label="mn-smoke-failover", after=8.0,
+                      reconnect_within=1.0)
+    return [replace(relay, plan={**relay.plan, "latency": {**relay.plan["latency"],
+                                                           "warmup_secs": 1.0}}),
+            replace(fail, group="multinode", scenario="failover", nodes=2, redis=True,
+                    plan={**fail.plan, "placement": "cross", "kill_node": 0},
+                    variant="cross")]
+
+
+def multinode_fullpeak() -> list[Step]:
+    """The whole national peak (10 000 youths, 500 counsellors, as the full
+    profile's `peak`) over 2 nodes on Redis, every server process on the
+    server core: does it fit? (~3.5 min; not part of `multinode`.)"""
+    peak = peak_step(10000, 500, window=60.0, settle=20.0, ramp_per_sec=200, e2e_pairs=0,
+                     label="mn-peak-full-redis-2")
+    return [replace(peak, group="multinode", nodes=2, redis=True,
+                    plan={**peak.plan, "placement": "alternate"}, variant="alternate")]
+
+
+PROFILES = {"full": full, "quick": quick, "smoke": smoke, "multinode": multinode,
+            "multinode-quick": multinode_quick, "multinode-smoke": multinode_smoke,
+            "multinode-fullpeak": multinode_fullpeak}

@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from loadtests import report_multinode
 from loadtests.svgplot import line_chart
 
 STACK_NAMES = {"bare": "bare aiohttp", "sio": "stock python-socketio", "chat": "chatserver"}
@@ -155,6 +156,11 @@ def write(out_dir: Path, doc: dict[str, Any]) -> None:
     rep.md += _storm_sections(doc)
     _ramp_sections(doc, rep)
     _claims_sections(doc, rep)
+    md, plots, targets, cdf = report_multinode.section(doc)
+    rep.md += md
+    rep.plots.update(plots)
+    rep.targets += targets
+    rep.cdf.update(cdf)
     rep.md += _noise_section(doc)
     rep.md += _gc_section(doc)
     _cdf_section(rep)

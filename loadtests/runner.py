@@ -23,7 +23,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from loadtests import report
+from loadtests import multinode, report
 from loadtests.profiles import PROFILES, Step
 from loadtests.servers import PYTHON, Server, cores, pinned, start
 
@@ -121,21 +121,58 @@ def snapshot_head(dest: Path) -> str:
     return commit
 
 
+# What a server needs from the working tree, copied by --from-tree
+# (web_client/ is linked: the pages are served, not measured here).
+TREE_PARTS = ("chatserver", "config", "loadtests", "pyproject.toml")
+
+
+def snapshot_tree(dest: Path) -> str:
+    """A copy of this working tree's server code as it is now (uncommitted
+    work included), so that every step of a run measures one version while
+    others edit the tree. Returns a digest of the copied chatserver/ files."""
+    import hashlib
+
+    root = HERE.parent
+    dest.mkdir(parents=True)
+    for part in TREE_PARTS:
+        src = root / part
+        if src.is_dir():
+            shutil.copytree(src, dest / part, symlinks=True,
+                            ignore=shutil.ignore_patterns("results", "__pycache__"))
+        else:
+            shutil.copy2(src, dest / part)
+    (dest / "web_client").symlink_to(root / "web_client")
+    digest = hashlib.sha256()
+    for f in sorted((dest / "chatserver").rglob("*.py")):
+        digest.update(f.relative_to(dest).as_posix().encode() + b"\0" + f.read_bytes())
+    return digest.hexdigest()[:12]
+
+
 def run_step(step: Step, out_dir: Path, root: Path) -> dict[str, Any]:
     server_core, gen_core = cores()
     wanted = step.accounts + step.e2e_pairs
     t0 = time.monotonic()
-    server: Server
-    server, accounts = start(step.stack, out_dir / "logs", core=server_core,
-                             chat_overrides=step.server if step.stack == "chat" else None,
-                             accounts=(wanted, step.capacity), root=root)
+    server: Server | multinode.Cluster
+    extra: dict[str, Any] = {}
+    if step.nodes:
+        server, accounts = multinode.start(step.nodes, step.redis, out_dir / "logs",
+                                           core=server_core, chat_overrides=step.server,
+                                           accounts=(wanted, step.capacity), root=root,
+                                           label=step.label)
+        extra = server.plan_fields()
+    else:
+        server, accounts = start(step.stack, out_dir / "logs", core=server_core,
+                                 chat_overrides=step.server if step.stack == "chat" else None,
+                                 accounts=(wanted, step.capacity), root=root)
     setup_secs = time.monotonic() - t0
     # Plans hold account passwords: keep them in a private temp dir, not results/.
     work = Path(tempfile.mkdtemp(prefix="loadplan-"))
     try:
         plan = {**step.plan, "stack": step.stack, "scenario": step.scenario,
                 "label": step.label, "base": server.base, "origin": server.origin,
-                "server_pid": server.pid, "accounts": accounts[:step.accounts]}
+                "server_pid": server.pid, "accounts": accounts[:step.accounts], **extra}
+        if isinstance(server, multinode.Cluster):
+            extra["leader_before"] = server.leader()
         plan_path = work / "plan.json"
         plan_path.write_text(json.dumps(plan))
         sample_plan = None
@@ -147,6 +184,8 @@ def run_step(step: Step, out_dir: Path, root: Path) -> dict[str, Any]:
                 "messages": step.e2e_messages, "interval_secs": 0.5}))
         result = _run_swarm(step, plan_path, sample_plan, gen_core, out_dir,
                             float(plan.get("max_secs", 600)), root)
+        if isinstance(server, multinode.Cluster):
+            extra["leader_after"] = server.leader()
     finally:
         server_log_tail = _server_problems(server)
         server.stop()
@@ -159,6 +198,10 @@ def run_step(step: Step, out_dir: Path, root: Path) -> dict[str, Any]:
                    "server_setup_secs": round(setup_secs, 1),
                    "server_problems": server_log_tail,
                    "server_settings": step.server if step.stack == "chat" else {}})
+    if step.nodes:
+        result["cluster"] = {"nodes": step.nodes, "redis": step.redis,
+                             "leader_before": extra.get("leader_before", ""),
+                             "leader_after": extra.get("leader_after", "")}
     return result
 
 
@@ -172,13 +215,17 @@ def _queue_bench(root: Path, core: str | None) -> list[dict[str, Any]]:
         return []
 
 
-def _server_problems(server: Server) -> list[str]:
+def _server_problems(server: Server | multinode.Cluster) -> list[str]:
     """Tracebacks and ERROR lines in the server's log (the log holds no content:
-    level WARNING, and the server never logs ciphertext or addresses)."""
-    try:
-        lines = server.log_path.read_text(errors="replace").splitlines()
-    except OSError:
-        return []
+    level WARNING, and the server never logs ciphertext or addresses); every
+    node's log for a multi-node step."""
+    paths = server.log_paths() if isinstance(server, multinode.Cluster) else [server.log_path]
+    lines: list[str] = []
+    for path in paths:
+        try:
+            lines += path.read_text(errors="replace").splitlines()
+        except OSError:
+            pass
     bad = [ln for ln in lines if "Traceback" in ln or " ERROR " in ln or "Error:" in ln]
     return bad[:20]
 
@@ -272,7 +319,7 @@ def _run_steps(steps: list[Step], doc: dict[str, Any], out_dir: Path, root: Path
 
 
 def run(profile: str, only: list[str] | None = None, out: Path | None = None,
-        from_head: bool = False) -> Path:
+        from_head: bool = False, from_tree: bool = False) -> Path:
     _stop_on_sigterm()
     ensure_node_deps()
     steps = PROFILES[profile]()
@@ -292,7 +339,8 @@ def run(profile: str, only: list[str] | None = None, out: Path | None = None,
         "profile": profile, "started_at": datetime.now(UTC).isoformat(timespec="seconds"),
         "command": f"python -m loadtests run --profile {profile}"
                    + (f" --only {','.join(only)}" if only else "")
-                   + (" --from-head" if from_head else ""),
+                   + (" --from-head" if from_head else "")
+                   + (" --from-tree" if from_tree else ""),
         "machine": machine(), "load_before": uptime(), "steps": [],
     }
     root = HERE.parent
@@ -300,6 +348,10 @@ def run(profile: str, only: list[str] | None = None, out: Path | None = None,
     if from_head:
         snap_dir = Path(tempfile.mkdtemp(prefix="chat-snapshot-"))
         doc["measured_commit"] = snapshot_head(snap_dir / "tree")
+        root = snap_dir / "tree"
+    elif from_tree:
+        snap_dir = Path(tempfile.mkdtemp(prefix="chat-snapshot-"))
+        doc["measured_tree_digest"] = snapshot_tree(snap_dir / "tree")
         root = snap_dir / "tree"
     try:
         _run_steps(steps, doc, out_dir, root)

@@ -87,15 +87,7 @@ class Server:
         return self.proc.pid
 
     def stop(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(5)
-        if self.data_dir is not None:
-            shutil.rmtree(self.data_dir, ignore_errors=True)
+        stop_process(self.proc, self.data_dir)
 
 
 def _wait_healthy(server: Server, timeout: float = 30.0) -> None:
@@ -165,3 +157,16 @@ def start(stack: str, log_dir: Path, *, core: str | None,
         server.stop()
         raise
     return server, created
+
+
+def stop_process(proc: subprocess.Popen[bytes], data_dir: Path | None) -> None:
+    """SIGTERM, SIGKILL if it lingers; then its data directory goes."""
+    if proc.poll() is None:
+        proc.terminate()
+        try:
+            proc.wait(10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(5)
+    if data_dir is not None:
+        shutil.rmtree(data_dir, ignore_errors=True)

@@ -24,7 +24,11 @@ Measured from navigation start (``performance.timeOrigin``), in the page:
   the end of that same event dispatch, that the neutral site was reached,
   and that Back does not return;
 - **script**: the first frame in which the script has taken the safety page
-  over ("continue" enabled);
+  over ("continue" enabled); when its request went and its last byte came
+  (Resource Timing);
+- **socket**: when the page's first WebSocket was created and opened, and
+  when the socket.io connect went, its answer and the pushed ``status`` came
+  (each packet's type and event name only, never a payload);
 - **chat ready**: the youth taps "continue" as soon as it is enabled and
   "skip" on the start screen as soon as it shows; the first frame of the
   waiting screen (the server has accepted the start: the script is loaded,
@@ -100,6 +104,27 @@ WATCH = r"""
     t.atPress = {press: t.press, nav, hidden: !!(document.body && document.body.hidden)};
     console.log('SLOWEXIT ' + JSON.stringify(t.atPress));
   });
+  // The socket's timeline: when each WebSocket was created and opened, and
+  // when its first packets went and came (their engine.io / socket.io type
+  // and event name only, never a payload).
+  t.ws = [];
+  const NativeWS = window.WebSocket;
+  const kind = (d) => (typeof d === 'string' ? d.slice(0, 24).split(/[{,[]/)[0] + (
+    d.startsWith('42') ? ' ' + (d.match(/\["([a-z_]+)"/) || [])[1] : '') : 'binary');
+  window.WebSocket = class extends NativeWS {
+    constructor(...args) {
+      super(...args);
+      const w = {created: performance.now(), open: null, packets: []};
+      t.ws.push(w);
+      const note = (dir, d) => {
+        if (w.packets.length < 12) w.packets.push([performance.now(), dir, kind(d)]);
+      };
+      add.call(this, 'open', () => { w.open = performance.now(); });
+      add.call(this, 'message', (e) => note('in', e.data));
+      const send = this.send;
+      this.send = (d) => { note('out', d); return send.call(this, d); };
+    }
+  };
   const seen = {
     heading: () => document.querySelector('main h1'),
     exit: () => document.getElementById('qx'),
@@ -281,12 +306,30 @@ def figures(chat: list[dict[str, Any]], exits: list[dict[str, Any]]) -> dict[str
     def col(key: str) -> list[float]:
         return [r["slow"]["frames"][key] for r in chat]
 
+    def script(key: str) -> list[float]:
+        return [next(x[key] for x in r["resources"] if x["name"].endswith(".js")) for r in chat]
+
+    def socket(key: str) -> list[float]:
+        # The first WebSocket of the run: the one the start went over.
+        return [r["slow"]["ws"][0][key] for r in chat]
+
+    def packet(direction: str, prefix: str) -> list[float]:
+        return [next(p[0] for p in r["slow"]["ws"][0]["packets"]
+                     if p[1] == direction and p[2].startswith(prefix)) for r in chat]
+
     rows: dict[str, list[float]] = {
         "HTML received (navigation timing responseEnd)": [r["nav"]["responseEnd"] for r in chat],
         "first contentful paint": [r["paint"]["first-contentful-paint"] for r in chat],
         "safety heading in a frame": col("heading"),
         "exit button in a frame": col("exit"),
         "early exit listening": [r["slow"]["handler"] for r in chat],
+        "script requested": script("start"),
+        "script received": script("end"),
+        "WebSocket created": socket("created"),
+        "WebSocket open (handshake answered)": socket("open"),
+        "socket.io connect sent": packet("out", "40/youth"),
+        "socket.io connected (answer received)": packet("in", "40/youth"),
+        "status received (pushed after connect)": packet("in", "42/youth status"),
         "script took over (continue enabled)": col("script"),
         "start screen (after tapping continue)": col("profile"),
         "chat ready (waiting screen after skip)": col("waiting"),

@@ -1,18 +1,22 @@
 #!/usr/bin/env bash
 # Idempotent set-up for a fresh clone: Python venv + deps, npm deps + browser
-# bundle, (with --browser) Debian's chromium for the browser tests, and (with
-# --postgres) the local PostgreSQL service the store's contract tests use.
+# bundle, (with --browser) Debian's chromium for the browser tests, (with
+# --postgres) the local PostgreSQL service the store's contract tests use, and
+# (with --deploy) the tools the tests of deploy/ run: HAProxy, redis-server,
+# systemd-analyze, openssl, promtool.
 # Everything comes from PyPI, npm and Debian; nothing from a CDN.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 want_browser=0
 want_postgres=0
+want_deploy=0
 for arg in "$@"; do
   case "$arg" in
     --browser) want_browser=1 ;;
     --postgres) want_postgres=1 ;;
-    *) echo "usage: scripts/setup.sh [--browser] [--postgres]" >&2; exit 2 ;;
+    --deploy) want_deploy=1 ;;
+    *) echo "usage: scripts/setup.sh [--browser] [--postgres] [--deploy]" >&2; exit 2 ;;
   esac
 done
 
@@ -79,5 +83,30 @@ if [ "$want_postgres" = 1 ] && command -v pg_lsclusters >/dev/null 2>&1; then
   if pg_lsclusters --no-header 2>/dev/null | awk '$1 == "15" && $2 == "main" && $4 != "online" {f=1} END {exit !f}'; then
     echo "setup: starting the local PostgreSQL 15 service"
     pg_ctlcluster --skip-systemctl-redirect 15 main start
+  fi
+fi
+
+# tests/deploy/ starts the shipped configurations for real: HAProxy in front
+# of two nodes, redis-server with the ACL file (the cluster tests,
+# tests/integration/test_cluster_*.py, start private redis-servers too),
+# systemd-analyze on the units,
+# promtool on the alert rules (Debian's prometheus package, which has it).
+# The Debian package of each tool that is missing; the tests start their own
+# processes on ports of their own and need no service of these packages.
+if [ "$want_deploy" = 1 ]; then
+  missing=""
+  for pair in haproxy:haproxy redis-server:redis-server systemd-analyze:systemd openssl:openssl \
+              promtool:prometheus; do
+    tool=${pair%%:*}
+    if ! command -v "$tool" >/dev/null 2>&1 && [ ! -x "/usr/sbin/$tool" ]; then
+      missing="$missing ${pair#*:}"
+    fi
+  done
+  if [ -n "$missing" ]; then
+    echo "setup: installing Debian's$missing for the tests of deploy/"
+    if [ "$(id -u)" = 0 ]; then sudo=""; else sudo="sudo"; fi
+    $sudo apt-get update -qq
+    # shellcheck disable=SC2086  # one word per package
+    DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq $missing >/dev/null
   fi
 fi

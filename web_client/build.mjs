@@ -39,11 +39,13 @@ const DEFAULT_LANG = "sv";
 //                        the early exit script inline in <head> (EARLY_EXIT below)
 //   perLanguage          one file per language of the page's section, with the first
 //                        screen written into the HTML (see "language variants" below)
+//   earlySocket          the youth's socket opened by an inline script in <head>, after
+//                        the early exit, while the bundle downloads (EARLY_SOCKET below)
 //   inlineStyle          the stylesheet inline in <head>, allowed by its CSP hash: an
 //                        external one costs a round trip (2 s on slow 3G) before the
 //                        first paint
 const PAGES = [
-  { html: "index.html", js: "youth/main.js", css: "youth.css", section: "youth", titleKey: "youth.title", bodyClass: "youth", barClass: "bar", quickExit: true, perLanguage: true, inlineStyle: true },
+  { html: "index.html", js: "youth/main.js", css: "youth.css", section: "youth", titleKey: "youth.title", bodyClass: "youth", barClass: "bar", quickExit: true, earlySocket: true, perLanguage: true, inlineStyle: true },
   { html: "console.html", js: "console/main.js", css: "staff.css", section: "staff", titleKey: "staff.console_title", bodyClass: "staff", barClass: "bar staff-bar", noindex: true },
   { html: "operator.html", js: "operator/main.js", css: "staff.css", section: "operator", titleKey: "staff.operator_title", bodyClass: "staff operator", barClass: "bar staff-bar", noindex: true },
   { html: "join.html", js: "liaison/main.js", css: "staff.css", section: "liaison", titleKey: "liaison.title", loadingKey: "liaison.loading", bodyClass: "staff liaison", barClass: "bar staff-bar", noindex: true },
@@ -55,6 +57,10 @@ const TEMPLATE = path.join(SRC, "pages", "template.html");
 // script-src (chatserver/transport/http.py). Any other inline script stops the
 // build.
 const EARLY_EXIT = path.join(SRC, "youth", "exit-early.js");
+// The youth page's socket, opened inline while the bundle is on its way (one
+// 2 s round trip less before the chat is ready on slow 3G), allowed the same
+// way by its own published hash; the bundle takes it over (youth/socket-takeover.js).
+const EARLY_SOCKET = path.join(SRC, "youth", "socket-early.js");
 
 // Browsers on cheap phones: Android WebView/Chrome from ~2020, iOS 15 (esbuild
 // cannot lower destructuring for Safari 14, which has a destructuring bug).
@@ -215,11 +221,11 @@ function cspHash(text) {
   return `'sha256-${sha("sha256", Buffer.from(text, "utf8"), "base64")}'`;
 }
 
-async function earlyExitScript() {
-  const source = fs.readFileSync(EARLY_EXIT, "utf8");
+async function inlineScript(file) {
+  const source = fs.readFileSync(file, "utf8");
   const result = await esbuild.transform(source, { minify: true, target: TARGET, charset: "utf8", legalComments: "none" });
   const code = result.code.trim();
-  if (code.includes("</")) throw new Error("exit-early.js: '</' would end the inline script");
+  if (code.includes("</")) throw new Error(`${path.basename(file)}: '</' would end the inline script`);
   return code;
 }
 
@@ -256,8 +262,8 @@ function lookup(obj, key) {
 // --- the HTML template -----------------------------------------------------------
 //
 // src/pages/template.html knows three forms:
-//   {{name}}             a value from `vars`, HTML-escaped (style, script and
-//                        early_exit are tags built here, inserted as they are)
+//   {{name}}             a value from `vars`, HTML-escaped (style, script,
+//                        early_exit and early_socket are tags built here, inserted as they are)
 //   {{#flag}}…{{/flag}}  on one line: kept on pages whose flag is true; a line
 //                        that only held it is dropped on the others
 // An unknown name or flag stops the build.
@@ -281,7 +287,7 @@ function renderPage(template, name, vars, flags) {
 }
 
 // Values that are markup built here (tags, the pre-rendered first screen), inserted as they are.
-const RAW_VARS = new Set(["style", "script", "early_exit", "bar_extra", "main"]);
+const RAW_VARS = new Set(["style", "script", "early_exit", "early_socket", "bar_extra", "main"]);
 
 // --- the inline stylesheet ---------------------------------------------------------
 //
@@ -554,7 +560,8 @@ async function build(outDir) {
   const metafiles = [];
   const cssCache = new Map();
   const pageInfo = [];
-  const earlyExit = await earlyExitScript();
+  const earlyExit = await inlineScript(EARLY_EXIT);
+  const earlySocket = await inlineScript(EARLY_SOCKET);
   const cspScriptHashes = {};
   const pageVariants = {};
   const cspStyleHashes = {};
@@ -587,10 +594,11 @@ async function build(outDir) {
       style: `<link rel="stylesheet" href="/${css.name}" integrity="${sri(css.bytes)}">`,
       script: `<script type="module" src="/${jsName}" integrity="${sri(js.bytes)}"></script>`,
       early_exit: `<script>${earlyExit}</script>`,
+      early_socket: `<script>${earlySocket}</script>`,
     };
     if (page.inlineStyle) vars.style = inlineStyle(page.html, css.bytes);
-    const flags = { noindex: Boolean(page.noindex), quick_exit: Boolean(page.quickExit) };
-    const allowed = new Set(page.quickExit ? [cspHash(earlyExit)] : []);
+    const flags = { noindex: Boolean(page.noindex), quick_exit: Boolean(page.quickExit), early_socket: Boolean(page.earlySocket) };
+    const allowed = new Set([...(page.quickExit ? [cspHash(earlyExit)] : []), ...(page.earlySocket ? [cspHash(earlySocket)] : [])]);
     // A perLanguage page: one file per language of its section (see "language variants").
     const codes = page.perLanguage ? Object.keys(catalogs).filter((c) => catalogs[c][page.section]) : [DEFAULT_LANG];
     if (page.perLanguage) {

@@ -24,6 +24,13 @@ secret it kept and introducing the liaison to the youth over E2E (``intro``)
 before admitting; the youth consents only to a ``consent_request`` whose key
 matches such an introduction; the liaison joins with the secret from the link.
 
+Re-attach (protocol.md, "Re-attach after a reload"): a counsellor client that
+stands for a reloaded console (no keys, no resume secrets) reads ``seats``
+and calls :meth:`ReferenceClient.reattach`; a youth or liaison client learns
+from the roster push which of its seqs were dropped unopened
+(``Conversation.undelivered``) and sends them again with
+:meth:`ReferenceClient.resend_undelivered`, as the pages do by themselves.
+
 Nothing here logs; reprs hide plaintext, resume secrets, invite secrets and keys.
 """
 
@@ -48,13 +55,17 @@ EVENTS = ("queue", "roster", "box", "typing", "state", "duty", "ops",
           # continuity and escalation
           "return_code", "choose", "consent_request", "joined", "join_declined",
           "join_request", "transfer_offer", "transfer_declined", "consent_declined",
-          "presence", "partners_changed", "queue_delta")
+          "presence", "partners_changed", "queue_delta", "seats")
 LIAISON_NS = "/liaison"
 ROSTER_EPOCHS_KEPT = 16  # late boxes of a few older epochs must still open
 PENDING_MAX = 64  # boxes held per conversation while waiting for their roster
 ORPHANS_MAX = 64  # events held for conversations whose call ack is still in flight
 STALE_EPOCH_RETRIES = 3
+SENT_KEPT = 64  # our last sent plaintexts per conversation, to re-send after a re-attach
 SESSION_COOKIE = "__Host-session"
+# Refusals a reconnect waits out: the transport is not there (yet), or the
+# node cannot reach the shared live state for a moment.
+PASSING_FAILURES = frozenset({"connect_failed", "not_connected", "unavailable"})
 
 
 class CallFailed(Exception):
@@ -206,6 +217,11 @@ class Conversation:
     sessions: dict[bytes, e2e.SessionKeys] = field(default_factory=dict, repr=False)
     send_lock: asyncio.Lock = field(default_factory=asyncio.Lock, repr=False)
     ack_lock: asyncio.Lock = field(default_factory=asyncio.Lock, repr=False)
+    # What we sent lately, by seq, in memory only (as a page's log holds it):
+    # a counsellor's console that re-attaches never got some of it.
+    sent: dict[int, dict[str, Any]] = field(default_factory=dict, repr=False)
+    # The seqs of ours the server dropped unopened at a re-attach (inclusive).
+    undelivered: tuple[int, int] | None = None
 
     @property
     def roster(self) -> RosterView:
@@ -220,6 +236,7 @@ class Conversation:
         self.keys.wipe()
         self.sessions.clear()
         self.pending.clear()
+        self.sent.clear()
 
 
 @dataclass(frozen=True, slots=True)
@@ -284,8 +301,12 @@ class ReferenceClient:
     """A youth, staff or liaison participant speaking docs/protocol.md."""
 
     def __init__(self, *, call_timeout: float = 10.0,
-                 clock: Callable[[], float] = time.time) -> None:
+                 clock: Callable[[], float] = time.time,
+                 local_address: str | None = None) -> None:
         self.call_timeout = call_timeout
+        # The address to connect from (tests: a youth on a loopback address of
+        # its own, to look for it in every file afterwards); None: any.
+        self.local_address = local_address
         self._clock = clock
         self._sio: socketio.AsyncClient | None = None
         self._http: aiohttp.ClientSession | None = None
@@ -314,7 +335,9 @@ class ReferenceClient:
         self.transfer_offers: dict[str, dict[str, Any]] = {}  # counsellor: offered to us
         self.transfer_declines: list[dict[str, Any]] = []  # counsellor: our offers declined
         self.consent_declines: list[dict[str, Any]] = []  # counsellor
-        self.presence: dict[str, dict[str, Any]] = {}  # counsellor: last `presence` per chat
+        self.presence: dict[str, dict[str, Any]] = {}  # last `presence` per chat
+        self.seats: list[dict[str, Any]] | None = None  # counsellor: last `seats` (on connect)
+        self.reattached: dict[str, str] = {}  # conversation -> member that re-attached last
         self.handover_keys: e2e.KxKeyPair | None = None  # counsellor: this console's key
         self.join_declined: set[str] = set()  # liaison: conversations that turned us away
         self._joining: dict[str, _Joining] = {}  # liaison: conversation -> pending seat
@@ -331,6 +354,15 @@ class ReferenceClient:
     def connected(self) -> bool:
         return self._sio is not None and self._sio.connected
 
+    @property
+    def sid(self) -> str | None:
+        """This transport's socket.io session id; a node of a cluster names
+        itself in it (``<node_id>.<random>``, docs/operations.md)."""
+        if self._sio is None or not self._sio.connected:
+            return None
+        sid = self._sio.get_sid(self.namespace)
+        return None if sid is None else str(sid)
+
     async def connect(self, url: str, namespace: str,
                       headers: Mapping[str, str] | None = None) -> None:
         """Open a WebSocket to ``url`` (the server's base URL) on ``/youth`` or
@@ -343,7 +375,9 @@ class ReferenceClient:
         # a new transport must ``resume`` explicitly (it proves the resume secret).
         # Our own HTTP session, so a refused connect does not leak it; no SIGINT
         # handler, since tests and the load generator own the process.
-        http = aiohttp.ClientSession()
+        connector = (aiohttp.TCPConnector(local_addr=(self.local_address, 0))
+                     if self.local_address else None)
+        http = aiohttp.ClientSession(connector=connector)
         sio = socketio.AsyncClient(reconnection=False, logger=False, engineio_logger=False,
                                    handle_sigint=False, http_session=http)
         for event in EVENTS:
@@ -504,6 +538,38 @@ class ReferenceClient:
     async def duty(self, on: bool) -> dict[str, Any]:
         return await self.call("duty", {"on": on})
 
+    async def reattach(self, conversation: str) -> dict[str, Any]:
+        """Counsellor, on a new console that lost every key (a reload): take
+        this account's seat back with a fresh key pair. The conversation's
+        earlier messages are gone for us; our seq numbering continues from
+        the seat's (``seq`` in the reply)."""
+        keys = e2e.KxKeyPair.generate()
+        try:
+            reply = await self.call("reattach", {"conversation": conversation,
+                                                 "kx_pk": b64e(keys.public_key)})
+        except BaseException:
+            keys.wipe()
+            raise
+        old = self.conversations.pop(str(reply["conversation"]), None)
+        if old is not None:
+            old.wipe()
+        conv = Conversation(id=reply["conversation"], member=reply["member"],
+                            resume_secret=reply["resume"], keys=keys, state=reply["state"],
+                            role="counsellor", sent_seq=int(reply["seq"]))
+        self._register(conv, reply["epoch"], reply["members"])
+        return reply
+
+    async def resend_undelivered(self, conversation: str) -> list[int]:
+        """Youth or liaison: send again, under the current epoch, what the
+        server dropped unopened when our counsellor re-attached; returns the
+        new seqs. What we no longer hold cannot be sent again."""
+        conv = self.conversations[conversation]
+        span, conv.undelivered = conv.undelivered, None
+        if span is None:
+            return []
+        bodies = [conv.sent[seq] for seq in range(span[0], span[1] + 1) if seq in conv.sent]
+        return [await self.send_message(conversation, body) for body in bodies]
+
     # ------------------------------------------------ counsellor: escalation
 
     async def offer_return(self, conversation: str) -> dict[str, Any]:
@@ -660,6 +726,36 @@ class ReferenceClient:
         self._notify()
         return reply
 
+    async def reconnect(self, url: str, headers: Mapping[str, str] | None = None, *,
+                        within_secs: float = 30.0) -> dict[str, dict[str, Any]]:
+        """After the transport dropped (its server went away): connect to ``url``
+        again on the same namespace — behind a load balancer, to whichever node
+        answers — and ``resume`` every conversation not ended, as the pages do.
+        A try that fails for a reason that passes (the connection refused or
+        cut, no ack, the live state briefly ``unavailable``) is repeated after
+        a growing pause until ``within_secs`` have passed; any other refusal
+        (``bad_resume``: the seat is gone) is raised at once. Returns each
+        conversation's resume reply."""
+        deadline = time.monotonic() + within_secs
+        pause = 0.05
+        while True:
+            try:
+                if not self.connected:
+                    await self.connect(url, self.namespace, headers)
+                replies = {}
+                for conv in [c for c in self.conversations.values() if c.state != "ended"]:
+                    replies[conv.id] = await self.resume(conv.id)
+                return replies
+            except (CallFailed, TimeoutError, OSError,
+                    socketio.exceptions.SocketIOError) as exc:
+                if isinstance(exc, CallFailed) and exc.code not in PASSING_FAILURES:
+                    raise
+                if time.monotonic() > deadline:
+                    raise
+            await self.disconnect()
+            await asyncio.sleep(pause)
+            pause = min(pause * 2, 1.0)
+
     async def send_text(self, conversation: str, text: str) -> int:
         """Encrypt ``text`` once per other member and send it; returns the seq."""
         return await self.send_message(conversation, {"type": "msg", "text": text,
@@ -683,6 +779,9 @@ class ReferenceClient:
                     "boxes": self._seal_for_all(conv, view, seq, body)}, check=False)
                 if reply.get("ok"):
                     conv.sent_seq = seq
+                    conv.sent[seq] = dict(body)
+                    for old in sorted(conv.sent)[:-SENT_KEPT]:
+                        del conv.sent[old]
                     return seq
                 if reply.get("error") != "stale_epoch":
                     raise CallFailed(str(reply.get("error", "internal")), reply.get("info"))
@@ -953,6 +1052,20 @@ class ReferenceClient:
         if conv is not None:
             conv.state = str(data.get("state", conv.state))
             self._apply_roster(conv, data.get("epoch"), data.get("members"))
+            if isinstance(data.get("reattached"), str):
+                # A counsellor's console came back with a new key
+                # (docs/protocol.md, "reattach"): what it had not acknowledged
+                # of ours was dropped unopened.
+                self.reattached[conv.id] = data["reattached"]
+                span = data.get("undelivered")
+                if isinstance(span, dict):
+                    with contextlib.suppress(ValueError):
+                        conv.undelivered = (_uint(span.get("first")), _uint(span.get("last")))
+
+    def _on_seats(self, data: dict[str, Any]) -> None:
+        seats = data.get("conversations")
+        if isinstance(seats, list):
+            self.seats = [dict(s) for s in seats if isinstance(s, dict)]
 
     def _on_box(self, data: dict[str, Any]) -> None:
         conv = self._conv_for("box", data)

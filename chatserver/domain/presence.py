@@ -19,8 +19,10 @@ from chatserver.domain.model import Conversation, Member, Role
 
 
 def watched(member: Member) -> bool:
-    """Only a youth's presence is shown: staff seats have their own grace rules."""
-    return member.role is Role.YOUTH
+    """A youth's presence is shown to staff, a counsellor's to the youth (and a
+    liaison): a youth whose counsellor's page died must see that they wait
+    for them, not that their messages went somewhere. A liaison's is not."""
+    return member.role in (Role.YOUTH, Role.COUNSELLOR)
 
 
 def mark_away(conv: Conversation, member: Member) -> Outcome:

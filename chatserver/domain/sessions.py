@@ -51,6 +51,15 @@ class SessionStore:
         self._idle_secs = idle_secs
         self._absolute_secs = absolute_secs
         self._by_hash: dict[bytes, Session] = {}
+        # Changes for the other nodes (chatserver/live/): ("put", hash,
+        # session) or ("del", hash). Only hashes travel, never a token.
+        self.journal: list[tuple[str, bytes, Session | None]] = []
+        # When each session's use was last told to the others (hash -> time):
+        # every few minutes, not on every event.
+        self._told: dict[bytes, float] = {}
+        # Sessions ended here or elsewhere (hash -> when): a late "in use"
+        # from another node must not bring a revoked session back.
+        self._ended: dict[bytes, float] = {}
 
     def __repr__(self) -> str:
         return f"SessionStore(sessions={len(self._by_hash)})"
@@ -84,7 +93,7 @@ class SessionStore:
         csrf = new_secret()
         now = self._clock.now()
         digest = keyed_hash(self._key, token, _PURPOSE)
-        self._by_hash[digest] = Session(
+        session = self._by_hash[digest] = Session(
             staff_id=staff.id,
             username=staff.username,
             role=staff.role,
@@ -94,6 +103,8 @@ class SessionStore:
             created_at=now,
             last_seen=now,
         )
+        self.journal.append(("put", digest, session))
+        self._told[digest] = now
         return token, csrf
 
     def _expired(self, s: Session, now: float) -> bool:
@@ -112,6 +123,11 @@ class SessionStore:
             del self._by_hash[digest]
             return None
         session.last_seen = now
+        if now - self._told.get(digest, 0.0) >= self._idle_secs / 4:
+            # Other nodes expire it by their own copy's last_seen: tell them
+            # it is in use well before they would.
+            self._told[digest] = now
+            self.journal.append(("put", digest, session))
         return session
 
     def alive(self, token: str | None) -> bool:
@@ -123,13 +139,19 @@ class SessionStore:
 
     def revoke(self, token: str | None) -> bool:
         digest = self._hash(token)
-        return digest is not None and self._by_hash.pop(digest, None) is not None
+        if digest is None or self._by_hash.pop(digest, None) is None:
+            return False
+        self.journal.append(("del", digest, None))
+        self._ended[digest] = self._clock.now()
+        return True
 
     def revoke_staff(self, staff_id: int) -> int:
         """End every session of one staff member (disabled account, role change)."""
         doomed = [d for d, s in self._by_hash.items() if s.staff_id == staff_id]
         for d in doomed:
             del self._by_hash[d]
+            self.journal.append(("del", d, None))
+            self._ended[d] = self._clock.now()
         return len(doomed)
 
     def purge_expired(self) -> int:
@@ -138,7 +160,36 @@ class SessionStore:
         doomed = [d for d, s in self._by_hash.items() if self._expired(s, now)]
         for d in doomed:
             del self._by_hash[d]
+        for d in [d for d in self._told if d not in self._by_hash]:
+            del self._told[d]
+        for d in [d for d, at in self._ended.items() if now - at >= self._absolute_secs]:
+            del self._ended[d]
         return len(doomed)
+
+    def take_journal(self) -> list[tuple[str, bytes, Session | None]]:
+        taken, self.journal = self.journal, []
+        return taken
+
+    def apply_journal(self, changes: list[tuple[str, bytes, Session | None]]) -> None:
+        """Another node's changes. Idempotent: a put is the whole session, so
+        a newer one simply replaces it."""
+        for kind, digest, session in changes:
+            if kind == "put" and session is not None:
+                mine = self._by_hash.get(digest)
+                if digest in self._ended:
+                    continue
+                if mine is None or mine.last_seen <= session.last_seen:
+                    self._by_hash[digest] = Session(**{
+                        f: getattr(session, f) for f in Session.__slots__})
+            elif kind == "del":
+                self._by_hash.pop(digest, None)
+                self._ended[digest] = self._clock.now()
+
+    def snapshot(self) -> dict[bytes, Session]:
+        return dict(self._by_hash)
+
+    def restore(self, sessions: dict[bytes, Session]) -> None:
+        self._by_hash = dict(sessions)
 
     @staticmethod
     def check_csrf(session: Session, presented: str | None) -> None:

@@ -3,7 +3,7 @@ cell from being recovered through those sums (docs/statistics.md,
 "Suppression").
 
 Every start counts one cell in each of several dimensions (see
-``ConversationManager._count_profile``): a youth's start counts
+``count_profile`` in chatserver/domain/chat/profile.py): a youth's start counts
 ``contacts/youth`` and one value each of gender, age band, municipality and
 topic (``unsaid`` when not answered, so these sum exactly); a professional's
 start counts ``contacts/professional``, one profession and one workplace

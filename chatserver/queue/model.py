@@ -7,7 +7,6 @@ lane plus a dict from conversation id to its key), so claims stay flat from
 
 from __future__ import annotations
 
-import itertools
 from collections.abc import Iterator
 from dataclasses import dataclass
 
@@ -39,7 +38,7 @@ class WaitingQueue:
         # counsellor's languages in O(log n), not by walking the lane.
         self._tagged: dict[tuple[str, str], SortedList] = {}
         self._tags: dict[str, str] = {}
-        self._counter = itertools.count()
+        self._counter = 0  # an int, not itertools.count: a snapshot can hold it
 
     def __len__(self) -> int:
         return len(self._where)
@@ -52,7 +51,8 @@ class WaitingQueue:
         if conversation in self._where:
             raise ValueError("already queued")
         key = QueueKey(PRIORITY_URGENT if urgent else PRIORITY_NORMAL, arrived,
-                       next(self._counter), conversation)
+                       self._counter, conversation)
+        self._counter += 1
         self._lanes.setdefault(lane, SortedList()).add(key)
         self._where[conversation] = (lane, key)
         if tag is not None:

@@ -181,10 +181,14 @@ class PostgresStore(PostgresPartners, PostgresAuditCuts):
                     # inside the lock, as another node may have just applied it.
                     await con.execute("SELECT pg_advisory_xact_lock($1)", MIGRATE_LOCK)
                     if version == 0:
-                        await con.execute(
-                            "CREATE TABLE IF NOT EXISTS schema_migrations ("
-                            " version INTEGER PRIMARY KEY, name TEXT NOT NULL,"
-                            " applied_at TEXT NOT NULL)")
+                        # Looked up first: CREATE ... IF NOT EXISTS needs the
+                        # right to create even when the table is there, and the
+                        # runtime role of deploy/postgres/setup.sql has none.
+                        if await con.fetchval("SELECT to_regclass('schema_migrations')") is None:
+                            await con.execute(
+                                "CREATE TABLE schema_migrations ("
+                                " version INTEGER PRIMARY KEY, name TEXT NOT NULL,"
+                                " applied_at TEXT NOT NULL)")
                         continue
                     done = await con.fetchval(
                         "SELECT 1 FROM schema_migrations WHERE version = $1", version)

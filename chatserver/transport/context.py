@@ -31,6 +31,7 @@ if TYPE_CHECKING:
     from chatserver.domain.referrals import Directory
     from chatserver.domain.sessions import SessionStore
     from chatserver.domain.stats import StatsCounter
+    from chatserver.live import Live
     from chatserver.storage.base import Store
     from chatserver.transport.server import ChatSocketServer
 
@@ -73,9 +74,16 @@ class Context:
     conns: dict[str, ConnState] = field(default_factory=dict)
     ops_watchers: set[str] = field(default_factory=set)
     websockets_opened: int = 0  # WebSocket upgrades asked for since start (gc_policy)
+    # Audit entries that could not be written (metrics: an alert, since the
+    # chat goes on without them and only the log line says which action).
+    audit_append_failures: int = 0
     # Opened at start-up by the app's lifecycle; using them earlier is a bug
     # that fails loudly (AttributeError), never silently.
     store: Store = field(init=False)
+    # How state-changing calls reach the chat's state (chatserver/live/):
+    # ``chat`` above is this node's copy, read directly, changed only here.
+    live: Live = field(init=False)
+    _later: set[asyncio.Task[None]] = field(default_factory=set)  # held until done
     audit: AuditLog = field(init=False)
     partners: PartnerBank = field(init=False)  # the live partner directory
 
@@ -101,6 +109,7 @@ class Context:
                                         **entry.detail)
             except Exception:  # the chat must go on; the failure itself is logged
                 log.exception("audit append failed for action %s", entry.action)
+                self.audit_append_failures += 1
         if self.sio is None or not outcome.emits:
             return
         # Not ``sio.emit``: it encodes per call and, per recipient, makes a Task
@@ -136,6 +145,14 @@ class Context:
                 sent += 1
                 if slice_size and sent % slice_size == 0:
                     await asyncio.sleep(0)
+
+    def apply_later(self, outcome: Outcome) -> None:
+        """``apply`` in a task of its own (audit entries after an answer)."""
+        if not outcome.audits and not outcome.emits:
+            return
+        task = asyncio.ensure_future(self.apply(outcome))
+        self._later.add(task)
+        task.add_done_callback(self._later.discard)
 
     def staff_sids(self) -> list[str]:
         """The consoles connected now. socket.io keeps every namespace's

@@ -382,6 +382,8 @@ async def readyz(request: web.Request) -> web.Response:
     except Exception:
         log.warning("readiness check: database did not answer")
         return web.json_response({"ok": False, "error": "not_ready"}, status=503)
+    if not ctx.live.up():  # Redis out of reach, or the log not yet caught up
+        return web.json_response({"ok": False, "error": "not_ready"}, status=503)
     return web.json_response({"ok": True})
 
 
@@ -433,6 +435,9 @@ async def login(request: web.Request) -> web.Response:
     # Rotation: a login never reuses a session; one presented is revoked.
     token, csrf = ctx.sessions.create(
         staff, replacing=session_token(request.headers.get("Cookie", "")))
+    # Every node must know the session before the console connects (the
+    # balancer may send it to any node).
+    await ctx.live.sessions_changed()
     response = web.json_response({"ok": True, "csrf": csrf, "role": staff.role,
                                   "alias": staff.alias, "username": staff.username})
     response.set_cookie(SESSION_COOKIE, token, path="/", secure=True, httponly=True,
@@ -449,6 +454,7 @@ async def logout(request: web.Request) -> web.Response:
         raise SessionRequired()
     ctx.sessions.check_csrf(session, request.headers.get("X-CSRF-Token"))
     ctx.sessions.revoke(token)
+    await ctx.live.sessions_changed()
     await ctx.audit.record(session.username, "logout")
     response = web.json_response({"ok": True})
     response.del_cookie(SESSION_COOKIE, path="/", secure=True, httponly=True,

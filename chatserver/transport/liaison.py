@@ -38,7 +38,8 @@ class LiaisonNamespace(Namespace):
             wait = self.ctx.invite_addresses.hit(state.address_key)
             if wait > 0:
                 raise RateLimited({"retry_after_secs": max(1, round(wait))})
-        return self.ctx.chat.join(self.conn(sid), invite, kx_pk, mac)
+        return await self.ctx.live.call("join", self.conn(sid), invite, kx_pk, mac)
 
     async def leave(self, sid: str, state: ConnState, data: Any) -> Outcome:
-        return self.ctx.chat.liaison_leave(self.conn(sid), schemas.conversation_only(data))
+        return await self.ctx.live.call("liaison_leave", self.conn(sid),
+                                        schemas.conversation_only(data))

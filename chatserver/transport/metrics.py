@@ -51,6 +51,12 @@ class ChatCollector(Collector):
                                 value=ops["abandoned_today"])
         yield CounterMetricFamily("chat_messages_relayed", "Sends accepted since start",
                                   value=chat.relayed)
+        yield CounterMetricFamily("chatserver_audit_append_failures",
+                                  "Audit entries that could not be written since start",
+                                  value=self.ctx.audit_append_failures)
+        yield GaugeMetricFamily("chatserver_live_state_up",
+                                "1 when this node reaches the live state and has caught up "
+                                "(always 1 embedded)", value=int(self.ctx.live.up()))
         sio = self.ctx.sio
         yield CounterMetricFamily("chat_binary_packets_refused",
                                   "Connections closed for sending a binary packet",

@@ -75,7 +75,13 @@ class Namespace(socketio.AsyncNamespace):  # type: ignore[misc]  # socketio is u
         except Exception:
             log.exception("handler for %s failed", event if entry else "unknown event")
             return internal_reply()
-        await self.ctx.apply(outcome)
+        if self.ctx.live.replicated and not outcome.emits:
+            # Its events went out as the log was applied; the answer goes now,
+            # before the next command's events, and the audit entries right
+            # after it (recording them awaits the database).
+            self.ctx.apply_later(outcome)
+        else:
+            await self.ctx.apply(outcome)
         return {"ok": True, **outcome.reply}
 
     async def before(self, sid: str, state: ConnState, event: str) -> None:
@@ -96,19 +102,20 @@ class Namespace(socketio.AsyncNamespace):  # type: ignore[misc]  # socketio is u
 
     async def send(self, sid: str, state: ConnState, data: Any) -> Outcome:
         conv, epoch, seq, boxes = schemas.send(data, self.ctx.settings)
-        return self.ctx.chat.send(self.conn(sid), conv, epoch, seq, boxes)
+        return await self.ctx.live.call("send", self.conn(sid), conv, epoch, seq, boxes)
 
     async def delivered(self, sid: str, state: ConnState, data: Any) -> Outcome:
         conv, sender, seq = schemas.delivered(data)
-        return self.ctx.chat.delivered(self.conn(sid), conv, sender, seq)
+        return await self.ctx.live.call("delivered", self.conn(sid), conv, sender, seq)
 
     async def typing(self, sid: str, state: ConnState, data: Any) -> Outcome:
         conv, active = schemas.typing(data)
-        return self.ctx.chat.typing(self.conn(sid), conv, active)
+        return await self.ctx.live.call("typing", self.conn(sid), conv, active)
 
     async def resume(self, sid: str, state: ConnState, data: Any) -> Outcome:
         conv, member, secret = schemas.resume(data)
-        return self.ctx.chat.resume(self.conn(sid), conv, member, secret, staff=state.staff)
+        return await self.ctx.live.call("resume", self.conn(sid), conv, member, secret,
+                                        state.staff)
 
     def connect_anonymous(self, sid: str, environ: dict[str, Any],
                           limiter: AddressLimiter) -> None:
@@ -136,7 +143,7 @@ class Namespace(socketio.AsyncNamespace):  # type: ignore[misc]  # socketio is u
     async def on_disconnect(self, sid: str, *reason: Any) -> None:
         self.ctx.conns.pop(sid, None)
         self.ctx.ops_watchers.discard(sid)
-        await self.ctx.apply(self.ctx.chat.disconnect(self.conn(sid)))
+        await self.ctx.apply(await self.ctx.live.disconnect(self.conn(sid)))
 
 
 # What an anonymous connection's environ keeps after connect: engine.io and

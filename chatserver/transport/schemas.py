@@ -224,6 +224,11 @@ def claim(payload: Any) -> tuple[str, str, bool]:
     return conv_id(p["conversation"]), kx_public_key(p["kx_pk"]), offline_ok
 
 
+def reattach(payload: Any) -> tuple[str, str]:
+    p = obj(payload, frozenset({"conversation", "kx_pk"}))
+    return conv_id(p["conversation"]), kx_public_key(p["kx_pk"])
+
+
 def take_next(payload: Any) -> str:
     return kx_public_key(obj(payload, frozenset({"kx_pk"}))["kx_pk"])
 

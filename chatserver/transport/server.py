@@ -33,8 +33,15 @@ BINARY_PACKET_TYPES = ("5", "6")
 class ChatSocketServer(socketio.AsyncServer):  # type: ignore[misc]  # socketio is untyped
     def __init__(self, *args: Any, admission: Admission | None = None,
                  address_group_of: Callable[[dict[str, Any]], str | None] | None = None,
-                 **kwargs: Any) -> None:
+                 node_id: str = "", **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
+        if node_id:
+            # "<node_id>.<random>": a load balancer routes a long-polling
+            # request (``?sid=``) to the node that holds its session, with no
+            # cookie and no client address. socket.io's own sids come from the
+            # same generator, so they name their node too (chatserver/live/).
+            generate = self.eio.generate_id
+            self.eio.generate_id = lambda: f"{node_id}.{generate()}"
         self.binary_refused = 0  # connections closed for a binary packet (metrics)
         self.admission = admission
         # The handshake's address group, or None for a session that is not

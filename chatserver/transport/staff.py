@@ -14,7 +14,7 @@ from socketio.exceptions import ConnectionRefusedError as Refused
 
 from chatserver.domain import returning
 from chatserver.domain.clock import to_ms
-from chatserver.domain.events import Outcome
+from chatserver.domain.events import Emit, Outcome
 from chatserver.domain.model import StaffRef
 from chatserver.errors import ChatError, NotAllowed, SessionRequired, UnknownPartner
 from chatserver.transport import schemas
@@ -53,6 +53,7 @@ class StaffNamespace(Namespace):
         "tag": ("other", "tag"),
         "handover_key": ("other", "handover_key"),
         "queue_sync": ("other", "queue_sync"),
+        "reattach": ("other", "reattach"),
     }
 
     async def on_connect(self, sid: str, environ: dict[str, Any], auth: Any = None) -> None:
@@ -66,7 +67,8 @@ class StaffNamespace(Namespace):
         self.ctx.conns[sid] = state
         if staff.role == "counsellor":
             try:
-                await self.ctx.apply(self.ctx.chat.staff_connected(staff, self.conn(sid)))
+                await self.ctx.apply(await self.ctx.live.call("staff_connected", staff,
+                                                              self.conn(sid)))
             except BaseException:
                 # socket.io will not call on_disconnect for a connect that
                 # failed: forget the socket here, or its state stays forever.
@@ -128,23 +130,29 @@ class StaffNamespace(Namespace):
         return state.staff
 
     async def duty(self, sid: str, state: ConnState, data: Any) -> Outcome:
-        return self.ctx.chat.duty(self.staff(state), schemas.on_flag(data))
+        return await self.ctx.live.call("duty", self.staff(state), schemas.on_flag(data))
 
     async def claim(self, sid: str, state: ConnState, data: Any) -> Outcome:
         conv, kx_pk, offline_ok = schemas.claim(data)
-        return self.ctx.chat.claim(self.staff(state), self.conn(sid), conv, kx_pk, offline_ok)
+        return await self.ctx.live.call("claim", self.staff(state), self.conn(sid), conv, kx_pk,
+                                        offline_ok)
 
     async def take_next(self, sid: str, state: ConnState, data: Any) -> Outcome:
         kx_pk = schemas.take_next(data)
-        return self.ctx.chat.claim(self.staff(state), self.conn(sid), None, kx_pk)
+        return await self.ctx.live.call("claim", self.staff(state), self.conn(sid), None, kx_pk)
+
+    async def reattach(self, sid: str, state: ConnState, data: Any) -> Outcome:
+        conv, kx_pk = schemas.reattach(data)
+        return await self.ctx.live.call("reattach", self.staff(state), self.conn(sid), conv,
+                                        kx_pk)
 
     async def end(self, sid: str, state: ConnState, data: Any) -> Outcome:
         conv = schemas.conversation_only(data)
-        return self.ctx.chat.end(self.staff(state), self.conn(sid), conv)
+        return await self.ctx.live.call("end", self.staff(state), self.conn(sid), conv)
 
     async def queue_sync(self, sid: str, state: ConnState, data: Any) -> Outcome:
         schemas.obj(data, frozenset())  # exactly {}
-        return self.ctx.chat.queue_sync(self.staff(state), self.conn(sid))
+        return await self.ctx.live.call("queue_sync", self.staff(state), self.conn(sid))
 
     async def ops_watch(self, sid: str, state: ConnState, data: Any) -> Outcome:
         on = schemas.on_flag(data)
@@ -171,9 +179,11 @@ class StaffNamespace(Namespace):
         # Checked again: the youth may have gone while Argon2 ran.
         youth, _ = self.ctx.chat.return_target(staff, self.conn(sid), conv)
         out = Outcome(reply={"expires_at": to_ms(issued.expires_at)})
-        out.emit("return_code", {"conversation": conv, "passphrase": issued.passphrase,
-                                 "language": issued.language,
-                                 "expires_at": to_ms(issued.expires_at)}, (youth,))
+        # Not through the shared log: the youth may sit on another node, and
+        # the passphrase must never rest in Redis (chatserver/live/).
+        await self.ctx.live.direct(Emit("return_code", {
+            "conversation": conv, "passphrase": issued.passphrase,
+            "language": issued.language, "expires_at": to_ms(issued.expires_at)}, (youth,)))
         # Who issued one, and nothing the redemption could be joined on: no row
         # id, no conversation (docs/design/audit.md, "Returns leave no link").
         out.audit(staff.username, "return_issued")
@@ -185,28 +195,32 @@ class StaffNamespace(Namespace):
 
     async def transfer(self, sid: str, state: ConnState, data: Any) -> Outcome:
         conv, to, box = schemas.transfer(data, self.ctx.settings)
-        return self.ctx.chat.offer_transfer(self.staff(state), self.conn(sid), conv, to, box)
+        return await self.ctx.live.call("offer_transfer", self.staff(state), self.conn(sid),
+                                        conv, to, box)
 
     async def handover_key(self, sid: str, state: ConnState, data: Any) -> Outcome:
         kx_pk = schemas.take_next(data)  # the same shape: {kx_pk}
-        return self.ctx.chat.register_handover_key(self.staff(state), self.conn(sid), kx_pk)
+        return await self.ctx.live.call("register_handover_key", self.staff(state),
+                                        self.conn(sid), kx_pk)
 
     async def transfer_answer(self, sid: str, state: ConnState, data: Any) -> Outcome:
         conv, accept, kx_pk = schemas.transfer_answer(data)
-        return self.ctx.chat.answer_transfer(self.staff(state), self.conn(sid), conv, accept,
-                                             kx_pk)
+        return await self.ctx.live.call("answer_transfer", self.staff(state), self.conn(sid),
+                                        conv, accept, kx_pk)
 
     async def invite_create(self, sid: str, state: ConnState, data: Any) -> Outcome:
         conv, invite, role = schemas.invite_create(data)
-        return self.ctx.chat.create_invite(self.staff(state), self.conn(sid), conv, invite, role)
+        return await self.ctx.live.call("create_invite", self.staff(state), self.conn(sid), conv,
+                                        invite, role)
 
     async def admit(self, sid: str, state: ConnState, data: Any) -> Outcome:
         conv, request, accept = schemas.request_answer(data, "accept")
-        return self.ctx.chat.admit(self.staff(state), self.conn(sid), conv, request, accept)
+        return await self.ctx.live.call("admit", self.staff(state), self.conn(sid), conv,
+                                        request, accept)
 
     async def remove_member(self, sid: str, state: ConnState, data: Any) -> Outcome:
         conv, member = schemas.member_ref(data)
-        return self.ctx.chat.remove_member(self.conn(sid), conv, member)
+        return await self.ctx.live.call("remove_member", self.conn(sid), conv, member)
 
     async def partners(self, sid: str, state: ConnState, data: Any) -> Outcome:
         query, kind = schemas.partners(data)
@@ -222,8 +236,8 @@ class StaffNamespace(Namespace):
         partner = self.ctx.directory.get(code)
         if partner is None:
             raise UnknownPartner()
-        out = self.ctx.chat.refer(self.staff(state), self.conn(sid), conv, partner.code,
-                                  partner.kind)
+        out = await self.ctx.live.call("refer", self.staff(state), self.conn(sid), conv,
+                                       partner.code, partner.kind)
         # The card goes into the chat end to end, from the counsellor's page.
         out.reply["partner"] = partner.public()
         return out
@@ -231,7 +245,7 @@ class StaffNamespace(Namespace):
     async def tag(self, sid: str, state: ConnState, data: Any) -> Outcome:
         topics = tuple(self.ctx.settings.service.get("profile", {}).get("topics", ()))
         conv, reasons = schemas.tags(data, topics)
-        return self.ctx.chat.tag(self.staff(state), self.conn(sid), conv, reasons)
+        return await self.ctx.live.call("tag", self.staff(state), self.conn(sid), conv, reasons)
 
 
 def session_token(cookie_header: str) -> str | None:

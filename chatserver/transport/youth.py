@@ -70,11 +70,12 @@ class YouthNamespace(Namespace):
                 # from the address's start budget like any other start.
                 if state.address_key is not None:
                     _check_wait(self.ctx.addresses.hit(state.address_key))
-                return self.ctx.chat.start(conn, kx_pk, profile)  # raises NobodyOnDuty
+                # raises NobodyOnDuty
+                return await self.ctx.live.call("start", conn, kx_pk, profile)
             returning_to = (await self.redeem(state, secret)).staff_id
         elif state.address_key is not None:
             _check_wait(self.ctx.addresses.hit(state.address_key))
-        out = self.ctx.chat.start(conn, kx_pk, profile, returning_to=returning_to)
+        out = await self.ctx.live.call("start", conn, kx_pk, profile, returning_to)
         if returning_to is not None:
             # That a code was redeemed, and nothing that ties it to where it
             # was issued: no row id, no conversation (docs/design/audit.md,
@@ -104,23 +105,23 @@ class YouthNamespace(Namespace):
 
     async def choose(self, sid: str, state: ConnState, data: Any) -> Outcome:
         conv, wait = schemas.choose(data)
-        return self.ctx.chat.choose(self.conn(sid), conv, wait)
+        return await self.ctx.live.call("choose", self.conn(sid), conv, wait)
 
     async def consent(self, sid: str, state: ConnState, data: Any) -> Outcome:
         conv, request, accept = schemas.request_answer(data, "accept")
-        return self.ctx.chat.consent(self.conn(sid), conv, request, accept)
+        return await self.ctx.live.call("consent", self.conn(sid), conv, request, accept)
 
     async def remove_member(self, sid: str, state: ConnState, data: Any) -> Outcome:
         conv, member = schemas.member_ref(data)
-        return self.ctx.chat.remove_member(self.conn(sid), conv, member)
+        return await self.ctx.live.call("remove_member", self.conn(sid), conv, member)
 
     async def pause(self, sid: str, state: ConnState, data: Any) -> Outcome:
         conv, paused = schemas.pause(data)
-        return self.ctx.chat.pause(self.conn(sid), conv, paused)
+        return await self.ctx.live.call("pause", self.conn(sid), conv, paused)
 
     async def leave(self, sid: str, state: ConnState, data: Any) -> Outcome:
         conv, reason = schemas.leave(data)
-        return self.ctx.chat.leave(self.conn(sid), conv, reason)
+        return await self.ctx.live.call("leave", self.conn(sid), conv, reason)
 
 
 

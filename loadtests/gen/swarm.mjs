@@ -23,6 +23,18 @@ const ORIGIN = plan.origin || BASE;
 const DEFLATE = plan.deflate !== false;
 let deliveredEvery = plan.delivered_every || 1; // boxes per cumulative `delivered`
 const CONNECT_CONCURRENCY = plan.connect_concurrency || 100;
+// Several nodes (profile multinode, loadtests/multinode.py): every node's URL
+// and pid, n1 first; PLACEMENT says which node each client connects to:
+//   ''          every client on n1 (the other nodes only apply the log);
+//   'cross'     counsellor j on node j mod N, each youth on another node than
+//               the counsellor who claims her (relay: explicit claims);
+//   'alternate' counsellors and youths alternately over the nodes (the peak:
+//               who claims whom is the scenario's, so about 1 - 1/N cross).
+const NODES = plan.nodes || [{ name: 'n1', base: BASE, pid: plan.server_pid }];
+const PLACEMENT = plan.placement || '';
+const spread = (i) => (PLACEMENT ? i % NODES.length : 0);
+// Every server-side process (nodes, Redis): CPU seconds over each window.
+const PIDS = plan.pids || [{ name: 'server', pid: plan.server_pid }];
 const LOGIN_CONCURRENCY = plan.login_concurrency || 4;
 
 const now = () => performance.now();
@@ -60,6 +72,8 @@ const counters = {
   staff_queue_bytes: 0,
   staff_queue_snapshots: 0, // whole views (queue); the rest were changes (queue_delta)
   staff_queue_resyncs: 0, // queue_sync calls after a change that did not fit the view held
+  claims_placed: 0, // claims whose youth this generator holds (several nodes)
+  claims_cross_node: 0, // ... of which the youth is on another node than the counsellor
 };
 const errors = {}; // unexpected error codes -> count
 const refusals = {}; // expected refusals (already_claimed, queue_empty, at_capacity) -> count
@@ -97,8 +111,17 @@ const startHist = new Histogram();
 const sendAckHist = new Histogram();
 let windowReceived = 0;
 
-function openWindow() { relayWindow = new Histogram(); windowReceived = 0; windowStart = now(); windowOpen = true; }
-function closeWindow() { windowOpen = false; return { hist: relayWindow, secs: (now() - windowStart) / 1000, received: windowReceived }; }
+let windowCpu = {};
+function openWindow() { relayWindow = new Histogram(); windowReceived = 0; windowCpu = cpuByProcess(); windowStart = now(); windowOpen = true; }
+function closeWindow() {
+  windowOpen = false;
+  const secs = (now() - windowStart) / 1000;
+  const cpu1 = cpuByProcess();
+  // CPU seconds each server-side process spent in the window (null: it died)
+  const cpu = {};
+  for (const [k, v] of Object.entries(cpu1)) cpu[k] = v === null || windowCpu[k] === null ? null : Math.round((v - windowCpu[k]) * 100) / 100;
+  return { hist: relayWindow, secs, received: windowReceived, cpu };
+}
 
 // ---------------------------------------------------------------- /proc sampling
 
@@ -140,6 +163,9 @@ loopDelay.enable();
 function sample() {
   const t = now();
   const s = readProc(plan.server_pid);
+  // With several server-side processes (nodes, Redis), their sum: the
+  // noise table then counts only other people's work as foreign.
+  if (plan.pids) s.cpu = PIDS.reduce((a, p) => a + readProc(p.pid).cpu, 0);
   const g = process.cpuUsage();
   const gcpu = (g.user + g.system) / 1e6;
   const cores = readCores();
@@ -153,7 +179,7 @@ function sample() {
     timeline.push({
       core_busy_pct: busy,
       t: Math.round((t - t0) / 100) / 10,
-      server_cpu_pct: Math.round((100 * (s.cpu - lastSample.cpu)) / dt),
+      server_cpu_pct: Math.max(0, Math.round((100 * (s.cpu - lastSample.cpu)) / dt)),
       gen_cpu_pct: Math.round((100 * (gcpu - lastSample.gcpu)) / dt),
       server_rss_mb: Math.round(s.rssKb / 102.4) / 10,
       connections: connCount,
@@ -166,6 +192,11 @@ const sampler = setInterval(sample, 1000);
 sample();
 
 function rssKb() { return readProc(plan.server_pid).rssKb; }
+function cpuByProcess() {
+  const out = {};
+  for (const p of PIDS) out[p.name] = fs.existsSync(`/proc/${p.pid}`) ? readProc(p.pid).cpu : null;
+  return out;
+}
 function cpuSecs() { return readProc(plan.server_pid).cpu; }
 
 // ---------------------------------------------------------------- ciphertext pool
@@ -260,11 +291,12 @@ function onBox(conn, d) {
       // replay rule drops it, so for the person it is lost.
       counters.arrived_late_dropped += 1;
     } else if (ep.reconnected && seq > ep.deliveredAck) counters.redelivered += 1;
-    else counters.duplicated += 1;
+    else { counters.duplicated += 1; noteOddBox('duplicated', ep, d); }
     return;
   }
   if (seq > ep.lastRecv + 1) {
     counters.out_of_order += 1;
+    noteOddBox('out_of_order', ep, d);
     if (!ep.missing) ep.missing = new Set();
     for (let k = ep.lastRecv + 1; k < seq && ep.missing.size < 10000; k++) ep.missing.add(k);
   }
@@ -321,6 +353,18 @@ function account(ep, atEnd = false, ended = false) {
   }
 }
 const lostExamples = [];
+// What the receiver knew when a box came twice or skipped ahead (no content:
+// roles, seqs, nodes, ages), for whoever hunts the cause.
+const oddBoxes = [];
+function noteOddBox(kind, ep, d) {
+  if (oddBoxes.length >= 10) return;
+  const sender = endpoints.get(d.from);
+  oddBoxes.push({
+    kind, to_role: ep.role, seq: d.seq, last_received: ep.lastRecv, delivered_acked: ep.deliveredAck,
+    epoch: ep.epoch, box_epoch: d.epoch, receiver_node: ep.conn.node, sender_node: sender ? sender.conn.node : null,
+    sender_acked: sender ? sender.acked : null, t_secs: Math.round((now() - t0) / 100) / 10,
+  });
+}
 
 // Wait until every accepted box has arrived. An overloaded server may hold a
 // long backlog: keep waiting while deliveries still progress (up to
@@ -349,9 +393,11 @@ async function drain(maxMs) {
 
 // ---------------------------------------------------------------- clients
 
-function makeConn(ns, headers) {
+function makeConn(ns, headers, node = 0) {
   const Cls = STACK === 'bare' ? BareConn : SioConn;
-  return new Cls(BASE, ns, { Origin: ORIGIN, ...headers }, stats, DEFLATE);
+  const conn = new Cls(NODES[node].base, ns, { Origin: ORIGIN, ...headers }, stats, DEFLATE);
+  conn.node = node;
+  return conn;
 }
 
 async function pool(items, concurrency, fn) {
@@ -368,7 +414,7 @@ async function pool(items, concurrency, fn) {
 }
 
 class Youth {
-  constructor() { this.conn = null; this.ep = null; this.conv = null; this.member = null; this.resume = null; this.state = 'new'; this.onEnded = null; this.onStateChange = null; }
+  constructor(node = 0) { this.node = node; this.conn = null; this.ep = null; this.conv = null; this.member = null; this.resume = null; this.state = 'new'; this.onEnded = null; this.onStateChange = null; }
 
   setState(state) {
     if (state === this.state) return;
@@ -379,7 +425,7 @@ class Youth {
   }
 
   async connect() {
-    this.conn = makeConn('/youth', {});
+    this.conn = makeConn('/youth', {}, this.node);
     const err = await this.conn.open();
     if (err) { counters.connect_failures += 1; noteError(`connect:${err}`); return false; }
     connCount += 1;
@@ -431,11 +477,11 @@ class Youth {
 }
 
 class Counsellor {
-  constructor(account) { this.account = account; this.conn = null; this.cookie = null; this.eps = new Map(); this.snapshot = []; this.v = null; this.syncing = false; this.capacity = plan.capacity || 3; this.busy = false; }
+  constructor(account, node = 0) { this.node = node; this.account = account; this.conn = null; this.cookie = null; this.eps = new Map(); this.snapshot = []; this.v = null; this.syncing = false; this.capacity = plan.capacity || 3; this.busy = false; }
 
   async connect() {
-    if (STACK === 'chat' && !this.cookie) this.cookie = await login(BASE, ORIGIN, this.account);
-    this.conn = makeConn('/staff', this.cookie ? { Cookie: this.cookie } : {});
+    if (STACK === 'chat' && !this.cookie) this.cookie = await login(NODES[this.node].base, ORIGIN, this.account);
+    this.conn = makeConn('/staff', this.cookie ? { Cookie: this.cookie } : {}, this.node);
     const err = await this.conn.open();
     if (err) { counters.connect_failures += 1; noteError(`connect:${err}`); return false; }
     connCount += 1;
@@ -476,6 +522,8 @@ class Counsellor {
     const youth = r.members.find((m) => m.role === 'youth');
     const ep = new Endpoint(this.conn, r.conversation, r.member, 'counsellor');
     ep.peer = youth.member; ep.epoch = r.epoch; ep.ready = true; ep.resume = r.resume;
+    const yEp = endpoints.get(youth.member);
+    if (yEp) { counters.claims_placed += 1; if (yEp.conn.node !== this.conn.node) counters.claims_cross_node += 1; }
     this.eps.set(r.conversation, ep);
     endpoints.set(r.member, ep);
     return ep;
@@ -511,7 +559,7 @@ function nextAccount() {
 }
 
 async function openCounsellors(n) {
-  const list = Array.from({ length: n }, () => new Counsellor(nextAccount()));
+  const list = Array.from({ length: n }, (_, i) => new Counsellor(nextAccount(), spread(i)));
   const conc = STACK === 'chat' ? LOGIN_CONCURRENCY : CONNECT_CONCURRENCY;
   const ok = await pool(list, conc, async (c) => {
     try { return await c.connect(); } catch (e) { noteError(`login:${e.message.split(':').pop().trim()}`); return false; }
@@ -519,8 +567,9 @@ async function openCounsellors(n) {
   return list.filter((_, i) => ok[i]);
 }
 
+let youthsOpened = 0;
 async function openYouths(n) {
-  const list = Array.from({ length: n }, () => new Youth());
+  const list = Array.from({ length: n }, () => new Youth(spread(youthsOpened++)));
   const ok = await pool(list, CONNECT_CONCURRENCY, (y) => y.connect());
   return list.filter((_, i) => ok[i]);
 }
@@ -538,6 +587,19 @@ async function pairUp(youths, counsellors) {
     return;
   }
   await pool(youths, CONNECT_CONCURRENCY, (y) => y.start());
+  if (PLACEMENT === 'cross') {
+    // Each counsellor claims waiting youths held by another node by name;
+    // whoever is left (an odd count) is taken from the queue's head below.
+    const free = new Map();
+    for (const y of youths) if (y.ep) { if (!free.has(y.node)) free.set(y.node, []); free.get(y.node).push(y); }
+    await pool(counsellors, 50, async (c) => {
+      while (c.eps.size < c.capacity) {
+        const other = [...free.keys()].find((k) => k !== c.node && free.get(k).length);
+        if (other === undefined) break;
+        await c.claim(free.get(other).shift().conv);
+      }
+    });
+  }
   // Counsellors take from the head of the queue until full or the queue is empty.
   await pool(counsellors, 50, async (c) => {
     while (c.eps.size < c.capacity) {
@@ -587,6 +649,7 @@ async function ratePhase(eps, intervalFn, warmupS, windowS) {
     relayed_per_s: Math.round(w.received / w.secs),
     latency: w.hist.summary(true),
     server_cpu_pct: Math.round((100 * (cpu1 - cpu0)) / w.secs),
+    received: w.received, cpu_secs_by_process: w.cpu,
   };
 }
 
@@ -612,6 +675,7 @@ async function saturatePhase(eps, warmupS, windowS) {
     latency: w.hist.summary(false),
     server_cpu_pct: Math.round((100 * (cpu1 - cpu0)) / w.secs),
     gen_cpu_pct: Math.round((100 * (g1.user + g1.system) / 1e6) / w.secs),
+    received: w.received, cpu_secs_by_process: w.cpu,
   };
 }
 
@@ -643,6 +707,7 @@ async function scenarioRelay() {
     rss_mb: { before: rss0 / 1024, counsellors: rss1 / 1024, youths_connected: rss2 / 1024, paired: rss3 / 1024 },
     rss_per_idle_youth_kb: Math.round(((rss2 - rss1) / Math.max(1, youths.length)) * 10) / 10,
     rss_per_paired_youth_kb: Math.round(((rss3 - rss1) / Math.max(1, youths.length)) * 10) / 10,
+    cross_node_conversations: crossNode(youths),
   };
   if (plan.latency) {
     // Offered load per *connection*, whatever the topology: "1 msg/s per pair"
@@ -658,6 +723,108 @@ async function scenarioRelay() {
     out.saturate = await saturatePhase(eps, plan.saturate.warmup_secs, plan.saturate.window_secs);
   }
   return out;
+}
+
+// Conversations whose youth and counsellor are connected to different nodes.
+function crossNode(youths) {
+  return youths.filter((y) => {
+    const peer = y.ep && y.ep.ready && endpoints.get(y.ep.peer);
+    return peer && peer.conn.node !== y.conn.node;
+  }).length;
+}
+
+// kill -9 of one node under load (several nodes, placement 'cross'): the
+// conversations chat at a steady rate; after the warm-up the node
+// `plan.kill_node` (an index into NODES) is killed. Its clients see their
+// connections fail, reconnect to a surviving node after a random pause of up
+// to `reconnect_within_secs` (a browser's backoff) and resume every
+// conversation. A conversation is whole again when its member on the killed
+// node is back and each side has every box the other had been acknowledged
+// before the kill.
+async function scenarioFailover() {
+  const { nCouns, nYouth } = topology(plan.connections, plan.capacity);
+  const counsellors = await openCounsellors(nCouns);
+  const youths = await openYouths(nYouth);
+  await pairUp(youths, counsellors);
+  const crossConvs = crossNode(youths);
+  const eps = () => [...endpoints.values()].filter((e) => e.ready);
+  const interval = () => uniform(plan.interval_min_secs, plan.interval_max_secs) * 1000;
+  startRate(eps(), interval);
+  await sleep(plan.warmup_secs * 1000);
+  const dead = plan.kill_node;
+  const alive = NODES.map((_, i) => i).filter((i) => i !== dead);
+  const convs = youths.filter((y) => y.ep && y.ep.ready).map((y) => ({ y: y.ep, c: endpoints.get(y.ep.peer), wholeAt: 0 }));
+  const resumeHist = new Histogram();
+  let resumeFailures = 0;
+  let reconnects = 0;
+  const tKill = now();
+  for (const ep of endpoints.values()) {
+    ep.seqAtDrop = ep.acked;
+    if (ep.conn.node === dead) { ep.ready = false; ep.conn.dropping = true; } else ep.resumedAt = tKill;
+  }
+  log(`failover: kill -9 ${NODES[dead].name} holding ${[...endpoints.values()].filter((e) => e.conn.node === dead).length} conversation ends`);
+  process.kill(NODES[dead].pid, 'SIGKILL');
+
+  // Reconnect to a surviving node (tried again if it refuses) and resume.
+  async function reopen(ns, headers, onEvent) {
+    await sleep(Math.random() * plan.reconnect_within_secs * 1000);
+    for (let attempt = 0; attempt < 10; attempt++) {
+      const c = makeConn(ns, headers, alive[Math.floor(Math.random() * alive.length)]);
+      const err = await c.open();
+      if (!err) {
+        connCount += 1; reconnects += 1;
+        c.onEvent = onEvent;
+        c.onClose = (deliberate) => { connCount -= 1; if (!deliberate) counters.unexpected_disconnects += 1; };
+        return c;
+      }
+      await sleep(500);
+    }
+    noteError('reconnect:failed');
+    return null;
+  }
+  async function resume(conn, ep) {
+    const t = now();
+    const r = await conn.call('resume', { conversation: ep.conv, member: ep.member, resume: ep.resume });
+    if (!noteReply('resume', r)) { resumeFailures += 1; return; }
+    resumeHist.add(now() - t);
+    const me = r.members.find((m) => m.member === ep.member);
+    if (me) setAcked(ep, me.seq);
+    ep.epoch = r.epoch;
+    ep.ready = true;
+    ep.resumedAt = now();
+    if (ep.due) sendOne(ep);
+  }
+  const waitClosed = async (conn) => { while (!conn.closed) await sleep(20); };
+  const youthJobs = youths.filter((y) => y.ep && y.conn.node === dead).map(async (y) => {
+    await waitClosed(y.conn);
+    const conn = await reopen('/youth', {}, (ev, d) => y.onEvent(ev, d));
+    if (!conn) return;
+    y.conn = conn; y.ep.conn = conn; y.ep.inflight = false; y.ep.reconnected = true;
+    await resume(conn, y.ep);
+  });
+  const staffJobs = counsellors.filter((c) => c.conn.node === dead).map(async (c) => {
+    await waitClosed(c.conn);
+    const conn = await reopen('/staff', { Cookie: c.cookie }, (ev, d) => c.onEvent(ev, d));
+    if (!conn) return;
+    c.conn = conn;
+    for (const ep of c.eps.values()) { ep.conn = conn; ep.inflight = false; ep.reconnected = true; }
+    await Promise.all([...c.eps.values()].map((ep) => resume(conn, ep)));
+    noteReply('duty', await conn.call('duty', { on: true }));
+  });
+  const watcher = watchWhole(convs, tKill, plan.max_wait_secs);
+  await Promise.all([...youthJobs, ...staffJobs]);
+  const { whole, wholeTimes, allWholeMs } = await watcher;
+  log(`failover: ${whole}/${convs.length} conversations whole again${allWholeMs ? ` after ${Math.round(allWholeMs)} ms` : ''}`);
+  await sleep(plan.after_secs * 1000);
+  stopAll([...endpoints.values()]);
+  await drain(20000);
+  return {
+    connections: youths.length + counsellors.length, conversations: convs.length,
+    cross_node_conversations: crossConvs, killed: NODES[dead].name, reconnects,
+    whole_again: whole, all_whole_after_ms: allWholeMs ? Math.round(allWholeMs) : null,
+    whole_after: wholeTimes.summary(false), resume_call: resumeHist.summary(false),
+    resume_failures: resumeFailures,
+  };
 }
 
 // Capacity ramp: add connections in steps, fixed per-member rate, until p99 >
@@ -715,7 +882,6 @@ async function scenarioStorm() {
   const tStorm = now();
   const resumeHist = new Histogram();
   let resumeFailures = 0;
-  let whole = 0;
   const convs = youths.filter((y) => y.ep && y.ep.ready).map((y) => ({ y: y.ep, c: endpoints.get(y.ep.peer), wholeAt: 0 }));
 
   async function reconnect(ep, reopen) {
@@ -782,26 +948,9 @@ async function scenarioStorm() {
     }));
     noteReply('duty', await conn.call('duty', { on: true }));
   });
-  // A conversation is whole again when both ends are back and each has every
-  // box its peer had sent before the peer dropped.
-  const watcher = (async () => {
-    const deadline = tStorm + plan.max_wait_secs * 1000;
-    while (now() < deadline) {
-      whole = 0;
-      for (const cv of convs) {
-        if (!cv.wholeAt && cv.y.resumedAt && cv.c.resumedAt &&
-            cv.y.lastRecv >= cv.c.seqAtDrop && cv.c.lastRecv >= cv.y.seqAtDrop) cv.wholeAt = now();
-        if (cv.wholeAt) whole += 1;
-      }
-      if (whole === convs.length) break;
-      await sleep(50);
-    }
-  })();
+  const watcher = watchWhole(convs, tStorm, plan.max_wait_secs);
   await Promise.all([...youthJobs, ...staffJobs]);
-  await watcher;
-  const wholeTimes = new Histogram();
-  for (const cv of convs) if (cv.wholeAt) wholeTimes.add(cv.wholeAt - tStorm);
-  const allWholeMs = whole === convs.length ? Math.max(...convs.map((cv) => cv.wholeAt - tStorm)) : null;
+  const { whole, wholeTimes, allWholeMs } = await watcher;
   // keep chatting a little after the storm, then stop and check nothing was lost
   await sleep(plan.after_secs * 1000);
   stopAll([...endpoints.values()]);
@@ -812,6 +961,29 @@ async function scenarioStorm() {
     whole_after: wholeTimes.summary(false), resume_call: resumeHist.summary(false),
     resume_failures: resumeFailures,
   };
+}
+
+
+// A conversation is whole again when both ends are back and each has every
+// box its peer had sent before the peer dropped (a storm, a killed node).
+// Watches until all are or the wait runs out, then says how long each took.
+async function watchWhole(convs, t0, maxWaitSecs) {
+  const deadline = t0 + maxWaitSecs * 1000;
+  let whole = 0;
+  while (now() < deadline) {
+    whole = 0;
+    for (const cv of convs) {
+      if (!cv.wholeAt && cv.y.resumedAt && cv.c.resumedAt &&
+          cv.y.lastRecv >= cv.c.seqAtDrop && cv.c.lastRecv >= cv.y.seqAtDrop) cv.wholeAt = now();
+      if (cv.wholeAt) whole += 1;
+    }
+    if (whole === convs.length) break;
+    await sleep(50);
+  }
+  const wholeTimes = new Histogram();
+  for (const cv of convs) if (cv.wholeAt) wholeTimes.add(cv.wholeAt - t0);
+  const allWholeMs = whole === convs.length ? Math.max(...convs.map((cv) => cv.wholeAt - t0)) : null;
+  return { whole, wholeTimes, allWholeMs };
 }
 
 // Claim latency against the number of waiting youths.
@@ -898,7 +1070,7 @@ async function scenarioPeak() {
   }
 
   async function youthLife() {
-    const y = new Youth();
+    const y = new Youth(spread(youthsOpened++));
     if (!(await y.connect())) return;
     youths.add(y);
     arrivals += 1;
@@ -1044,13 +1216,15 @@ async function scenarioPeak() {
       staff_resyncs: q1.staff_queue_resyncs - q0.staff_queue_resyncs,
     },
     server_cpu_pct: Math.round((100 * (cpu1 - cpu0)) / secs),
+    received: w.received, cpu_secs_by_process: w.cpu,
+    claims_cross_node: counters.claims_cross_node, claims_placed: counters.claims_placed,
     rss_mb: { staff_only: rssStaff / 1024, ramped: rssRamped / 1024, end: rssKb() / 1024 },
   };
 }
 
 // ---------------------------------------------------------------- main
 
-const SCENARIOS = { relay: scenarioRelay, ramp: scenarioRamp, storm: scenarioStorm, claims: scenarioClaims, peak: scenarioPeak };
+const SCENARIOS = { failover: scenarioFailover, relay: scenarioRelay, ramp: scenarioRamp, storm: scenarioStorm, claims: scenarioClaims, peak: scenarioPeak };
 
 async function main() {
   const fn = SCENARIOS[plan.scenario];
@@ -1091,7 +1265,7 @@ async function main() {
       redelivered_after_reconnect: counters.redelivered, stray: counters.stray,
     },
     errors, refusals,
-    counters, lost_examples: lostExamples,
+    counters, lost_examples: lostExamples, odd_boxes: oddBoxes,
     ws: stats,
     relay_all: relayAll.summary(false),
     send_ack: sendAckHist.summary(false),

@@ -52,9 +52,10 @@ def test_every_asset_has_matching_sri_and_a_neutral_name(dist: None) -> None:
             assert re.fullmatch(r"assets/[0-9a-f]{20}\.(js|css)", path), path
         assert '<script type="module" src="/assets/' in html
         # The CSP allows no inline script or style and no other origin; the
-        # youth page's early quick exit is the one inline script, by its hash.
+        # youth page's early quick exit and early socket are its two inline
+        # scripts, by their hashes.
         inline = re.findall(r"<script>(.*?)</script>", html, re.S)
-        assert len(inline) == (1 if page == "index.html" else 0), page
+        assert len(inline) == (2 if page == "index.html" else 0), page
         assert len(re.findall(r"<script", html)) == len(inline) + 1, page
         styles = re.findall(r"<style>(.*?)</style>", html, re.S)
         assert len(styles) == (1 if youth else 0), page
@@ -286,19 +287,23 @@ def _csp_hash(script: str) -> str:
 
 def test_the_early_quick_exit_is_inline_in_head_and_its_hash_is_published(dist: None) -> None:
     """The youth page's quick exit works from the first bytes of HTML: an
-    inline script in <head>, before the stylesheet (a classic script waits for
-    stylesheets above it) and the bundle. The manifest publishes its CSP hash
-    for the server; no other page has one."""
+    inline script in <head>, the first script, before the stylesheet (a classic
+    script waits for stylesheets above it) and the bundle. Right behind it the
+    early socket (opened while the bundle downloads). The manifest publishes
+    both CSP hashes for the server; no other page has one."""
     html = (DIST / "index.html").read_text(encoding="utf-8")
     head = html.split("</head>", 1)[0]
-    script = re.search(r"<script>(.*?)</script>", head, re.S)
-    assert script is not None
+    scripts = re.findall(r"<script>(.*?)</script>", head, re.S)
+    assert len(scripts) == 2
+    exit_script, socket_script = scripts
     assert head.index("<script>") < head.index("<style>") < head.index('<script type="module"')
-    assert "location.replace(" in script.group(1) and "location.href" not in script.group(1)
+    assert "location.replace(" in exit_script and "location.href" not in exit_script
+    assert "new WebSocket(" in socket_script and "WebSocket" not in exit_script
     manifest = json.loads((DIST / "manifest.json").read_text(encoding="utf-8"))
     # ... for the youth page in every language it is written in, and no other page.
     youth = set(manifest["page_variants"]["index.html"].values())
-    assert manifest["csp_script_hashes"] == {name: [_csp_hash(script.group(1))] for name in youth}
+    assert manifest["csp_script_hashes"] == {
+        name: [_csp_hash(exit_script), _csp_hash(socket_script)] for name in youth}
 
 
 def test_the_build_refuses_any_other_inline_script(tmp_path: Path) -> None:

@@ -126,6 +126,21 @@ window.__frames = [];
 """
 
 
+# Resolves to scrollY once it is at least `least` and unchanged for 20 frames.
+SETTLED_SCROLL = """least => new Promise(done => {
+    let last = -1, same = 0;
+    (function look() {
+        if (scrollY >= least && scrollY === last) {
+            if (++same >= 20) return done(scrollY);
+        } else {
+            same = 0;
+            last = scrollY;
+        }
+        requestAnimationFrame(look);
+    })();
+})"""
+
+
 async def test_the_script_takes_over_without_a_flash_and_the_switch_works(
         browser: Any, chat_server: ChatServer) -> None:
     ctx = await browser.new_context(viewport=PHONE, locale="en-GB")
@@ -147,9 +162,12 @@ async def test_the_script_takes_over_without_a_flash_and_the_switch_works(
         # script is still away.
         await page.click("main details > summary")
         assert await page.eval_on_selector("main details", "d => d.open")
+        # Opening it may scroll, and a wheel turn lands in a later frame: read
+        # the position only once it has stayed put for a while, before and
+        # after the turn.
+        before = await page.evaluate(SETTLED_SCROLL, 0)
         await page.mouse.wheel(0, 300)
-        await page.wait_for_function("() => scrollY >= 300")
-        y = await page.evaluate("scrollY")
+        y = await page.evaluate(SETTLED_SCROLL, before + 300)
         release.set()
         await page.wait_for_selector("main[data-screen=safety] #go-on:not([disabled])",
                                      timeout=TIMEOUT_MS)

@@ -44,6 +44,11 @@ async def _admin() -> asyncpg.Connection:
         pytest.skip(message)
 
 
+async def require_server() -> None:
+    """Skip (fail under CI=true) unless the server at ADMIN_URL answers."""
+    await (await _admin()).close()
+
+
 def database_url(name: str) -> str:
     """The URL of database ``name`` on the admin URL's server, as its user."""
     base, _, _ = ADMIN_URL.rpartition("/")

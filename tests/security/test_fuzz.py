@@ -95,6 +95,7 @@ STAFF_EVENTS: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
     "ops_watch": (("on",), ()),
     "handover_key": (("kx_pk",), ()),
     "queue_sync": ((), ()),
+    "reattach": (("conversation", "kx_pk"), ()),
 }
 LIAISON_EVENTS: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
     "join": (("invite", "kx_pk", "mac"), ()),
@@ -118,7 +119,8 @@ WHO = {"/youth": st.sampled_from(["youth", "youth", "stateless"]),
 OK_ALLOWED = {
     "stateless": {"status", "start"},
     "youth": {"status", "send", "delivered", "typing", "pause", "leave"},
-    "counsellor": {"duty", "send", "delivered", "typing", "end", "handover_key", "queue_sync"},
+    "counsellor": {"duty", "send", "delivered", "typing", "end", "handover_key", "queue_sync",
+                   "reattach"},
     "operator": {"ops_watch"},
     "liaison": set(),  # nothing succeeds without an invite's secret
 }
@@ -127,7 +129,9 @@ OK_SHAPE: dict[str, tuple[set[str], set[str]]] = {
     "status": ({"ok", "open", "hours", "alternatives", "emergency", "profile"}, set()),
     "start": ({"ok", "conversation", "member", "resume", "position", "eta_secs"}, set()),
     "resume": ({"ok", "state", "role", "epoch", "members"},
-               {"position", "eta_secs", "youth_online"}),
+               {"position", "eta_secs", "youth_online", "counsellor_online"}),
+    "reattach": ({"ok", "conversation", "member", "resume", "state", "pseudonym", "epoch",
+                  "members", "seq", "youth_online"}, set()),
     "send": ({"ok", "seq"}, set()),
     "delivered": ({"ok"}, set()),
     "typing": ({"ok"}, set()),

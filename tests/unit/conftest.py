@@ -6,12 +6,16 @@ can also see what ``SqliteStore.open`` creates (modes, no stray files).
 ``backend`` is the store contract's fixture: parametrized over ``sqlite``
 and ``postgresql`` (a fresh database per test, tests/helpers/postgres.py).
 Its ``open()`` opens one more store on the same database, as another
-process or another node would."""
+process or another node would.
+
+``make_chat`` is the live state's: the domain tests get a ChatService in
+memory, and the same interface through a real Redis log with two replicas
+(tests/helpers/replicated_chat.py) — one contract, the same assertions."""
 
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -19,10 +23,14 @@ from typing import Any
 import asyncpg
 import pytest
 
-from chatserver.domain.clock import FakeClock
+from chatserver.domain.clock import Clock, FakeClock
+from chatserver.domain.conversations import ChatService, StatsSink
+from chatserver.settings import Settings
 from chatserver.storage.postgres import PostgresStore
 from chatserver.storage.sqlite import SqliteStore
 from tests.helpers.postgres import fresh_database
+from tests.helpers.redis_server import RedisServer, redis_server
+from tests.helpers.replicated_chat import ReplicatedChat
 
 
 @pytest.fixture
@@ -63,3 +71,33 @@ async def backend(request: pytest.FixtureRequest, db_path: Path) -> AsyncIterato
 async def any_store(backend: Backend) -> AsyncIterator[Any]:
     async with backend.open() as s:
         yield s
+
+
+@pytest.fixture(scope="module")
+def private_redis() -> Iterator[RedisServer]:
+    with redis_server() as server:
+        yield server
+
+
+@pytest.fixture(params=["memory", "redis"])
+def make_chat(request: pytest.FixtureRequest, settings: Settings
+              ) -> Iterator[Callable[..., Any]]:
+    """``make_chat(clock, stats=None, settings=None)``: a ChatService, or its
+    replicated twin (``settings`` defaults to the fixture's)."""
+    if request.param == "memory":
+        yield lambda clock, stats=None, settings_=None: ChatService(
+            settings_ or settings, clock, stats=stats)
+        return
+    server: RedisServer = request.getfixturevalue("private_redis")
+    made: list[ReplicatedChat] = []
+
+    def make(clock: Clock, stats: StatsSink | None = None,
+             settings_: Settings | None = None) -> ReplicatedChat:
+        with server.admin() as r:
+            r.flushall()  # a new deployment's log for every test
+        chat = ReplicatedChat(settings_ or settings, clock, stats, server.url, server.password)
+        made.append(chat)
+        return chat
+    yield make
+    for chat in made:
+        chat.close()

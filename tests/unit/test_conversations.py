@@ -1,15 +1,18 @@
-"""Domain tests for the conversation service: memory only, a fake clock."""
+"""Domain tests for the conversation service, a fake clock: in memory, and the
+same tests through a real Redis log with two replicas (tests/unit/conftest.py)."""
 
 from __future__ import annotations
 
 import os
 from dataclasses import replace
+from typing import Any
 
 import pytest
 
 from chatserver import errors
 from chatserver.crypto.tokens import b64e
 from chatserver.domain import conversations
+from chatserver.domain.chat import rounds as queue_round
 from chatserver.domain.clock import FakeClock
 from chatserver.domain.conversations import STAFF_NS, YOUTH_NS, ChatService, StartProfile
 from chatserver.domain.events import Conn, Outcome
@@ -45,10 +48,11 @@ def staff(n: int, capacity: int = 3) -> StaffRef:
 
 
 class World:
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, make_chat: Any) -> None:
         self.clock = FakeClock()
         self.sink = Sink()
-        self.chat = ChatService(settings, self.clock, stats=self.sink)
+        # A ChatService, or the same rules behind a Redis log (conftest.py).
+        self.chat: ChatService = make_chat(self.clock, self.sink, settings)
         self.settings = settings
 
     def counsellor(self, n: int, capacity: int = 3, on: bool = True) -> tuple[StaffRef, Conn]:
@@ -71,8 +75,8 @@ class World:
 
 
 @pytest.fixture
-def world(settings: Settings) -> World:
-    return World(settings)
+def world(settings: Settings, make_chat: Any) -> World:
+    return World(settings, make_chat)
 
 
 def events(out: Outcome, name: str) -> list[tuple[Conn, dict[str, object]]]:
@@ -196,10 +200,10 @@ def test_alone_in_queue_cannot_send(world: World) -> None:
         world.chat.send(yconn, str(y["conversation"]), 0, 1, [])
 
 
-def test_backlog_is_bounded(settings: Settings) -> None:
+def test_backlog_is_bounded(settings: Settings, make_chat: Any) -> None:
     import dataclasses
 
-    world = World(dataclasses.replace(settings, backlog_max_boxes=3))
+    world = World(dataclasses.replace(settings, backlog_max_boxes=3), make_chat)
     yconn, y, _, _, c = world.pair()
     conv, cm = str(y["conversation"]), str(c["member"])
     for seq in range(1, 4):
@@ -397,9 +401,9 @@ def test_round_sends_counsellors_their_view_first(world: World) -> None:
     assert all("position" in e.payload for e in emits[1:])
 
 
-def test_far_back_positions_are_pushed_less_often(settings: Settings) -> None:
+def test_far_back_positions_are_pushed_less_often(settings: Settings, make_chat: Any) -> None:
     world = World(replace(settings, queue_position_min_interval_secs=5.0,
-                          queue_position_far_interval_secs=30.0))
+                          queue_position_far_interval_secs=30.0), make_chat)
     ref, sconn = world.counsellor(1, capacity=10)
     youths = [world.youth(n) for n in range(1, 27)]
     world.chat.queue_updates()
@@ -420,13 +424,14 @@ def test_far_back_positions_are_pushed_less_often(settings: Settings) -> None:
 
 
 def test_far_back_pushes_are_spread_over_rounds(settings: Settings,
-                                               monkeypatch: pytest.MonkeyPatch) -> None:
+                                               monkeypatch: pytest.MonkeyPatch,
+        make_chat: Any) -> None:
     # Youths who arrived together fall due together; each round looks at a
     # window of the far part from a cursor that goes round it, so they are
     # spread out and every one is reached.
-    monkeypatch.setattr(conversations, "FAR_SCAN_PER_ROUND", 4)
+    monkeypatch.setattr(queue_round, "FAR_SCAN_PER_ROUND", 4)
     world = World(replace(settings, queue_position_min_interval_secs=5.0,
-                          queue_position_far_interval_secs=30.0))
+                          queue_position_far_interval_secs=30.0), make_chat)
     ref, sconn = world.counsellor(1, capacity=10)
     youths = [world.youth(n) for n in range(1, 33)]
     world.chat.queue_updates()
@@ -444,13 +449,13 @@ def test_far_back_pushes_are_spread_over_rounds(settings: Settings,
 
 
 def test_far_back_windows_per_lane_and_a_still_queue_stops_costing(
-        settings: Settings, monkeypatch: pytest.MonkeyPatch) -> None:
+        settings: Settings, monkeypatch: pytest.MonkeyPatch, make_chat: Any) -> None:
     # Each lane has its own cursor; a lane that shrinks below it is still
     # scanned whole; once a pass since the last change is done and nothing is
     # held back by a gap, rounds do nothing.
-    monkeypatch.setattr(conversations, "FAR_SCAN_PER_ROUND", 3)
+    monkeypatch.setattr(queue_round, "FAR_SCAN_PER_ROUND", 3)
     world = World(replace(settings, queue_position_min_interval_secs=5.0,
-                          queue_position_far_interval_secs=30.0))
+                          queue_position_far_interval_secs=30.0), make_chat)
     ref, sconn = world.counsellor(1, capacity=20)
     general = [world.youth(n) for n in range(1, 28)]  # far part: places 21-27
     for n in range(28, 54):  # professional lane, far part: places 21-26
@@ -481,8 +486,8 @@ def test_far_back_windows_per_lane_and_a_still_queue_stops_costing(
 
 def test_an_emptied_personal_lane_leaves_no_cursor_behind(
         world: World, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(conversations, "NEAR_FRONT_OF_QUEUE", 1)
-    monkeypatch.setattr(conversations, "FAR_SCAN_PER_ROUND", 1)
+    monkeypatch.setattr(queue_round, "NEAR_FRONT_OF_QUEUE", 1)
+    monkeypatch.setattr(queue_round, "FAR_SCAN_PER_ROUND", 1)
     ref, sconn = world.counsellor(1, capacity=5)
     for n in range(3):
         world.chat.start(Conn(YOUTH_NS, f"r{n}"), pk(), StartProfile(), returning_to=ref.id)
@@ -495,8 +500,9 @@ def test_an_emptied_personal_lane_leaves_no_cursor_behind(
     assert lane not in world.chat.queue.lanes() and lane not in world.chat._far_scan
 
 
-def test_counsellor_at_capacity_sees_the_queue_less_often(settings: Settings) -> None:
-    world = World(replace(settings, queue_snapshot_at_capacity_secs=5.0))
+def test_counsellor_at_capacity_sees_the_queue_less_often(settings: Settings,
+        make_chat: Any) -> None:
+    world = World(replace(settings, queue_snapshot_at_capacity_secs=5.0), make_chat)
     ref, sconn = world.counsellor(1, capacity=1)
 
     def snapshot_sent() -> bool:
@@ -569,8 +575,8 @@ def test_an_active_youths_pause_toggles_send_no_queue_snapshot(world: World) -> 
 
 
 def test_a_waiting_youths_pause_toggles_reach_each_counsellor_at_most_once_a_gap(
-        settings: Settings) -> None:
-    world = World(replace(settings, queue_snapshot_min_gap_secs=1.0))
+        settings: Settings, make_chat: Any) -> None:
+    world = World(replace(settings, queue_snapshot_min_gap_secs=1.0), make_chat)
     _ref, sconn = world.counsellor(1)
     yconn, y = world.youth(1)
     world.chat.queue_updates()

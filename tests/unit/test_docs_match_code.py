@@ -134,16 +134,19 @@ def test_each_namespace_documents_exactly_its_own_calls() -> None:
 
 
 def _emitted_events() -> set[str]:
-    """Every event name the server hands ``emit`` as a literal (domain and
-    transport; the Python client's emits are calls, not server events)."""
+    """Every event name the server hands ``emit`` (or builds an ``Emit``
+    with) as a literal (domain and transport; the Python client's emits are
+    calls, not server events)."""
     found: set[str] = set()
-    paths = [*(REPO_ROOT / "chatserver" / "domain").glob("*.py"),
+    paths = [*(REPO_ROOT / "chatserver" / "domain").rglob("*.py"),
              *(REPO_ROOT / "chatserver" / "transport").glob("*.py"),
              REPO_ROOT / "chatserver" / "app.py"]
     for path in paths:
         for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
-            if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and \
-                    node.func.attr == "emit" and node.args and \
+            named = (isinstance(node, ast.Call) and (
+                (isinstance(node.func, ast.Attribute) and node.func.attr == "emit") or
+                (isinstance(node.func, ast.Name) and node.func.id == "Emit")))
+            if named and node.args and \
                     isinstance(node.args[0], ast.Constant) and isinstance(node.args[0].value, str):
                 found.add(node.args[0].value)
     return found

@@ -11,6 +11,7 @@ play that through the real ChatService."""
 from __future__ import annotations
 
 import os
+from typing import Any
 
 import pytest
 
@@ -28,8 +29,10 @@ def pk() -> str:
 
 
 @pytest.fixture
-def chat(settings: Settings) -> ChatService:
-    return ChatService(settings, FakeClock())
+def chat(settings: Settings, make_chat: Any) -> ChatService:
+    # In memory, and through a Redis log with two replicas (conftest.py).
+    made: ChatService = make_chat(FakeClock(), None, settings)
+    return made
 
 
 def counsellor(chat: ChatService, n: int) -> tuple[StaffRef, Conn]:

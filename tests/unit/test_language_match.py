@@ -5,6 +5,7 @@ lane; with no match the oldest, as before. Memory only, a fake clock."""
 from __future__ import annotations
 
 import os
+from typing import Any
 
 import pytest
 
@@ -22,9 +23,10 @@ def pk() -> str:
 
 
 class World:
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, make_chat: Any) -> None:
         self.clock = FakeClock()
-        self.chat = ChatService(settings, self.clock)
+        # In memory, and through a Redis log with two replicas (conftest.py).
+        self.chat: ChatService = make_chat(self.clock, None, settings)
         self.n = 0
 
     def counsellor(self, n: int, languages: tuple[str, ...]) -> tuple[StaffRef, Conn]:
@@ -47,8 +49,8 @@ class World:
 
 
 @pytest.fixture
-def world(settings: Settings) -> World:
-    return World(settings)
+def world(settings: Settings, make_chat: Any) -> World:
+    return World(settings, make_chat)
 
 
 def test_prefers_the_oldest_youth_in_a_language_the_counsellor_speaks(world: World) -> None:

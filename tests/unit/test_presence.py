@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 from dataclasses import replace
+from typing import Any
 
 import pytest
 
@@ -25,10 +26,11 @@ def pk() -> str:
 
 
 class World:
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, make_chat: Any) -> None:
         self.settings = replace(settings, presence_grace_secs=5, grace_secs=60)
         self.clock = FakeClock()
-        self.chat = ChatService(self.settings, self.clock)
+        # In memory, and through a Redis log with two replicas (conftest.py).
+        self.chat: ChatService = make_chat(self.clock, None, self.settings)
 
     def counsellor(self, n: int, languages: tuple[str, ...] = ()) -> tuple[StaffRef, Conn]:
         ref = StaffRef(id=n, username=f"user{n}", role="counsellor", alias=f"A{n}",
@@ -44,8 +46,8 @@ class World:
 
 
 @pytest.fixture
-def world(settings: Settings) -> World:
-    return World(settings)
+def world(settings: Settings, make_chat: Any) -> World:
+    return World(settings, make_chat)
 
 
 def presence(out: Outcome) -> list[dict[str, object]]:
@@ -142,3 +144,43 @@ def test_a_handover_key_belongs_to_its_connection(world: World) -> None:
     world.chat.disconnect(conn)
     assert world.chat.colleagues(other).reply["colleagues"] == []
     assert world.chat.counsellors[ref.id].handover_keys == {}
+
+
+def test_a_counsellor_seat_is_shown_to_the_youth_until_it_reattaches(world: World) -> None:
+    """Mirrors the youth's presence: a console gone presence_grace_secs is shown
+    offline to the youth (never counted as a youth away in the queue), and a
+    re-attach under a new key says it is back with the new roster."""
+    ref, sconn = world.counsellor(1)
+    yconn, y = world.youth(1)
+    conv = str(y["conversation"])
+    seat = world.chat.claim(ref, sconn, conv, pk()).reply
+    world.chat.disconnect(sconn)
+    world.clock.advance(4)
+    assert presence(world.chat.tick()) == []  # a short drop shows nothing
+    world.clock.advance(1)
+    out = world.chat.tick()
+    assert [(e.payload, e.to) for e in out.emits if e.event == "presence"] == [
+        ({"conversation": conv, "member": seat["member"], "online": False,
+          "since": int((world.clock.now() - 5) * 1000)}, (yconn,))]
+    assert conv not in world.chat.away  # the youth is here; the queue is not told
+    # The youth resuming meanwhile learns it from the reply.
+    world.chat.disconnect(yconn)
+    yback = Conn(YOUTH_NS, "yback")
+    assert world.chat.resume(yback, conv, str(y["member"]), str(y["resume"])
+                             ).reply["counsellor_online"] is False
+
+    back = Conn(STAFF_NS, "reloaded")
+    connected = world.chat.staff_connected(ref, back)
+    assert [e.payload for e in connected.emits if e.event == "seats"] == [
+        {"conversations": [{"conversation": conv, "pseudonym": seat["pseudonym"],
+                            "state": "active"}]}]
+    out = world.chat.reattach(ref, back, conv, pk())
+    assert presence(out) == [{"conversation": conv, "member": seat["member"], "online": True}]
+    rosters = [e for e in out.emits if e.event == "roster"]
+    assert len(rosters) == 1 and rosters[0].to == (yback,)
+    assert rosters[0].payload["reattached"] == seat["member"]
+    assert rosters[0].payload["epoch"] == out.reply["epoch"] == 2
+    # The old grace deadline no longer applies: the seat stays.
+    world.clock.advance(120)
+    world.chat.tick()
+    assert seat["member"] in world.chat.conversations[conv].members

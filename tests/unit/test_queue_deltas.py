@@ -133,10 +133,11 @@ STAFF = 3
 
 
 class Run:
-    def __init__(self, settings: Settings, seed: int) -> None:
+    def __init__(self, settings: Settings, seed: int, make_chat: Any) -> None:
         self.rng = random.Random(seed)
         self.clock = FakeClock()
-        self.chat = ChatService(settings, self.clock)
+        # In memory, and through a Redis log with two replicas (conftest.py).
+        self.chat: ChatService = make_chat(self.clock, None, settings)
         self.consoles = Consoles(self.chat)
         self.refs = {n: StaffRef(id=n, username=f"user{n}", role="counsellor",
                                  alias=f"Alias {n}", capacity=3) for n in range(1, STAFF + 1)}
@@ -222,9 +223,9 @@ class Run:
 
 @pytest.mark.parametrize("seed", range(12))
 def test_deltas_applied_to_the_first_view_give_the_latest_view(settings: Settings,
-                                                             seed: int) -> None:
+                                                             seed: int, make_chat: Any) -> None:
     run = Run(replace(settings, presence_grace_secs=1, grace_secs=600,
-                      staff_queue_snapshot_max=8), seed)
+                      staff_queue_snapshot_max=8), seed, make_chat)
     for _ in range(400):
         run.step()
     run.consoles.take(run.chat.queue_updates())
@@ -233,9 +234,9 @@ def test_deltas_applied_to_the_first_view_give_the_latest_view(settings: Setting
     assert run.consoles.deltas > run.consoles.snapshots
 
 
-def _world(settings: Settings) -> tuple[ChatService, FakeClock]:
+def _world(settings: Settings, make_chat: Any) -> tuple[ChatService, FakeClock]:
     clock = FakeClock()
-    return ChatService(settings, clock), clock
+    return make_chat(clock, None, settings), clock
 
 
 def _staff(n: int) -> tuple[StaffRef, Conn]:
@@ -243,8 +244,9 @@ def _staff(n: int) -> tuple[StaffRef, Conn]:
                      capacity=3), Conn(STAFF_NS, f"s{n}"))
 
 
-def test_a_change_past_the_listed_part_sends_only_the_counts(settings: Settings) -> None:
-    chat, _ = _world(replace(settings, staff_queue_snapshot_max=5))
+def test_a_change_past_the_listed_part_sends_only_the_counts(settings: Settings,
+        make_chat: Any) -> None:
+    chat, _ = _world(replace(settings, staff_queue_snapshot_max=5), make_chat)
     ref, conn = _staff(1)
     chat.staff_connected(ref, conn)
     first = chat.duty(ref, True).emits[-1].payload
@@ -259,11 +261,11 @@ def test_a_change_past_the_listed_part_sends_only_the_counts(settings: Settings)
 
 
 def test_versions_grow_when_a_counsellor_returns_to_the_shared_view(settings: Settings
-                                                                    ) -> None:
+                                                                    , make_chat: Any) -> None:
     # Their own returning youth makes a view of theirs (a newer version than
     # the shared one); once they claim that youth the shared view, unchanged
     # meanwhile, is theirs again: it comes under a newer version still.
-    chat, _ = _world(settings)
+    chat, _ = _world(settings, make_chat)
     ref, conn = _staff(1)
     chat.staff_connected(ref, conn)
     held = chat.duty(ref, True).emits[-1].payload
@@ -279,8 +281,9 @@ def test_versions_grow_when_a_counsellor_returns_to_the_shared_view(settings: Se
     assert held["entries"] == [] and held["total"] == 0
 
 
-def test_queue_sync_sends_the_whole_view_to_that_console_only(settings: Settings) -> None:
-    chat, _ = _world(settings)
+def test_queue_sync_sends_the_whole_view_to_that_console_only(settings: Settings,
+        make_chat: Any) -> None:
+    chat, _ = _world(settings, make_chat)
     ref, conn = _staff(1)
     other = Conn(STAFF_NS, "s1b")
     chat.staff_connected(ref, conn)
@@ -300,8 +303,8 @@ def test_queue_sync_sends_the_whole_view_to_that_console_only(settings: Settings
         chat.queue_sync(operator, Conn(STAFF_NS, "s9"))
 
 
-def test_without_deltas_every_push_is_a_whole_view(settings: Settings) -> None:
-    chat, _ = _world(replace(settings, queue_deltas=False))
+def test_without_deltas_every_push_is_a_whole_view(settings: Settings, make_chat: Any) -> None:
+    chat, _ = _world(replace(settings, queue_deltas=False), make_chat)
     ref, conn = _staff(1)
     chat.staff_connected(ref, conn)
     chat.duty(ref, True)
@@ -311,8 +314,9 @@ def test_without_deltas_every_push_is_a_whole_view(settings: Settings) -> None:
         assert events == ["queue"]
 
 
-def test_at_capacity_the_view_lists_the_front_and_counts_the_rest(settings: Settings) -> None:
-    chat, _ = _world(replace(settings, staff_queue_at_capacity_max=2))
+def test_at_capacity_the_view_lists_the_front_and_counts_the_rest(settings: Settings,
+        make_chat: Any) -> None:
+    chat, _ = _world(replace(settings, staff_queue_at_capacity_max=2), make_chat)
     ref, conn = _staff(1)
     ref = replace(ref, capacity=1)
     chat.staff_connected(ref, conn)

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from chatserver.settings import REPO_ROOT, ConfigError, load_settings
+from chatserver.settings import REPO_ROOT, ConfigError, load_settings, sentinel_addresses
 
 TEST_CONFIG = REPO_ROOT / "config" / "test.toml"
 
@@ -183,3 +183,34 @@ def test_more_canned_responses_than_shortcuts_are_refused(tmp_path: Path) -> Non
     cfg.write_text("".join(one.format(n=n) for n in range(10)), encoding="utf-8")
     with pytest.raises(ConfigError, match="at most 9"):
         load_settings(config_file=cfg, env={"CHAT_DATA_DIR": str(tmp_path)})
+
+
+REDIS = {"CHAT_REDIS_URL": "redis://chatserver@10.0.0.21:6379/0", "CHAT_NODE_ID": "a"}
+
+
+@pytest.mark.parametrize(("env", "problem"), [
+    ({**REDIS, "CHAT_REDIS_SENTINELS": "10.0.0.21"}, "redis_sentinels must be empty or host:port"),
+    ({**REDIS, "CHAT_REDIS_SENTINELS": "10.0.0.21:26379,"}, "redis_sentinels must be empty"),
+    ({**REDIS, "CHAT_REDIS_SENTINELS": "10.0.0.21:0"}, "redis_sentinels must be empty"),
+    ({**REDIS, "CHAT_REDIS_SENTINELS": "a:26379,a:26379"}, "lists a Sentinel twice"),
+    ({"CHAT_REDIS_SENTINELS": "10.0.0.21:26379"}, "redis_sentinels needs redis_url"),
+    ({**REDIS, "CHAT_REDIS_SERVICE": "chat server"}, "redis_service must be the master name"),
+    ({**REDIS, "CHAT_REDIS_WAIT_REPLICA_MS": "-1"}, "redis_wait_replica_ms must be between"),
+    ({**REDIS, "CHAT_REDIS_WAIT_REPLICA_MS": "60000"}, "redis_wait_replica_ms must be between"),
+])
+def test_sentinel_settings_are_checked_at_load(tmp_path: Path, env: dict[str, str],
+                                               problem: str) -> None:
+    with pytest.raises(ConfigError, match=problem):
+        load_settings(env={"CHAT_DATA_DIR": str(tmp_path), **env})
+
+
+def test_sentinels_are_read_as_addresses(tmp_path: Path) -> None:
+    s = load_settings(env={"CHAT_DATA_DIR": str(tmp_path), **REDIS,
+                           "CHAT_REDIS_SENTINELS": "10.0.0.21:26379, 10.0.0.22:26379,[::1]:26380",
+                           "CHAT_REDIS_WAIT_REPLICA_MS": "500"})
+    assert sentinel_addresses(s.redis_sentinels) == [
+        ("10.0.0.21", 26379), ("10.0.0.22", 26379), ("::1", 26380)]
+    assert (s.redis_service, s.redis_wait_replica_ms) == ("chat", 500)
+    # The default master name is the one deploy/redis/sentinel.conf monitors.
+    assert f"sentinel monitor {s.redis_service} " in (
+        REPO_ROOT / "deploy" / "redis" / "sentinel.conf").read_text()

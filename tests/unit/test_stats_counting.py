@@ -1,6 +1,6 @@
 """Where the funders' counts are made: the start profile (districts,
 professions, chat language), first vs returning contact, and demand not met
-(domain/conversations.py; docs/statistics.md)."""
+(domain/chat/profile.py, queueing.py, lifecycle.py; docs/statistics.md)."""
 
 from __future__ import annotations
 

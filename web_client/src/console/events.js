@@ -12,6 +12,7 @@ import { renderOffers } from "./offers.js";
 import { onPartnersChanged } from "./partners.js";
 import { renderQueue } from "./queue.js";
 import { derive, takeDelta, takeSnapshot } from "./queue_state.js";
+import { reattachSeats } from "./reattach.js";
 import { app } from "./state.js";
 import { aliasOf, memberName, paint, refreshPane } from "./view.js";
 
@@ -138,6 +139,12 @@ export const HANDLERS = {
     entry.youthAway = data.online === false;
     renderConvList();
     refreshPane(entry);
+  },
+
+  // The seats this account holds, on every connect: after a reload they are
+  // taken back under new keys (reattach.js).
+  seats(data) {
+    reattachSeats(data);
   },
 
   partners_changed() {

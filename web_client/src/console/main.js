@@ -23,6 +23,7 @@
 //   canned.js        the centre's canned responses into the message box
 //   wrapup.js        the end dialog (confirm, return code, reasons)
 //   keys.js          keyboard shortcuts and their help overlay
+//   reattach.js      after a reload: the seats this account holds, taken back under new keys
 // Imports point one way, from main down to state (tests/unit/test_web_client_layout.py
 // refuses a cycle): parts redraw each other through `painters`, and a new
 // conversation replays early events through `handlers`, both filled here.
@@ -42,6 +43,7 @@ import { helpButton, installKeys } from "./keys.js";
 import { renderOffers } from "./offers.js";
 import { renderQueue, tickWaits, toggleDuty } from "./queue.js";
 import { resetQueue } from "./queue_state.js";
+import { watchTrouble } from "./trouble.js";
 import * as handover from "../lib/handover.js";
 import { app, handlers, newHandoverKeys, wipeAll } from "./state.js";
 import { bar, painters, renderConsole } from "./view.js";
@@ -108,10 +110,23 @@ async function onConnect() {
   const keys = newHandoverKeys(handover.newKeys());
   call(app.socket, "handover_key", { kx_pk: e2e.b64(keys.pk) });
   // After a dropped connection, take every live conversation back.
+  await resumeConversations(false);
+  renderConsole();
+}
+
+/**
+ * Resume every live conversation (after a connect), or only those whose
+ * resume answered `unavailable` (the shared live state out of reach: nothing
+ * was done and the seat is kept, so the conversation stays and is tried
+ * again by trouble.js).
+ */
+async function resumeConversations(onlyOwed) {
   for (const entry of app.convs.values()) {
-    if (entry.state === "ended") continue;
+    if (entry.state === "ended" || (onlyOwed && !entry.resumeOwed)) continue;
     const conv = entry.conv;
     const reply = await call(app.socket, "resume", { conversation: conv.id, member: conv.member, resume: conv.resume });
+    entry.resumeOwed = reply.error === "unavailable";
+    if (entry.resumeOwed) continue;
     if (!reply.ok) {
       markEnded(entry, "timed_out");
       continue;
@@ -127,7 +142,6 @@ async function onConnect() {
     for (const box of conv.releaseHeld()) HANDLERS.box(box);
     entry.outbox.kick();
   }
-  renderConsole();
 }
 
 // --- start-up ----------------------------------------------------------------------------
@@ -204,6 +218,10 @@ document.addEventListener("visibilitychange", () => {
 });
 
 installKeys();
+watchTrouble(async () => {
+  await resumeConversations(true);
+  renderConsole();
+});
 setInterval(() => {
   tickWaits();
   expireInvites();

@@ -4,6 +4,7 @@ import { call } from "../lib/calls.js";
 import { clearPeerTyping, onPeerTyping, scheduleDelivered } from "../lib/composer.js";
 import { Conversation, Outbox } from "../lib/conversation.js";
 import { t } from "../lib/i18n.js";
+import { resendUndelivered, undeliveredSpan } from "../lib/reattach.js";
 import { computeCodes, fail } from "./join.js";
 import { app, forUs, wipeSecrets } from "./state.js";
 import { appendItem, endWith, go, memberName, refreshItem, refreshTyping, render } from "./view.js";
@@ -49,6 +50,13 @@ export const HANDLERS = {
     }
     for (const m of change.joined) appendItem({ kind: "system", key: "liaison.joined", vars: { alias: memberName(m) } });
     for (const m of change.left) appendItem({ kind: "system", key: "liaison.left", vars: { alias: memberName(m) } });
+    const back = typeof data.reattached === "string" && app.conv.memberById(data.reattached);
+    if (back && back.role === "counsellor") {
+      // The counsellor's console came back under a new key (a reload): the
+      // comparison code with them changes, and what they never got goes again.
+      appendItem({ kind: "system", key: "liaison.reconnected", vars: { alias: memberName(back) } });
+      resendUndelivered(app.items, app.outbox, undeliveredSpan(data));
+    }
     computeCodes();
     app.outbox.kick();
     for (const box of app.conv.releaseHeld()) HANDLERS.box(box);

@@ -245,7 +245,8 @@ function validIntro(obj) {
 /**
  * A serial outbox: one `send` in flight at a time so seqs stay in order.
  * Entries live in memory only. handlers.onChange(entry) is called whenever an
- * entry's state changes ("sending" | "sent" | "failed").
+ * entry's state changes ("sending" | "sent" | "failed"). A "failed" entry
+ * may still be queued (the live state was unavailable): it goes out by itself.
  */
 export class Outbox {
   constructor(conv, emitSend, onChange) {
@@ -255,6 +256,7 @@ export class Outbox {
     this.queue = [];
     this.busy = false;
     this.closed = false;
+    this.retryTimer = null;
   }
 
   push(entry) {
@@ -274,6 +276,11 @@ export class Outbox {
 
   retry(entry) {
     if (entry.state !== "failed" || this.closed) return;
+    // Still queued (the live state was unavailable): try it now, in its place.
+    if (this.queue.includes(entry)) {
+      this.pump();
+      return;
+    }
     entry.state = "sending";
     this.queue.push(entry);
     this.onChange(entry);
@@ -298,6 +305,23 @@ export class Outbox {
           entry.state = "sent";
           this.onChange(entry);
           settle(entry);
+        } else if (result === "unavailable") {
+          // The shared live state is out of reach and nothing was done
+          // (docs/protocol.md, `unavailable`): everything queued shows "not
+          // sent" but stays queued, in order and with its seq, and goes out
+          // by itself once a retry gets through (an attempt that did arrive
+          // answers "replayed", which counts as sent).
+          for (const e of this.queue) {
+            if (e.state === "failed") continue;
+            e.state = "failed";
+            this.onChange(e);
+          }
+          clearTimeout(this.retryTimer);
+          this.retryTimer = setTimeout(() => {
+            this.retryTimer = null;
+            this.pump();
+          }, UNAVAILABLE_RETRY_MS);
+          return;
         } else if (result === "failed") {
           // Everything behind it fails too: order matters more than speed here.
           for (const e of this.queue.splice(0)) {
@@ -330,6 +354,7 @@ export class Outbox {
         return "failed";
       }
       const reply = await this.emitSend(payload);
+      if (reply.error === "unavailable") return "unavailable";
       if (reply.ok || reply.error === "replayed") {
         // "replayed": an earlier attempt with this seq already got through.
         if (entry.seq > conv.mySeq) conv.mySeq = entry.seq;
@@ -352,6 +377,7 @@ export class Outbox {
 
   close() {
     this.closed = true;
+    clearTimeout(this.retryTimer);
     for (const e of this.queue) settle(e, "failed");
     this.queue = [];
   }
@@ -364,6 +390,9 @@ function settle(entry, state = entry.state) {
 }
 
 const RETRYABLE = new Set(["timeout", "offline", "rate_limited", "backlog_full"]);
+// How often a queue held back by `unavailable` tries again. The server itself
+// waits out a short outage (about 2 s) before it answers `unavailable`.
+export const UNAVAILABLE_RETRY_MS = 4000;
 
 function delay(ms) {
   return new Promise((resolve) => setTimeout(resolve, ms));

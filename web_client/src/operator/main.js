@@ -3,6 +3,7 @@
 import { call, connect } from "../lib/calls.js";
 import { h, mount } from "../lib/dom.js";
 import { onLangChange, t } from "../lib/i18n.js";
+import { troubleBanner } from "../lib/trouble.js";
 import { languageSelect, logout, me, renderLogin, session } from "../staff/session.js";
 import { VIEWS } from "./views.js";
 
@@ -126,4 +127,7 @@ onLangChange(() => {
   if (app.socket) renderPage();
 });
 
+// The chat service cannot reach its shared state (a call answered
+// `unavailable`, lib/trouble.js): a banner until a call gets through again.
+troubleBanner("staff.trouble");
 start();

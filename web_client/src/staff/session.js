@@ -3,6 +3,7 @@
 // so this page never sees it) and returns the CSRF token, kept in memory only.
 import { h, mount, uid } from "../lib/dom.js";
 import { languages, lang, onLangChange, setLang, t } from "../lib/i18n.js";
+import { noteReply } from "../lib/trouble.js";
 
 const JSON_HEADERS = { "Content-Type": "application/json", Accept: "application/json" };
 
@@ -18,7 +19,10 @@ export async function jsonFetch(url, options) {
     } catch {
       body = null;
     }
-    if (body && typeof body === "object") return { status: res.status, body };
+    if (body && typeof body === "object") {
+      noteReply((options && options.method) || "GET", body); // trouble.js: `unavailable` shows the banner
+      return { status: res.status, body };
+    }
     return { status: res.status, body: { ok: false, error: res.ok ? "bad_reply" : `http_${res.status}` } };
   } catch {
     return { status: 0, body: { ok: false, error: "offline" } };

@@ -3,7 +3,8 @@
 // continuity and escalation events (return code, choose, consent_request).
 // Each ignores an event for another conversation.
 import { clearPeerTyping, onPeerTyping, scheduleDelivered } from "../lib/composer.js";
-import { aliasOf, appendItem, memberLabel, refreshTyping } from "./log.js";
+import { resendUndelivered, settleHeld, undeliveredSpan } from "../lib/reattach.js";
+import { aliasOf, appendItem, memberLabel, refreshItem, refreshTyping } from "./log.js";
 import { endConversation } from "./screens/ended.js";
 import { refreshQueue } from "./screens/waiting.js";
 import { app, forUs } from "./state.js";
@@ -28,6 +29,7 @@ export const HANDLERS = {
     }
     for (const m of change.joined) appendItem({ kind: "system", key: "youth.chat.joined", vars: { alias: memberLabel(m) } });
     for (const m of change.left) appendItem({ kind: "system", key: "youth.chat.left", vars: { alias: memberLabel(m) } });
+    counsellorsChanged(change, data);
     if (app.outbox) app.outbox.kick();
     for (const box of conv.releaseHeld()) HANDLERS.box(box);
     if (data.state === "ended") return;
@@ -61,6 +63,15 @@ export const HANDLERS = {
         render();
       }
     }
+  },
+
+  // A counsellor seat's page gone a while, or back (docs/protocol.md, presence).
+  presence(data) {
+    if (!forUs(data)) return;
+    const m = app.conv.memberById(data.member);
+    if (!m || m.role !== "counsellor") return;
+    setCounsellorAway(m.member, data.online === false);
+    if (app.screen === "chat") render();
   },
 
   typing(data) {
@@ -116,3 +127,31 @@ export const HANDLERS = {
     }
   },
 };
+
+/** Mark a counsellor seat away or back; back: what was held reaches them now. */
+export function setCounsellorAway(member, away) {
+  if (away) app.counsellorAway.add(member);
+  else if (app.counsellorAway.delete(member) && !app.counsellorAway.size) settleHeld(app.items, "sent", refreshItem);
+}
+
+/**
+ * A roster changed the counsellors: one that came back under a new key
+ * (a reload of their console) is announced and gets again what was dropped
+ * for its lost key; one that left took what was held for it along.
+ */
+function counsellorsChanged(change, data) {
+  const conv = app.conv;
+  for (const m of change.left) {
+    if (!app.counsellorAway.delete(m.member)) continue;
+    if (!app.counsellorAway.size) settleHeld(app.items, "failed", refreshItem);
+  }
+  const back = typeof data.reattached === "string" && conv.memberById(data.reattached);
+  if (!back || back.role !== "counsellor") return;
+  appendItem({ kind: "system", key: "youth.chat.reconnected", vars: { alias: memberLabel(back) } });
+  setCounsellorAway(back.member, false);
+  const span = undeliveredSpan(data);
+  // Behind the decoy the youth sends nothing (the server would refuse it):
+  // those go when the youth leaves it (screens/decoy.js).
+  if (app.paused || conv.state === "paused") app.resendSpan = span || app.resendSpan;
+  else resendUndelivered(app.items, app.outbox, span);
+}

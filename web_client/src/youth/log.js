@@ -4,6 +4,8 @@ import { formatClock, h } from "../lib/dom.js";
 import { localized, raw, t } from "../lib/i18n.js";
 import { renderItem } from "../lib/messages.js";
 import { setNotice } from "../lib/notice.js";
+import { holdIfAway } from "../lib/reattach.js";
+import { trouble } from "../lib/trouble.js";
 import { app } from "./state.js";
 import { telHref } from "./view.js";
 
@@ -52,7 +54,7 @@ export function appendItem(item) {
   }
 }
 
-function refreshItem(item) {
+export function refreshItem(item) {
   const old = item.el;
   if (app.screen !== "chat" || !old || !old.isConnected) return;
   old.replaceWith(logItem(item));
@@ -60,8 +62,10 @@ function refreshItem(item) {
 
 /** The Outbox's callback: a message's delivery state changed. */
 export function onOutboxChange(entry) {
+  holdIfAway(entry, app.counsellorAway.size > 0); // "not yet delivered", not "sent"
   refreshItem(entry);
-  if (entry.state === "failed") setNotice(app, t("youth.chat.failed"));
+  // While the chat has trouble its card says it (screens/help.js, troubleCard).
+  if (entry.state === "failed" && !trouble.on) setNotice(app, t("youth.chat.failed"));
 }
 
 // --- names -------------------------------------------------------------------------

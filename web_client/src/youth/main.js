@@ -5,9 +5,11 @@
 //   state.js            the one state object; wiping a conversation
 //   view.js             render / go, the top bar, pieces several screens share
 //   log.js              the chat log's items and how people are named
-//   screens/*.js        one file per screen (closed.js holds closed and full)
+//   screens/*.js        one file per screen (closed.js holds closed and full;
+//                       help.js whom to call, also while the chat has trouble)
 //   events.js           what the server pushes
 //   socket.js           connect, resume, the "full" refusal, continue / try again
+//   socket-takeover.js  the socket the page's inline script opened, taken over
 // Imports point one way, from main down to state (tests/unit/test_web_client_layout.py
 // refuses a cycle): screens and handlers reach each other through the
 // `screens` and `handlers` tables this module fills, not through imports.
@@ -30,6 +32,7 @@ import { profile } from "./screens/profile.js";
 import { returncode } from "./screens/returncode.js";
 import { safety } from "./screens/safety.js";
 import { waiting } from "./screens/waiting.js";
+import { dropEarlySocket } from "./socket-takeover.js";
 import { openSocket } from "./socket.js";
 import { app, handlers, wipeConversation } from "./state.js";
 import { heading, notice, render, renderBar, screens } from "./view.js";
@@ -56,6 +59,8 @@ installQuickExit((why) => {
       // ignore
     }
   }
+  // Gone before the bundle connected: the inline script's socket goes too.
+  dropEarlySocket();
   wipeConversation();
   app.items = [];
   app.draft = "";

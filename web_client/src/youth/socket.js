@@ -5,15 +5,20 @@
 import { call, connect } from "../lib/calls.js";
 import { t } from "../lib/i18n.js";
 import { setNotice } from "../lib/notice.js";
+import { onTroubleChange, trouble } from "../lib/trouble.js";
 import { isWiped } from "./exit.js";
+import { setCounsellorAway } from "./events.js";
 import { endConversation } from "./screens/ended.js";
+import { YOUTH_TRANSPORTS } from "./socket-takeover.js";
 import { app, handlers } from "./state.js";
 import { go, render } from "./view.js";
 
 /** Connect to /youth and route every event; called once, at start-up. */
 export function openSocket() {
-  const socket = connect("/youth");
+  // Takes over the socket the page's inline script opened (socket-takeover.js).
+  const socket = connect("/youth", YOUTH_TRANSPORTS);
   app.socket = socket;
+  onTroubleChange(onTrouble);
   expectStatusPush();
   socket.on("status", onStatusPush);
   socket.on("connect", onConnect);
@@ -177,10 +182,16 @@ async function onConnect() {
   if (conv && !conv.wiped) {
     const reply = await call(app.socket, "resume", { conversation: conv.id, member: conv.member, resume: conv.resume });
     if (app.conv !== conv) return;
+    if (reply.error === "unavailable") {
+      // Nothing was done and the seat is kept: tried again (tryAgain below).
+      resumeOwed = true;
+      return;
+    }
     if (!reply.ok) {
       endConversation("lost");
       return;
     }
+    resumeOwed = false;
     try {
       conv.applyRoster({ state: reply.state, epoch: reply.epoch, members: reply.members });
     } catch {
@@ -188,6 +199,9 @@ async function onConnect() {
       return;
     }
     for (const box of conv.releaseHeld()) handlers.box(box);
+    // A presence push may have been missed while this page was away.
+    const counsellors = conv.others().filter((m) => m.role === "counsellor");
+    for (const m of counsellors) setCounsellorAway(m.member, reply.counsellor_online === false);
     if (reply.position !== undefined) app.queue = { position: reply.position, eta: reply.eta_secs ?? null };
     if (app.outbox) app.outbox.kick();
     if (app.screen !== "decoy") render();
@@ -227,4 +241,37 @@ function onDisconnect() {
   if (app.screen === "waiting" || app.screen === "chat") {
     render();
   }
+}
+
+// --- the chat having trouble ---------------------------------------------------------
+// A call answered `unavailable` (the shared live state out of reach,
+// lib/trouble.js): the waiting and chat screens show whom to call
+// (screens/help.js) and the page tries again by itself every
+// TROUBLE_RETRY_MS until a call gets through, which ends the trouble: a
+// resume still owed; else, with nothing unsent (the Outbox retries unsent
+// messages itself), a `typing` that repeats what the others already see.
+// The start screen has no such try: starting again is the youth's choice
+// (and counts against the start budget); its "start" button is the retry.
+const TROUBLE_RETRY_MS = 4000;
+let troubleTimer = null;
+let resumeOwed = false; // a resume answered `unavailable`: this connection is not in the chat yet
+
+function onTrouble() {
+  if (isWiped()) return;
+  clearTimeout(troubleTimer);
+  troubleTimer = trouble.on ? setTimeout(tryAgain, TROUBLE_RETRY_MS) : null;
+  if (app.screen === "waiting" || app.screen === "chat") render();
+}
+
+async function tryAgain() {
+  troubleTimer = null;
+  const conv = app.conv;
+  if (isWiped() || !trouble.on) return;
+  if (conv && !conv.wiped && app.socket.connected) {
+    if (resumeOwed) await onConnect();
+    else if (!(app.outbox && app.outbox.queue.length)) {
+      await call(app.socket, "typing", { conversation: conv.id, active: app.composer.typingSent });
+    }
+  }
+  if (trouble.on && !isWiped() && !troubleTimer) troubleTimer = setTimeout(tryAgain, TROUBLE_RETRY_MS);
 }

@@ -40,6 +40,10 @@ export const app = {
   intros: new Map(), // request -> {role, kxPk, from}: E2E introductions by the counsellor
   consents: new Map(), // request -> {request, role, kxPk}: consent_request waiting for an answer
   introducedRoles: new Map(), // liaison kx_pk -> role, as the counsellor introduced it
+  // Counsellor seats whose page has been gone a while (presence): what is
+  // sent meanwhile waits on the server for them (lib/reattach.js).
+  counsellorAway: new Set(), // member ids
+  resendSpan: null, // {first, last}: dropped at a re-attach while the youth was on the decoy
 };
 
 app.composer = composerState({
@@ -67,5 +71,7 @@ export function wipeConversation() {
   app.intros.clear();
   app.consents.clear();
   app.introducedRoles.clear();
+  app.counsellorAway.clear();
+  app.resendSpan = null;
   app.choosing = false;
 }

@@ -5,6 +5,7 @@
 import { h, keepFocus, mount, NO_TRACE_INPUT } from "../lib/dom.js";
 import { languages, lang, localized, setLang, t } from "../lib/i18n.js";
 import { noticeLine } from "../lib/notice.js";
+import { trouble } from "../lib/trouble.js";
 import { isWiped } from "./exit.js";
 import { app } from "./state.js";
 
@@ -107,8 +108,9 @@ export function hoursText() {
 }
 
 export function emergency() {
-  // A page refused as full never got `status`: the refusal carries the number.
-  const number = String((app.status && app.status.emergency) || (app.full && app.full.emergency) || "112").replace(/[^0-9+ -]/g, "");
+  // A page refused as full never got `status`: the refusal carries the number
+  // (so does `unavailable`).
+  const number = String((app.status && app.status.emergency) || (app.full && app.full.emergency) || (trouble.info && trouble.info.emergency) || "112").replace(/[^0-9+ -]/g, "");
   return number || "112";
 }
 
@@ -131,6 +133,7 @@ export function formatDate(ms) {
 export function errorText(code) {
   if (code === "queue_full") return t("youth.error.queue_full");
   if (code === "rate_limited") return t("youth.error.rate_limited");
+  if (code === "unavailable") return t("youth.trouble.start");
   if (code === "offline" || code === "timeout") return t("youth.error.offline");
   return t("youth.error.generic");
 }

@@ -11,6 +11,7 @@ import { setNotice } from "../../lib/notice.js";
 import { aliasOf, appendItem, counsellorAlias, logItem, memberLabel, typingText } from "../log.js";
 import { app, handlers } from "../state.js";
 import { connectionLine, errorText, heading, notice, render } from "../view.js";
+import { troubleCard } from "./help.js";
 import { onPause } from "./decoy.js";
 import { endConversation } from "./ended.js";
 
@@ -29,6 +30,8 @@ export function chat() {
     h("div", { class: "log-wrap", role: "log", "aria-live": "polite", "aria-label": t("youth.chat.log_label") }, log),
     h("p", { class: "typing", id: "typing", text: typingText() }),
     connectionLine(),
+    troubleCard(),
+    counsellorAwayLine(),
     composerForm({
       label: t("youth.chat.input_label"),
       sendText: t("youth.chat.send"),
@@ -56,6 +59,14 @@ export function chat() {
     ),
     h("p", { class: "hint", text: t("youth.chat.pause_hint") }),
   ];
+}
+
+/** The counsellor's page has been gone a while: the youth waits for them (what they send is held). */
+function counsellorAwayLine() {
+  const conv = app.conv;
+  const away = conv && conv.others().find((m) => m.role === "counsellor" && app.counsellorAway.has(m.member));
+  if (!away) return null;
+  return h("p", { class: "offline", id: "counsellor-away", role: "status", text: t("youth.chat.counsellor_away", { alias: memberLabel(away) }) });
 }
 
 /** Who else is in the chat, once a liaison is there; the youth can remove a liaison. */

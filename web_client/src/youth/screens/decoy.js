@@ -3,6 +3,7 @@
 import { h } from "../../lib/dom.js";
 import { raw, t } from "../../lib/i18n.js";
 import { call } from "../../lib/calls.js";
+import { resendUndelivered } from "../../lib/reattach.js";
 import { app } from "../state.js";
 import { go, heading, render } from "../view.js";
 
@@ -42,6 +43,12 @@ async function onUnpause() {
   const reply = await call(app.socket, "pause", { conversation: conv.id, paused: false });
   if (reply.ok && reply.state && app.conv === conv) {
     conv.state = reply.state;
+    if (reply.state === "active" && app.resendSpan) {
+      // A counsellor's console re-attached while the decoy was up: what it
+      // could not open goes again now (events.js, counsellorsChanged).
+      resendUndelivered(app.items, app.outbox, app.resendSpan);
+      app.resendSpan = null;
+    }
     if (reply.state === "active" && app.screen === "waiting") go("chat");
     else if (app.screen === "chat") render();
   }

@@ -9,7 +9,7 @@ import { lang, raw, t } from "../../lib/i18n.js";
 import { setNotice } from "../../lib/notice.js";
 import { isWiped } from "../exit.js";
 import { onOutboxChange } from "../log.js";
-import { helpCards } from "./closed.js";
+import { helpCards } from "./help.js";
 import { app, handlers } from "../state.js";
 import { errorText, go, heading, notice, render } from "../view.js";
 

@@ -6,6 +6,7 @@ import { t } from "../../lib/i18n.js";
 import { setNotice } from "../../lib/notice.js";
 import { app } from "../state.js";
 import { connectionLine, errorText, go, heading, notice, render } from "../view.js";
+import { troubleCard } from "./help.js";
 import { onPause } from "./decoy.js";
 import { endConversation } from "./ended.js";
 
@@ -30,6 +31,7 @@ export function waiting() {
     h("div", { class: "card queue", id: "queue-live", role: "status", "aria-live": "polite", "aria-atomic": "true" }, queueLines()),
     h("p", { text: t("youth.waiting.note") }),
     connectionLine(),
+    troubleCard(),
     notice(),
     h(
       "div",
