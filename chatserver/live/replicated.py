@@ -214,6 +214,7 @@ class ReplicatedLive:
         self._last_snapshot_id: str | None = None
         self.applied = 0  # commands applied (metrics)
         self._direct_ready = asyncio.Event()
+        self._closing = False
 
     # ------------------------------------------------------------ lifecycle
 
@@ -271,12 +272,18 @@ class ReplicatedLive:
         self._caught_up = True
 
     async def close(self) -> None:
+        # The two readers end by themselves at their next read (a blocking
+        # read returns within READ_BLOCK_MS): a blocked XREAD that is
+        # cancelled instead may not notice until its connection goes, and
+        # under load was seen to outlive the close.
+        self._closing = True
+        readers = [t for t in self._tasks if t.get_name() in ("live-log", "live-direct")]
+        if readers:
+            await asyncio.wait(readers, timeout=READ_BLOCK_MS / 1000 + CLOSE_WAIT_SECS)
         tasks = [*self._tasks, *self._rounds]
         for task in tasks:
             task.cancel()
         if tasks:
-            # A blocked XREAD may not notice its cancellation until its
-            # connection goes: close the reader's if the tasks linger.
             _, lingering = await asyncio.wait(tasks, timeout=CLOSE_WAIT_SECS)
             if lingering:
                 await self._reader.connection_pool.disconnect(inuse_connections=True)
@@ -465,7 +472,7 @@ class ReplicatedLive:
 
     async def _read_loop(self) -> None:
         failures = 0
-        while True:
+        while not self._closing:
             try:
                 if failures:
                     await self._check_gap()
@@ -781,7 +788,7 @@ class ReplicatedLive:
         key = DIRECT + self.node_id
         last = "$"  # what was left for this node's previous life is not ours
         failures = 0
-        while True:
+        while not self._closing:
             try:
                 if last == "$":
                     # Pin the starting point: "$" again after a reconnect
