@@ -733,7 +733,12 @@ class ReplicatedLive:
                     codec.dumps({"o": self.origin, "k": "genesis"})))
                 return True
             fields: Any = first[0][1]
-            return bool(codec.loads(self._opened(fields)).get("k") == "genesis")
+            try:
+                return bool(codec.loads(self._opened(fields)).get("k") == "genesis")
+            except (KeyError, ValueError, TypeError):
+                log.error("the live-state log in Redis was not written by this deployment's "
+                          "nodes (or their session keys differ); waiting for a snapshot")
+                return False
         raw = blob if isinstance(blob, bytes) else str(blob).encode()
         mac, data = raw[:SNAPSHOT_MAC_BYTES], raw[SNAPSHOT_MAC_BYTES:]
         if not equal(mac, self._snapshot_mac(data)):

@@ -32,6 +32,7 @@ READS = frozenset({"status", "is_open", "has_conversation", "return_target", "co
                    "ops_snapshot", "listed_max", "staff_queue_snapshot", "queue_push_current",
                    "sample_history"})
 CALL_BOUND_SECS = 30.0
+FINISH_BOUND_SECS = 10.0
 # Encoding a whole state is ~20x a call: the replicas' states are compared
 # after every this many calls, and when the test ends.
 STATE_CHECK_EVERY = 16
@@ -134,7 +135,8 @@ async def _finish_tasks() -> None:
     others = [t for t in asyncio.all_tasks() if t is not asyncio.current_task()]
     for task in others:
         task.cancel()
-    await asyncio.gather(*others, return_exceptions=True)
+    if others:
+        await asyncio.wait(others, timeout=FINISH_BOUND_SECS)
 
 
 def _plain(emits: list[Emit]) -> str:

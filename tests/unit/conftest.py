@@ -14,6 +14,7 @@ memory, and the same interface through a real Redis log with two replicas
 
 from __future__ import annotations
 
+import contextlib
 import sqlite3
 from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass
@@ -29,7 +30,7 @@ from chatserver.settings import Settings
 from chatserver.storage.postgres import PostgresStore
 from chatserver.storage.sqlite import SqliteStore
 from tests.helpers.postgres import fresh_database
-from tests.helpers.redis_server import RedisServer, redis_server
+from tests.helpers.redis_server import redis_server
 from tests.helpers.replicated_chat import ReplicatedChat
 
 
@@ -73,12 +74,6 @@ async def any_store(backend: Backend) -> AsyncIterator[Any]:
         yield s
 
 
-@pytest.fixture(scope="module")
-def private_redis() -> Iterator[RedisServer]:
-    with redis_server() as server:
-        yield server
-
-
 @pytest.fixture(params=["memory", "redis"])
 def make_chat(request: pytest.FixtureRequest, settings: Settings
               ) -> Iterator[Callable[..., Any]]:
@@ -88,16 +83,18 @@ def make_chat(request: pytest.FixtureRequest, settings: Settings
         yield lambda clock, stats=None, settings_=None: ChatService(
             settings_ or settings, clock, stats=stats)
         return
-    server: RedisServer = request.getfixturevalue("private_redis")
     made: list[ReplicatedChat] = []
+    servers = contextlib.ExitStack()
 
     def make(clock: Clock, stats: StatsSink | None = None,
              settings_: Settings | None = None) -> ReplicatedChat:
-        with server.admin() as r:
-            r.flushall()  # a new deployment's log for every test
+        # A redis-server of its own for every replicated service: a new
+        # deployment's log, and nothing a previous test's nodes still write.
+        server = servers.enter_context(redis_server())
         chat = ReplicatedChat(settings_ or settings, clock, stats, server.url, server.password)
         made.append(chat)
         return chat
-    yield make
-    for chat in made:
-        chat.close()
+    with servers:
+        yield make
+        for chat in made:
+            chat.close()
