@@ -687,7 +687,7 @@ class ReplicatedLive:
 
     async def _declare_lost(self) -> None:
         for raw in await self._redis.smembers(NODES):
-            node = raw.decode() if isinstance(raw, bytes) else str(raw)
+            node = _text(raw)
             if node == self.node_id or await self._redis.exists(HEARTBEAT + node):
                 continue
             log.warning("node %s stopped answering; its connections are dropped", node)

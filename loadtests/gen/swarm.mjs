@@ -783,16 +783,7 @@ async function scenarioFailover() {
     return null;
   }
   async function resume(conn, ep) {
-    const t = now();
-    const r = await conn.call('resume', { conversation: ep.conv, member: ep.member, resume: ep.resume });
-    if (!noteReply('resume', r)) { resumeFailures += 1; return; }
-    resumeHist.add(now() - t);
-    const me = r.members.find((m) => m.member === ep.member);
-    if (me) setAcked(ep, me.seq);
-    ep.epoch = r.epoch;
-    ep.ready = true;
-    ep.resumedAt = now();
-    if (ep.due) sendOne(ep);
+    if (!await resumeOn(conn, ep, resumeHist)) resumeFailures += 1;
   }
   const waitClosed = async (conn) => { while (!conn.closed) await sleep(20); };
   const youthJobs = youths.filter((y) => y.ep && y.conn.node === dead).map(async (y) => {
@@ -907,16 +898,7 @@ async function scenarioStorm() {
     });
     if (!conn) return;
     y.conn = conn; y.ep.conn = conn; y.ep.inflight = false; y.ep.reconnected = true;
-    const t = now();
-    const r = await conn.call('resume', { conversation: y.conv, member: y.member, resume: y.resume });
-    if (!noteReply('resume', r)) { resumeFailures += 1; return; }
-    resumeHist.add(now() - t);
-    const me = r.members.find((m) => m.member === y.member);
-    if (me) setAcked(y.ep, me.seq);
-    y.ep.epoch = r.epoch;
-    y.ep.ready = true;
-    y.ep.resumedAt = now();
-    if (y.ep.due) sendOne(y.ep);
+    if (!await resumeOn(conn, y.ep, resumeHist)) resumeFailures += 1;
   });
   const staffJobs = counsellors.map(async (c) => {
     await sleep(Math.random() * plan.drop_within_secs * 1000);
@@ -935,16 +917,7 @@ async function scenarioStorm() {
     c.conn = conn;
     for (const ep of c.eps.values()) { ep.conn = conn; ep.inflight = false; ep.reconnected = true; }
     await Promise.all([...c.eps.values()].map(async (ep) => {
-      const t = now();
-      const r = await conn.call('resume', { conversation: ep.conv, member: ep.member, resume: ep.resume });
-      if (!noteReply('resume', r)) { resumeFailures += 1; return; }
-      resumeHist.add(now() - t);
-      const me = r.members.find((m) => m.member === ep.member);
-      if (me) setAcked(ep, me.seq);
-      ep.epoch = r.epoch;
-      ep.ready = true;
-      ep.resumedAt = now();
-      if (ep.due) sendOne(ep);
+      if (!await resumeOn(conn, ep, resumeHist)) resumeFailures += 1;
     }));
     noteReply('duty', await conn.call('duty', { on: true }));
   });
@@ -963,6 +936,23 @@ async function scenarioStorm() {
   };
 }
 
+
+
+// Resume one endpoint on a new connection and go on from the seq the server
+// says it accepted; false when the server refused (the caller counts it).
+async function resumeOn(conn, ep, hist) {
+  const t = now();
+  const r = await conn.call('resume', { conversation: ep.conv, member: ep.member, resume: ep.resume });
+  if (!noteReply('resume', r)) return false;
+  hist.add(now() - t);
+  const me = r.members.find((m) => m.member === ep.member);
+  if (me) setAcked(ep, me.seq);
+  ep.epoch = r.epoch;
+  ep.ready = true;
+  ep.resumedAt = now();
+  if (ep.due) sendOne(ep);
+  return true;
+}
 
 // A conversation is whole again when both ends are back and each has every
 // box its peer had sent before the peer dropped (a storm, a killed node).
