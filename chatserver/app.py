@@ -52,9 +52,6 @@ EXIT_GRACE_SECS = 30.0
 JOBS_STOP_SECS = 5.0
 TICK_SECS = 0.5  # grace and pause deadlines are honoured to within this
 OPS_PUSH_SECS = 2.0
-# Packets a queue round sends before handing the loop back: ~1 ms of work
-# (docs/performance.md, "National evening peak").
-QUEUE_ROUND_SLICE = 32
 HISTORY_SAMPLE_SECS = 60.0
 ADDRESS_SWEEP_SECS = 300.0
 HANDSHAKE_SWEEP_SECS = 1.0  # unjoined handshakes close within handshake_join_secs + this
@@ -231,9 +228,11 @@ async def _lifecycle(app: web.Application) -> AsyncIterator[None]:
         tasks.add(gc_task)
     async def deliver(out: Outcome, queue_round: bool) -> None:
         if queue_round:
-            # Sent in slices: at a national peak one round is hundreds of
-            # pushes, and sent at once they held up every relayed message.
-            await ctx.apply(out, slice_size=QUEUE_ROUND_SLICE,
+            # Sent in slices with a pause between: at a national peak one
+            # round is hundreds of pushes, and sent at once (or back to back)
+            # they held up every relayed message.
+            await ctx.apply(out, slice_size=ctx.settings.queue_round_slice_packets,
+                            slice_pause=ctx.settings.queue_round_pause_ms / 1000,
                             still_current=ctx.chat.queue_push_current)
         else:
             await ctx.apply(out)

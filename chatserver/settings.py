@@ -172,6 +172,12 @@ class Settings:
     # A counsellor at capacity cannot claim: their view lists the first few
     # and counts the rest (docs/design/queue.md, "Pushes to counsellors").
     staff_queue_at_capacity_max: int = 5
+    # A queue round's pushes go out this many at a time, the loop handed back
+    # for this long between: at a national peak a round is ~400 pushes, and
+    # sent back to back they held relayed messages up (docs/performance.md,
+    # "Queue rounds spread out"). 32 and 0 send as before (measurements).
+    queue_round_slice_packets: int = 16
+    queue_round_pause_ms: float = 2.0
 
     # Staff sessions and login
     session_idle_secs: int = 1800
@@ -450,6 +456,13 @@ def _check(s: Settings) -> None:
         raise ConfigError("ipv6_group_prefix_len must be between 32 and 128")
     if not 0 <= s.totp_valid_window <= 1:
         raise ConfigError("totp_valid_window must be 0 or 1")
+    # A national peak's round (~400 pushes) must be out well within its second.
+    if not 1 <= s.queue_round_slice_packets <= 1000:
+        raise ConfigError("queue_round_slice_packets must be between 1 and 1000")
+    if not 0 <= s.queue_round_pause_ms <= 20 or \
+            -(-400 // s.queue_round_slice_packets) * s.queue_round_pause_ms > 500:
+        raise ConfigError("queue_round_pause_ms must be between 0 and 20, and a round of 400 "
+                          "pushes (400 / queue_round_slice_packets pauses) at most 500 ms")
     if not 2 <= s.stats_suppress_below <= 100:
         raise ConfigError("stats_suppress_below must be between 2 and 100")
     _check_timezone(s.stats_timezone)

@@ -1,5 +1,6 @@
-"""Where does the server's time go? Saturate chatserver (relay scenario) and
-sample it with py-spy; print the hottest functions, self and inclusive.
+"""Where does the server's time go? Saturate chatserver (relay scenario), or
+load it at a fixed rate (``--rate``), and sample it with py-spy; print the
+hottest functions, self and inclusive.
 
     .venv/bin/pip install py-spy          # not a project dependency
     .venv/bin/python -m loadtests.profile_server --connections 1000 [--set key=value ...]
@@ -63,6 +64,9 @@ def main() -> int:
     parser.add_argument("--nodes", type=int, default=0,
                         help="nodes on a private Redis (0: one embedded server)")
     parser.add_argument("--node", default="n1", help="with --nodes: the node to sample")
+    parser.add_argument("--rate", type=float, default=0.0,
+                        help="messages per second per connection at a fixed rate "
+                             "(0: closed-loop saturation)")
     args = parser.parse_args()
     pyspy = shutil.which("py-spy") or str(Path(sys.executable).with_name("py-spy"))
     if not Path(pyspy).exists():
@@ -70,8 +74,11 @@ def main() -> int:
         return 2
     ensure_node_deps()
     overrides: dict[str, Any] = dict(kv.split("=", 1) for kv in args.set)
-    step = relay_step("chat", args.connections, latency_window=None,
-                      saturate_window=args.secs + 10.0)
+    fixed = args.rate > 0
+    step = relay_step("chat", args.connections,
+                      latency_window=args.secs + 10.0 if fixed else None,
+                      saturate_window=None if fixed else args.secs + 10.0,
+                      latency_rate=args.rate or 0.5)
     server_core, gen_core = servers.cores()
     work = Path(tempfile.mkdtemp(prefix="loadprof-"))
     srv: servers.Server | multinode.Cluster
@@ -100,18 +107,20 @@ def main() -> int:
                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
         assert gen.stderr is not None
         for line in gen.stderr:
-            if "saturation window" in line:
+            if ("window open" if fixed else "saturation window") in line:
                 break
         time.sleep(3)
         subprocess.run([pyspy, "record", "-p", str(sampled), "-d", str(args.secs), "-r", "100",
                         "-f", "raw", "-o", str(raw), "--nonblocking"], capture_output=True,
                        check=True)
         out, _ = gen.communicate(timeout=300)
-        result = json.loads(out.strip().splitlines()[-1])["result"]["saturate"]
+        result = json.loads(out.strip().splitlines()[-1])["result"]
+        result = result["latency"] if fixed else result["saturate"]
     finally:
         srv.stop()
         shutil.rmtree(work, ignore_errors=True)
-    print(f"saturation: {result['relayed_per_s']} msg/s at {result['server_cpu_pct']} % "
+    print(f"{'fixed rate' if fixed else 'saturation'}: {result['relayed_per_s']} msg/s at "
+          f"{result.get('server_cpu_pct', '?')} % "
           f"server CPU ({args.connections} connections, settings {overrides or 'default'})")
     print(top(raw))
     print(f"raw stacks: {raw}")

@@ -152,6 +152,9 @@ LEVERS: list[tuple[str, dict[str, Any]]] = [
 ]
 # The peak again under other GC policies, side by side.
 PEAK_LEVERS: list[tuple[str, dict[str, Any]]] = [
+    # A queue round's pushes back to back in slices of 32 (before they were
+    # spread out with a pause between slices).
+    ("round-unspread", {"queue_round_slice_packets": 32, "queue_round_pause_ms": 0}),
     # The default before freeze_only (freeze_young every 1 s) and the same
     # timer at the new interval: what each half of the change gave.
     ("gc-young-1s", {"gc_policy": "freeze_young", "gc_freeze_interval_secs": 1}),

@@ -64,7 +64,22 @@ def dumps(value: Any) -> str:
 
 
 def loads(text: str | bytes) -> Any:
-    return _dec(json.loads(text))
+    # Each JSON object is rebuilt as the parser meets it (innermost first),
+    # in the same pass: every node decodes every command, and a second walk
+    # over the parsed value in Python was a good part of the apply cost.
+    fields: list[_Fields] = []
+    value = json.loads(text, object_hook=lambda v: _dec_object(v, fields))
+    # _enc writes a plain object only as a class's fields: one anywhere
+    # else (or a class's fields that are not one) is not what it wrote.
+    if any(not f.used for f in fields):
+        raise CodecError("unexpected JSON object")
+    return value
+
+
+class _Fields(dict[str, Any]):
+    """A plain JSON object, to be a class's fields (and nothing else)."""
+
+    used = False
 
 
 def _enc(v: Any) -> Any:
@@ -96,25 +111,21 @@ def _enc(v: Any) -> Any:
     raise CodecError(f"cannot encode a {name}")
 
 
-def _dec(v: Any) -> Any:
-    if v is None or isinstance(v, bool | int | float | str):
-        return v
-    if isinstance(v, list):
-        return [_dec(x) for x in v]
-    if not isinstance(v, dict):
-        raise CodecError("unexpected JSON value")
+def _dec_object(v: dict[str, Any], fields: list[_Fields]) -> Any:
+    """One JSON object, its members already decoded. Only _enc writes
+    objects with a "$" key (a dict from elsewhere travels as "$d" pairs)."""
     if "$t" in v:
-        return tuple(_dec(x) for x in v["$t"])
+        return tuple(v["$t"])
     if "$d" in v:
-        return {_dec(k): _dec(x) for k, x in v["$d"]}
+        return {_hashable(k): x for k, x in v["$d"]}
     if "$s" in v:
-        return {_dec(x) for x in v["$s"]}
+        return {_hashable(x) for x in v["$s"]}
     if "$f" in v:
-        return frozenset(_dec(x) for x in v["$f"])
+        return frozenset(_hashable(x) for x in v["$f"])
     if "$q" in v:
-        return deque((_dec(x) for x in v["$q"]), maxlen=v["max"])
+        return deque(v["$q"], maxlen=v["max"])
     if "$l" in v:
-        return SortedList(_dec(x) for x in v["$l"])
+        return SortedList(v["$l"])
     if "$b" in v:
         return bytes.fromhex(v["$b"])
     if "$e" in v:
@@ -126,16 +137,35 @@ def _dec(v: Any) -> Any:
         cls = DATACLASSES.get(v["$c"])
         if cls is None:
             raise CodecError("unknown class")
-        return cls(**{k: _dec(x) for k, x in v["f"].items()})
+        return cls(**_used(v.get("f")))
     if "$o" in v:
         cls = OBJECTS.get(v["$o"])
         if cls is None:
             raise CodecError("unknown class")
         obj: Any = object.__new__(cls)
-        for k, x in v["f"].items():
-            setattr(obj, k, _dec(x))
+        for k, x in _used(v.get("f")).items():
+            setattr(obj, k, x)
         return obj
-    raise CodecError("unexpected JSON object")
+    if any(k.startswith("$") for k in v):
+        raise CodecError("unexpected JSON object")
+    plain = _Fields(v)
+    fields.append(plain)
+    return plain
+
+
+def _used(f: Any) -> dict[str, Any]:
+    if not isinstance(f, _Fields) or f.used:
+        raise CodecError("unexpected JSON object")
+    f.used = True
+    return f
+
+
+def _hashable(v: Any) -> Any:
+    # A list (JSON's array) cannot be a key or a member; what _enc writes
+    # there is a scalar, a tuple or a dataclass, never a list.
+    if isinstance(v, list):
+        raise CodecError("unexpected JSON value")
+    return v
 
 
 # (module, name) of every class a snapshot may hold.

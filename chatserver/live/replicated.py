@@ -37,6 +37,7 @@ from chatserver.crypto.tokens import equal, keyed_hash, new_id, new_pseudonym, n
 from chatserver.domain.events import Emit, Outcome
 from chatserver.errors import ChatError, LiveUnavailable
 from chatserver.live import codec
+from chatserver.live.aside import Pickled
 from chatserver.live.base import Deliver, DropAll
 from chatserver.live.sentinel_pool import BlockingSentinelPool
 from chatserver.settings import sentinel_addresses
@@ -73,9 +74,9 @@ HEARTBEAT_SECS = 1.0
 # reconnect finds their seat kept (grace_secs is 120 s).
 NODE_LOST_MS = 6000
 LEASE_MS = 5000
-# A snapshot stops the leader's loop while it is written (~0.25 s at a
-# national peak, docs/performance.md); the log before the previous one is
-# then trimmed, so ciphertext stays in Redis about two of these.
+# A snapshot is pickled by a forked child (aside.py; the leader's loop stops
+# only for the fork, ~10-20 ms at a national peak); the log before the
+# previous one is then trimmed, so ciphertext stays in Redis about two of these.
 SNAPSHOT_SECS = 60.0
 SNAPSHOT_MAC_BYTES = 32
 READ_COUNT = 500
@@ -83,12 +84,16 @@ READ_COUNT = 500
 # command once; a process silent this long (log time) is forgotten.
 SEEN_WINDOW = 4096
 SEEN_FORGET_SECS = 24 * 3600.0
-APPLY_SLICE = 32
+# Entries applied (and their events sent) before the read loop hands the loop
+# back: 32 were ~6 ms at a national peak, a stall for every message meanwhile.
+APPLY_SLICE = 8
 READ_BLOCK_MS = 1000
 # How long a caller waits for its own command to come back from the log
 # before the node calls the live state unavailable.
 COMMAND_WAIT_SECS = 20.0
 RETRY_SECS = (0.05, 0.1, 0.2, 0.5, 1.0)
+# Commands appended in one pipeline at most (they wait for the batch before).
+APPEND_BATCH = 256
 POOL_CONNECTIONS = 64
 OWED_DISCONNECTS_MAX = 50_000
 # A node's direct stream: sealed events waiting for that node to read them.
@@ -199,6 +204,9 @@ class ReplicatedLive:
         self._last_id = "0-0"
         self._counter = 0
         self._waiting: dict[int, asyncio.Future[Outcome]] = {}
+        self._outbox: list[tuple[str, asyncio.Future[None]]] = []
+        self._appending: dict[int, asyncio.Future[None]] = {}  # token -> its append
+        self._flusher: asyncio.Task[None] | None = None
         self._secrets: dict[int, list[str]] = {}
         self._deliver: Deliver | None = None
         self._drop_all: DropAll | None = None
@@ -212,6 +220,7 @@ class ReplicatedLive:
         self._seen: dict[str, tuple[int, set[int], float]] = {}
         self._genesis_waited = False
         self._last_snapshot_id: str | None = None
+        self._snapshot_busy = False  # one snapshot at a time is on its way
         self.applied = 0  # commands applied (metrics)
         self._direct_ready = asyncio.Event()
         self._closing = False
@@ -281,6 +290,8 @@ class ReplicatedLive:
         if readers:
             await asyncio.wait(readers, timeout=READ_BLOCK_MS / 1000 + CLOSE_WAIT_SECS)
         tasks = [*self._tasks, *self._rounds]
+        if self._flusher is not None:
+            tasks.append(self._flusher)
         for task in tasks:
             task.cancel()
         if tasks:
@@ -353,7 +364,7 @@ class ReplicatedLive:
         fut: asyncio.Future[Outcome] = asyncio.get_running_loop().create_future()
         self._waiting[token] = fut
         try:
-            await self._append(codec.dumps(command))
+            await self._append(codec.dumps(command), token)
             # Not wait_for: its extra hop would let the log's reader apply
             # the next command before this caller runs (see _apply).
             async with asyncio.timeout(COMMAND_WAIT_SECS):
@@ -364,17 +375,77 @@ class ReplicatedLive:
             self._waiting.pop(token, None)
             self._secrets.pop(token, None)
 
-    async def _append(self, payload: str) -> None:
-        """XADD, retried through a short outage (a failover, a dropped
-        connection). A retry after a lost answer may append the command
-        twice: the second is refused by the rules (a replayed seq, a claimed
-        conversation) and nobody waits for its answer."""
+    async def _append(self, payload: str, token: int) -> None:
+        """Put ``payload`` on the log; return once Redis has it (or this
+        node has applied it, whichever comes first). Appends asked for while
+        a batch is on its way go together in the next one: one pipeline, one
+        connection and one round trip for many commands, where a node used
+        to send one XADD per command (docs/performance.md, "Several nodes on
+        Redis"). This node's commands reach the log in the order taken."""
+        if self._closing:
+            raise ConnectionError("the node is closing")
+        done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._outbox.append((payload, done))
+        self._appending[token] = done
+        if self._flusher is None or self._flusher.done():
+            self._flusher = asyncio.create_task(self._flush_outbox(), name="live-append")
+        try:
+            await done
+        finally:
+            self._appending.pop(token, None)
+
+    async def _flush_outbox(self) -> None:
+        batch: list[tuple[str, asyncio.Future[None]]] = []
+        try:
+            while self._outbox:
+                # A caller that gave up (its connection went) is not sent.
+                batch = [item for item in self._outbox[:APPEND_BATCH] if not item[1].done()]
+                del self._outbox[:APPEND_BATCH]
+                if not batch:
+                    continue
+                try:
+                    await self._append_batch([payload for payload, _ in batch])
+                except Exception as exc:  # every caller must hear of it
+                    # Past the retries: everything still queued would meet
+                    # the same Redis, so its callers hear it now, not one
+                    # batch's retries after another.
+                    self._fail_appends([*batch, *self._outbox], exc)
+                    self._outbox.clear()
+                    batch = []
+                    continue
+                for _, done in batch:
+                    if not done.done():
+                        done.set_result(None)
+                batch = []
+        except asyncio.CancelledError:
+            # Closing: nobody may wait for ever on an append that is not made.
+            self._fail_appends([*batch, *self._outbox], ConnectionError("the node is closing"))
+            self._outbox.clear()
+            raise
+
+    @staticmethod
+    def _fail_appends(items: list[tuple[str, asyncio.Future[None]]],
+                      error: BaseException) -> None:
+        for _, done in items:
+            if not done.done():
+                done.set_exception(error if isinstance(error, RedisError | OSError)
+                                   else ConnectionError(type(error).__name__))
+
+    async def _append_batch(self, payloads: list[str]) -> None:
+        """XADD each, retried through a short outage (a failover, a dropped
+        connection). A retry after a lost answer may append a command twice:
+        every node applies it once (_first_time)."""
         for delay in (*RETRY_SECS, None):
             try:
                 if self._wait_ms:
-                    await self._append_replicated(payload)
+                    await self._append_replicated(payloads)
+                elif len(payloads) == 1:
+                    await self._redis.xadd(LOG, self._signed(payloads[0]))
                 else:
-                    await self._redis.xadd(LOG, self._signed(payload))
+                    pipe = self._redis.pipeline(transaction=False)
+                    for payload in payloads:
+                        pipe.xadd(LOG, self._signed(payload))
+                    await pipe.execute()
                 self._reachable = True
                 return
             except (RedisError, OSError):
@@ -383,24 +454,26 @@ class ReplicatedLive:
                     raise
                 await asyncio.sleep(delay)
 
-    async def _append_replicated(self, payload: str) -> None:
+    async def _append_replicated(self, payloads: list[str]) -> None:
         """XADD, then WAIT on the same connection (WAIT counts the replicas
-        that have this connection's writes): the caller is answered only once
-        a replica, which a failover would promote, holds the command. If none
-        confirms within the wait (the replica is down), the command stands
-        (the primary has it) and the chat goes on, unprotected, with a warning."""
+        that have this connection's writes): the callers are answered only
+        once a replica, which a failover would promote, holds the commands.
+        If none confirms within the wait (the replica is down), the commands
+        stand (the primary has them) and the chat goes on, unprotected, with
+        a warning."""
+        pipe = self._redis.pipeline(transaction=False)
+        for payload in payloads:
+            pipe.xadd(LOG, self._signed(payload))
         if self._unconfirmed and time.monotonic() < self._probe_at:
             # No replica lately (a failover leaves the new primary without
-            # one until the old comes back): one append a second finds out
+            # one until the old comes back): one batch a second finds out
             # whether one is back; the others do not wait for none.
-            await self._redis.xadd(LOG, self._signed(payload))
+            await pipe.execute()
             return
         pool = self._redis.connection_pool
         primary = getattr(pool, "master_address", None)
-        pipe = self._redis.pipeline(transaction=False)
-        pipe.xadd(LOG, self._signed(payload))
         pipe.wait(1, self._wait_ms)
-        _, replicas = await pipe.execute()
+        replicas = (await pipe.execute())[-1]
         if not int(replicas) and isinstance(pool, BlockingSentinelPool) \
                 and await pool.get_master_address() != primary:  # type: ignore[no-untyped-call]
             # Written to a primary the Sentinels had just replaced (it lost
@@ -564,6 +637,13 @@ class ReplicatedLive:
         mine = command.get("o") == self.origin
         token = command.get("t")
         fut = self._waiting.get(token) if mine else None
+        if mine:
+            # Read back from the log, so in it: the caller need not wait for
+            # its pipeline's answer too, and must not (it would then answer
+            # after the next command's events, see the end of this method).
+            appended = self._appending.get(token)
+            if appended is not None and not appended.done():
+                appended.set_result(None)
         self.applied += 1
         if command.get("k") == "genesis":
             return
@@ -578,8 +658,20 @@ class ReplicatedLive:
             # Every node forgets the same long-silent origins at the same point.
             self._seen = {o: v for o, v in self._seen.items()
                           if self._log_time - v[2] < SEEN_FORGET_SECS}
-            if mine:
-                await self._write_snapshot(entry)
+            if mine and not self._snapshot_busy:
+                # Taken here, at this entry, and pickled and written beside
+                # the log (aside.py): a peak's state took ~0.5 s to pickle,
+                # and this loop stood still meanwhile. The caller (the
+                # leader's duties) is answered once it is in Redis.
+                try:
+                    taken = Pickled(self._state_at(entry))
+                except (OSError, codec.CodecError) as exc:  # no fork (memory, a pids limit)
+                    log.warning("could not take the live-state snapshot (%s); will retry",
+                                type(exc).__name__)
+                else:
+                    self._snapshot_busy = True
+                    self._spawn(self._write_snapshot(entry, taken, fut))
+                    return
             if fut is not None and not fut.done():
                 fut.set_result(Outcome())
             return
@@ -694,21 +786,30 @@ class ReplicatedLive:
             await self.call("disconnect_node", node)
             await self._redis.srem(NODES, node)
 
-    async def _write_snapshot(self, entry: str) -> None:
+    def _state_at(self, entry: str) -> dict[str, Any]:
+        state = {k: v for k, v in vars(self.chat).items() if k not in NOT_STATE}
+        return {"at": entry, "time": self._log_time, "chat": state,
+                "sessions": self.sessions.snapshot(), "seen": self._seen}
+
+    async def _write_snapshot(self, entry: str, taken: Pickled,
+                              fut: asyncio.Future[Outcome] | None) -> None:
         """The whole state as of ``entry``; the log before the previous
         snapshot is no longer needed by any node (a node starting reads the
         newest snapshot, then the log after it)."""
-        state = {k: v for k, v in vars(self.chat).items() if k not in NOT_STATE}
-        blob = codec.dump_state({"at": entry, "time": self._log_time, "chat": state,
-                                 "sessions": self.sessions.snapshot(), "seen": self._seen})
         try:
+            blob = await taken.data()
             await self._redis.set(SNAPSHOT, self._snapshot_mac(blob) + blob)
             if self._last_snapshot_id is not None:
                 await self._redis.set(TRIMMED, self._last_snapshot_id)  # before, not after
                 await self._redis.xtrim(LOG, minid=self._last_snapshot_id, approximate=False)
             self._last_snapshot_id = entry
-        except (RedisError, OSError):
-            log.warning("could not write the live-state snapshot; will retry")
+        except (RedisError, OSError, codec.CodecError) as exc:
+            log.warning("could not write the live-state snapshot (%s); will retry",
+                        type(exc).__name__)
+        finally:
+            self._snapshot_busy = False
+            if fut is not None and not fut.done():
+                fut.set_result(Outcome())
 
     async def _load_snapshot(self) -> bool:
         """Start from the newest snapshot; without one, from the log's first

@@ -92,13 +92,14 @@ class Context:
         """The partner directory as this node holds it now."""
         return self.partners.directory
 
-    async def apply(self, outcome: Outcome, *, slice_size: int = 0,
+    async def apply(self, outcome: Outcome, *, slice_size: int = 0, slice_pause: float = 0.0,
                     still_current: Callable[[Emit], bool] | None = None) -> None:
         """Record audit entries, then send events to their named recipients.
 
         ``slice_size`` > 0 (the queue round only): hand the loop back after
-        every ``slice_size`` packets, so that relayed messages arriving
-        meanwhile are not held up behind hundreds of queue pushes. Other
+        every ``slice_size`` packets, for ``slice_pause`` seconds, so that
+        relayed messages arriving meanwhile are not held up behind hundreds
+        of queue pushes and their writes. Other
         outcomes' events may then come between this one's, which is safe only
         when each recipient gets at most one event from it (a round). An
         event that ``still_current`` rejects is dropped: the state it
@@ -144,7 +145,7 @@ class Context:
                     pass  # closed between lookup and send: same as gone
                 sent += 1
                 if slice_size and sent % slice_size == 0:
-                    await asyncio.sleep(0)
+                    await asyncio.sleep(slice_pause)
 
     def apply_later(self, outcome: Outcome) -> None:
         """``apply`` in a task of its own (audit entries after an answer)."""

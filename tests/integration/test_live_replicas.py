@@ -23,6 +23,7 @@ from chatserver.domain.events import Conn, Emit, Outcome
 from chatserver.domain.model import StaffRef
 from chatserver.domain.sessions import SessionStore
 from chatserver.domain.stats import StatsCounter
+from chatserver.errors import LiveUnavailable
 from chatserver.live import codec
 from chatserver.live.replicated import DIRECT, LOG, SNAPSHOT, ReplicatedLive
 from chatserver.settings import Settings
@@ -285,3 +286,77 @@ def test_a_node_that_missed_trimmed_entries_starts_again_from_the_snapshot(
         assert state_of(second) == state_of(first)
     finally:
         chat.close()
+
+
+async def _open_node(settings: Settings, server: RedisServer) -> ReplicatedLive:
+    """A started node with a counsellor on duty (youths may start)."""
+    node = _node(settings, server, "na")
+    await node.start(_deliver_nowhere, _nothing)
+    ref = StaffRef(id=1, username="user1", role="counsellor", alias="Mira", capacity=3)
+    await node.call("staff_connected", ref, Conn(STAFF_NS, "na.s1"))
+    await node.call("duty", ref, True)
+    return node
+
+
+def test_calls_made_together_are_appended_together_and_in_order(
+        settings: Settings, server: RedisServer) -> None:
+    """Commands a node takes while an append is on its way go to Redis in one
+    pipeline (one round trip for many), in the order they were taken, and
+    every caller gets its own answer."""
+    async def run() -> None:
+        node = await _open_node(settings, server)
+        trips = 0
+        real_xadd, real_pipeline = node._redis.xadd, node._redis.pipeline
+
+        async def xadd(*args: object, **kwargs: object) -> object:
+            nonlocal trips
+            trips += 1
+            return await real_xadd(*args, **kwargs)  # type: ignore[arg-type]
+
+        def pipeline(*args: object, **kwargs: object) -> object:
+            nonlocal trips
+            trips += 1
+            return real_pipeline(*args, **kwargs)  # type: ignore[arg-type]
+        node._redis.xadd = xadd  # type: ignore[method-assign]
+        node._redis.pipeline = pipeline  # type: ignore[method-assign]
+        try:
+            conns = [Conn(YOUTH_NS, f"na.y{n}") for n in range(40)]
+            outs = await asyncio.gather(*(node.call("start", conn, _pk(), StartProfile())
+                                          for conn in conns))
+            assert trips < len(conns) // 2
+            ids = [str(out.reply["conversation"]) for out in outs]
+            assert len(set(ids)) == len(conns)
+            # Queued in the order taken: each youth's place is its call's.
+            assert [node.chat.queue.position(cid) for cid in ids] == \
+                list(range(1, len(conns) + 1))
+            with server.admin() as r:
+                tokens = [codec.loads(fields["c"])["t"] for _, fields in r.xrange(LOG)
+                          if codec.loads(fields["c"]).get("m") == "start"]
+            assert tokens == sorted(tokens) and len(tokens) == len(conns)
+        finally:
+            node._redis.xadd = real_xadd  # type: ignore[method-assign]
+            node._redis.pipeline = real_pipeline  # type: ignore[method-assign]
+            await node.close()
+    asyncio.run(run())
+
+
+def test_a_node_closing_while_appends_wait_answers_every_caller(
+        settings: Settings, server: RedisServer) -> None:
+    """Redis stops answering with appends on their way, and the node closes:
+    every caller is told the live state is unavailable; none waits for ever."""
+    async def run() -> None:
+        node = await _open_node(settings, server)
+        with server.admin() as r:
+            r.execute_command("CLIENT", "PAUSE", "30000", "WRITE")
+        try:
+            calls = [asyncio.ensure_future(node.call("start", Conn(YOUTH_NS, f"na.y{n}"), _pk(),
+                                                     StartProfile())) for n in range(5)]
+            await eventually(lambda: len(node._waiting) == len(calls))
+            await node.close()
+            done, pending = await asyncio.wait(calls, timeout=10)
+            assert not pending
+            assert all(isinstance(c.exception(), LiveUnavailable) for c in done)
+        finally:
+            with server.admin() as r:
+                r.execute_command("CLIENT", "UNPAUSE")
+    asyncio.run(run())

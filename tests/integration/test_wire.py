@@ -98,10 +98,15 @@ async def test_a_sliced_round_hands_the_loop_back_and_drops_what_went_stale(
         other = Outcome()
         other.emit("probe", {"i": "other"}, (conn,))
         stale = {3, 12}  # asked before each event, before and after a pause
+        loop = asyncio.get_running_loop()
+        started = loop.time()
         await asyncio.gather(
-            live_server.ctx.apply(rounds, slice_size=5,
+            live_server.ctx.apply(rounds, slice_size=5, slice_pause=0.05,
                                   still_current=lambda e: e.payload["i"] not in stale),
             live_server.ctx.apply(other))
+        # 18 sent in slices of 5: the loop was handed back three times, for
+        # at least the pause each time (spread out, not back to back).
+        assert loop.time() - started >= 3 * 0.05
         got = [p["i"] for p in await probes(ws, 19)]
         assert got == [0, 1, 2, 4, 5, "other", *[i for i in range(6, 20) if i != 12]]
 

@@ -34,6 +34,15 @@ def test_json_rebuilds_no_class_it_does_not_name() -> None:
         codec.loads('{"$o": "ChatService", "f": {}}')
     with pytest.raises(codec.CodecError):
         codec.dumps(object())
+    # Objects only _enc writes: an unknown marker, or a list where a key or
+    # a member must be, is refused rather than passed on.
+    for forged in ('{"$x": 1}', '{"$d": [[[1], 2]]}', '{"$s": [[1]]}', '{"$c": "Conn", "f": 1}',
+                   '{"a": 1}', '[{"a": {}}]',
+                   '{"$c": "Conn", "f": {"$d": [["namespace", "/x"], ["sid", "y"]]}}'):
+        with pytest.raises(codec.CodecError):
+            codec.loads(forged)
+    # A dict travels as pairs, so a client's keys never become markers.
+    assert codec.loads(codec.dumps({"$c": "Popen", "f": {}})) == {"$c": "Popen", "f": {}}
 
 
 class _Evil:

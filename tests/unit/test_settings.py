@@ -214,3 +214,16 @@ def test_sentinels_are_read_as_addresses(tmp_path: Path) -> None:
     # The default master name is the one deploy/redis/sentinel.conf monitors.
     assert f"sentinel monitor {s.redis_service} " in (
         REPO_ROOT / "deploy" / "redis" / "sentinel.conf").read_text()
+
+
+@pytest.mark.parametrize(("key", "value"), [
+    ("CHAT_QUEUE_ROUND_SLICE_PACKETS", "0"), ("CHAT_QUEUE_ROUND_PAUSE_MS", "-1"),
+    ("CHAT_QUEUE_ROUND_PAUSE_MS", "50")])
+def test_a_queue_round_spread_past_its_second_is_refused(tmp_path: Path, key: str,
+                                                         value: str) -> None:
+    with pytest.raises(ConfigError, match=key.removeprefix("CHAT_").lower()):
+        load_settings(env={"CHAT_DATA_DIR": str(tmp_path), key: value})
+    # Each within its bounds, but together 400 pauses of 20 ms.
+    with pytest.raises(ConfigError, match="at most 500 ms"):
+        load_settings(env={"CHAT_DATA_DIR": str(tmp_path), "CHAT_QUEUE_ROUND_PAUSE_MS": "20",
+                           "CHAT_QUEUE_ROUND_SLICE_PACKETS": "1"})
