@@ -637,12 +637,19 @@ class ReplicatedLive:
         mine = command.get("o") == self.origin
         token = command.get("t")
         fut = self._waiting.get(token) if mine else None
-        if mine:
-            # Read back from the log, so in it: the caller need not wait for
-            # its pipeline's answer too, and must not (it would then answer
-            # after the next command's events, see the end of this method).
-            appended = self._appending.get(token)
-            if appended is not None and not appended.done():
+        appended = self._appending.get(token) if mine else None
+        if appended is not None and not appended.done():
+            if self._wait_ms:
+                # Its caller hears back only once a replica holds it (WAIT),
+                # and the next commands' events wait with it: sent before
+                # this answer they would reach a console that cannot yet
+                # read them (a youth's box before the claim's answer). One
+                # wait per batch: the batch's other commands are then in.
+                await asyncio.wait([appended])
+            else:
+                # Read back from the log, so in it: the caller need not wait
+                # for its pipeline's answer too, and must not (it would then
+                # answer after the next command's events; see the end).
                 appended.set_result(None)
         self.applied += 1
         if command.get("k") == "genesis":

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import os
+import signal
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -360,3 +361,29 @@ def test_a_node_closing_while_appends_wait_answers_every_caller(
             with server.admin() as r:
                 r.execute_command("CLIENT", "UNPAUSE")
     asyncio.run(run())
+
+
+def test_with_a_replica_to_wait_for_the_answer_waits_for_it(settings: Settings,
+                                                            server: RedisServer) -> None:
+    """redis_wait_replica_ms: a caller hears back only once a replica holds
+    its command (or the wait ran out), although its own node applied the
+    command long before; a replica that stops answering delays the chat by
+    the wait, it does not stop it."""
+    with redis_server(replica_of=server) as replica:
+        async def run() -> None:
+            node = _node(dataclasses.replace(settings, redis_wait_replica_ms=400), server, "na")
+            await node.start(_deliver_nowhere, _nothing)
+            try:
+                await node.call("disconnect_node", "zz")  # a replica confirms: at once
+                assert replica.proc is not None
+                replica.proc.send_signal(signal.SIGSTOP)
+                try:
+                    loop = asyncio.get_running_loop()
+                    started = loop.time()
+                    await node.call("disconnect_node", "zz")
+                    assert loop.time() - started >= 0.4  # waited for the replica's WAIT
+                finally:
+                    replica.proc.send_signal(signal.SIGCONT)
+            finally:
+                await node.close()
+        asyncio.run(run())
