@@ -323,11 +323,21 @@ def multinode_smoke() -> list[Step]:
 def multinode_fullpeak() -> list[Step]:
     """The whole national peak (10 000 youths, 500 counsellors, as the full
     profile's `peak`) over 2 nodes on Redis, every server process on the
-    server core: does it fit? (~3.5 min; not part of `multinode`.)"""
+    server core: does it fit? Then kill -9 of one of two nodes holding as
+    many connections as the peak: how long until every conversation is
+    whole again? (~7 min; not part of `multinode`.)"""
     peak = peak_step(10000, 500, window=60.0, settle=20.0, ramp_per_sec=200, e2e_pairs=0,
                      label="mn-peak-full-redis-2")
+    # Every conversation across the nodes, each member sending every 10-20 s
+    # (the peak's rate); clients of the killed node come back within 2 s, as
+    # a browser's backoff would bring them.
+    fail = storm_step(10000, warmup=10.0, label="mn-failover-full-2", after=15.0,
+                      reconnect_within=2.0, interval=(10.0, 20.0))
     return [replace(peak, group="multinode", nodes=2, redis=True,
-                    plan={**peak.plan, "placement": "alternate"}, variant="alternate")]
+                    plan={**peak.plan, "placement": "alternate"}, variant="alternate"),
+            replace(fail, group="multinode", scenario="failover", nodes=2, redis=True,
+                    plan={**fail.plan, "placement": "cross", "kill_node": 0},
+                    variant="cross")]
 
 
 PROFILES = {"full": full, "quick": quick, "smoke": smoke, "multinode": multinode,
