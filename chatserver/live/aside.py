@@ -55,12 +55,21 @@ class Pickled:
         self._pid = pid
 
         def collect() -> None:
-            result = _collect(pid, read_fd)
+            try:
+                result = _collect(pid, read_fd)
+            except BaseException:  # (out of memory): a failed snapshot, not a hang
+                result = (b"", -1)
             try:
                 loop.call_soon_threadsafe(_settle, self._done, result)
             except RuntimeError:  # the loop is closed: nobody waits any more
                 pass
-        threading.Thread(target=collect, name="live-snapshot", daemon=True).start()
+        try:
+            threading.Thread(target=collect, name="live-snapshot", daemon=True).start()
+        except RuntimeError as exc:  # no thread to be had: the child must not wait for ever
+            os.kill(pid, signal.SIGKILL)
+            os.close(read_fd)
+            os.waitpid(pid, 0)
+            raise OSError(f"no thread to read the snapshot: {exc}") from None
 
     async def data(self) -> bytes:
         data, code = await asyncio.shield(self._done)

@@ -197,7 +197,7 @@ class ReplicatedLive:
         self._sentinel: Sentinel | None = None
         self._wait_ms = settings.redis_wait_replica_ms
         self._unconfirmed = False  # the last WAIT found no replica
-        self._probe_at = 0.0  # when to WAIT again while none confirms
+        self._warned_unconfirmed = False
         self._redis = self._client(POOL_CONNECTIONS)
         self._reader = self._client(2)  # the log's blocking reads wait on their own
         self._direct = self._client(2)  # and so do the direct stream's
@@ -464,10 +464,12 @@ class ReplicatedLive:
         pipe = self._redis.pipeline(transaction=False)
         for payload in payloads:
             pipe.xadd(LOG, self._signed(payload))
-        if self._unconfirmed and time.monotonic() < self._probe_at:
+        if self._unconfirmed:
             # No replica lately (a failover leaves the new primary without
-            # one until the old comes back): one batch a second finds out
-            # whether one is back; the others do not wait for none.
+            # one until the old comes back): nobody waits for none; the
+            # node's duties look once a second whether one is back (a WAIT
+            # here would hold every command behind it, one node has one
+            # append on its way).
             await pipe.execute()
             return
         pool = self._redis.connection_pool
@@ -481,13 +483,13 @@ class ReplicatedLive:
             # the old primary is made a replica. Append again, to the new one.
             raise ConnectionError("the Redis primary moved during the append")
         if int(replicas) >= 1:
-            if self._unconfirmed:
+            if self._warned_unconfirmed:
                 log.info("a Redis replica confirms live-state appends again")
-            self._unconfirmed = False
+            self._warned_unconfirmed = False
             return
-        self._probe_at = time.monotonic() + HEARTBEAT_SECS
-        if not self._unconfirmed:
-            self._unconfirmed = True
+        self._unconfirmed = True
+        if not self._warned_unconfirmed:  # once per outage, not per probe
+            self._warned_unconfirmed = True
             log.warning("no Redis replica confirmed a live-state append within %d ms; "
                         "until one does, a failover could lose the latest commands",
                         self._wait_ms)
@@ -748,13 +750,25 @@ class ReplicatedLive:
         results = await pipe.execute()
         self.is_leader = bool(results[-1])
 
+    async def _probe_replica(self) -> None:
+        """Whether a replica is back to confirm appends (WAIT again)."""
+        info = await self._redis.info("replication")
+        if int(info.get("connected_slaves", 0)) >= 1:
+            self._unconfirmed = False  # the next append's WAIT tells whether it confirms
+
     async def _duties(self) -> None:
         last_check = last_snapshot = time.monotonic()
-        while True:
+        # Not only cancelled at close: a cancellation that a library turned
+        # into a connection error would otherwise keep this loop going.
+        while not self._closing:
             await asyncio.sleep(HEARTBEAT_SECS)
+            if self._closing:
+                return
             try:
                 await self._heartbeat()
                 self._reachable = True
+                if self._unconfirmed:
+                    await self._probe_replica()
                 while self._owed_disconnects:
                     owed = self._owed_disconnects.pop(0)
                     try:

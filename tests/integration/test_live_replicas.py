@@ -382,8 +382,25 @@ def test_with_a_replica_to_wait_for_the_answer_waits_for_it(settings: Settings,
                     started = loop.time()
                     await node.call("disconnect_node", "zz")
                     assert loop.time() - started >= 0.4  # waited for the replica's WAIT
+                    # A replica known to be gone: the next appends do not
+                    # wait for it (one append on its way holds every command).
+                    with server.admin() as r:
+                        waits = _calls(r, "wait")
+                    for _ in range(5):
+                        await node.call("disconnect_node", "zz")
+                    with server.admin() as r:
+                        assert _calls(r, "wait") == waits
                 finally:
                     replica.proc.send_signal(signal.SIGCONT)
+                # Back: the node finds it connected and waits for it again.
+                await eventually(lambda: not node._unconfirmed, secs=15)
+                await node.call("disconnect_node", "zz")
+                with server.admin() as r:
+                    assert _calls(r, "wait") > waits
             finally:
                 await node.close()
         asyncio.run(run())
+
+
+def _calls(r: redis.Redis, command: str) -> int:
+    return int(r.info("commandstats").get(f"cmdstat_{command}", {}).get("calls", 0))
