@@ -68,7 +68,10 @@ def loads(text: str | bytes) -> Any:
     # in the same pass: every node decodes every command, and a second walk
     # over the parsed value in Python was a good part of the apply cost.
     fields: list[_Fields] = []
-    value = json.loads(text, object_hook=lambda v: _dec_object(v, fields))
+    try:
+        value = json.loads(text, object_hook=lambda v: _dec_object(v, fields))
+    except TypeError as exc:  # a class's wrong fields, an unhashable key
+        raise CodecError(f"not what this code writes: {exc}") from None
     # _enc writes a plain object only as a class's fields: one anywhere
     # else (or a class's fields that are not one) is not what it wrote.
     if any(not f.used for f in fields):
@@ -163,7 +166,7 @@ def _used(f: Any) -> dict[str, Any]:
 def _hashable(v: Any) -> Any:
     # A list (JSON's array) cannot be a key or a member; what _enc writes
     # there is a scalar, a tuple or a dataclass, never a list.
-    if isinstance(v, list):
+    if isinstance(v, list | dict):
         raise CodecError("unexpected JSON value")
     return v
 

@@ -232,7 +232,9 @@ class ReplicatedLive:
         # one waits for a free connection (bounded by ``timeout``).
         options: dict[str, Any] = {
             "password": self._password, "max_connections": max_connections, "timeout": 5,
-            "socket_connect_timeout": 2, "health_check_interval": 10,
+            # Named, not left to redis-py's default (5 s in 8.x, none before):
+            # redis_wait_replica_ms and the blocking reads stay below it.
+            "socket_timeout": 5, "socket_connect_timeout": 2, "health_check_interval": 10,
             "client_name": f"chatserver-{self.node_id}",
             # No retries inside redis-py (its default backs off for seconds):
             # this module retries itself, within what a caller can wait.

@@ -38,7 +38,9 @@ def test_json_rebuilds_no_class_it_does_not_name() -> None:
     # a member must be, is refused rather than passed on.
     for forged in ('{"$x": 1}', '{"$d": [[[1], 2]]}', '{"$s": [[1]]}', '{"$c": "Conn", "f": 1}',
                    '{"a": 1}', '[{"a": {}}]',
-                   '{"$c": "Conn", "f": {"$d": [["namespace", "/x"], ["sid", "y"]]}}'):
+                   '{"$c": "Conn", "f": {"$d": [["namespace", "/x"], ["sid", "y"]]}}',
+                   '{"$d": [[{"a": 1}, 2]]}', '{"$q": [1], "max": "x"}',
+                   '{"$c": "Conn", "f": {"nope": 1}}'):
         with pytest.raises(codec.CodecError):
             codec.loads(forged)
     # A dict travels as pairs, so a client's keys never become markers.
