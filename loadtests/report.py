@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from loadtests import report_multinode
+from loadtests.figures import fmt as _f
 from loadtests.svgplot import line_chart
 
 STACK_NAMES = {"bare": "bare aiohttp", "sio": "stock python-socketio", "chat": "chatserver"}
@@ -24,16 +25,6 @@ def _steps(doc: dict[str, Any], group: str) -> list[dict[str, Any]]:
 
 def _res(step: dict[str, Any]) -> dict[str, Any]:
     return step.get("result") or {}
-
-
-def _f(v: Any, digits: int = 1) -> str:
-    if v is None:
-        return "–"
-    if isinstance(v, float):
-        return f"{v:,.{digits}f}"
-    if isinstance(v, int):
-        return f"{v:,}"
-    return str(v)
 
 
 def _errors(step: dict[str, Any]) -> int:

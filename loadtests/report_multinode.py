@@ -13,20 +13,11 @@ from __future__ import annotations
 
 from typing import Any
 
+from loadtests.figures import fmt as _f
 from loadtests.svgplot import line_chart
 
 GROUP = "multinode"
 AIM_CPU_RATIO = 2.0  # CPU per message on Redis at most 2x embedded (aim)
-
-
-def _f(v: Any, digits: int = 1) -> str:
-    if v is None:
-        return "–"
-    if isinstance(v, float):
-        return f"{v:,.{digits}f}"
-    if isinstance(v, int):
-        return f"{v:,}"
-    return str(v)
 
 
 def cpu_total(phase: dict[str, Any]) -> float | None:

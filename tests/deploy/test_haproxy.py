@@ -116,8 +116,7 @@ async def proxy(tmp_path: Path) -> AsyncIterator[Proxy]:
             await eventually(lambda: _ready(proxy, hap), 60, 0.1)
             yield proxy
         finally:
-            hap.terminate()
-            hap.wait(15)
+            server_process.terminate(hap)
     finally:
         for proc in procs.values():
             server_process.stop(proc)

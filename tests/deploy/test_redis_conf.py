@@ -13,6 +13,7 @@ import redis
 
 from chatserver.live.replicated import REDIS_COMMANDS, REDIS_KEYS
 from tests.conftest import free_port
+from tests.helpers import server_process
 from tests.helpers.deploy import (
     DEPLOY,
     REDIS_PASSWORDS,
@@ -155,9 +156,7 @@ async def test_replica_and_sentinels_log_in_with_their_own_users(tmp_path: Path)
             assert master["num-slaves"] == 1
             first.close()
         finally:
-            for proc, _ in sentinels:
-                proc.terminate()
-                proc.wait(15)
+            server_process.terminate(*(proc for proc, _ in sentinels))
         replica.close()
 
 

@@ -19,6 +19,7 @@ import pytest
 import redis
 
 from chatserver.settings import REPO_ROOT
+from tests.helpers import server_process
 
 DEPLOY = REPO_ROOT / "deploy"
 IN_CI = os.environ.get("CI", "").lower() == "true"
@@ -95,12 +96,7 @@ def redis_instance(conf: Path, workdir: Path, port: int,
         client.close()
         yield log
     finally:
-        proc.terminate()
-        try:
-            proc.wait(15)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(5)
+        server_process.terminate(proc)
 
 
 def _tail(log: Path) -> str:

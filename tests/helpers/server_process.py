@@ -72,3 +72,17 @@ def stop(proc: subprocess.Popen[bytes], secs: float = 15.0) -> None:
         proc.kill()
         proc.wait(5)
         raise AssertionError("chatserver did not stop on SIGINT") from None
+
+
+def terminate(*procs: subprocess.Popen[bytes], secs: float = 15.0) -> None:
+    """SIGTERM to each (a Redis, a Sentinel, HAProxy, a server under test),
+    then SIGKILL whatever has not exited within ``secs``."""
+    for proc in procs:
+        if proc.poll() is None:
+            proc.terminate()
+    for proc in procs:
+        try:
+            proc.wait(secs)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(5)

@@ -32,6 +32,7 @@ import redis
 
 from chatserver.settings import REPO_ROOT
 from tests.conftest import free_port
+from tests.helpers import server_process
 from tests.helpers.cluster import Cluster, cluster
 from tests.helpers.conversation_load import (
     DELIVERY_SECS,
@@ -83,14 +84,7 @@ def sentinels(primary: RedisServer, root: Path, count: int = 3) -> Iterator[list
                 stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT))
         yield ports
     finally:
-        for proc in procs:
-            proc.terminate()
-        for proc in procs:
-            try:
-                proc.wait(15)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait(5)
+        server_process.terminate(*procs)
 
 
 def _ask(port: int, *command: str) -> object:

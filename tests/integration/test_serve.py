@@ -27,6 +27,7 @@ from chatserver.client.reference import ReferenceClient
 from chatserver.settings import REPO_ROOT
 from chatserver.startup import FIRST_STAFF_ARGS
 from tests.conftest import free_port
+from tests.helpers import server_process
 
 CLI = Path(sys.executable).parent / "chatserver"
 START_UP_BOUND_SECS = 60  # a generous bound on a loaded machine; we wait for the line
@@ -50,12 +51,7 @@ def server(tmp_path: Path) -> Iterator[tuple[subprocess.Popen[bytes], Path, int]
     try:
         yield proc, log_path, port
     finally:
-        proc.terminate()
-        try:
-            proc.wait(10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(5)
+        server_process.terminate(proc, secs=10)
 
 
 def wait_for_line(proc: subprocess.Popen[bytes], log_path: Path, needle: str) -> str:

@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any
 from chatserver.domain.chat import views
 from chatserver.domain.events import Outcome
 from chatserver.domain.model import Counsellor, Role, StaffRef
-from chatserver.errors import NotAllowed
+from chatserver.errors import AtCapacity, NotAllowed, NotOnDuty
 
 if TYPE_CHECKING:
     from chatserver.domain.chat.service import ChatService
@@ -34,6 +34,17 @@ def is_open(chat: ChatService) -> bool:
 def on_duty(chat: ChatService, staff_id: int) -> bool:
     c = chat.counsellors.get(staff_id)
     return c is not None and c.on_duty and bool(c.conns)
+
+
+def with_room(chat: ChatService, staff: StaffRef) -> Counsellor:
+    """``staff`` on duty with room for one more conversation (a claim, an
+    accepted transfer); NotOnDuty or AtCapacity otherwise."""
+    c = chat.counsellors.get(staff.id)
+    if c is None or not c.on_duty:
+        raise NotOnDuty()
+    if c.load >= staff.capacity:
+        raise AtCapacity()
+    return c
 
 
 def duty_payload(c: Counsellor) -> dict[str, Any]:

@@ -9,7 +9,15 @@ from typing import TYPE_CHECKING
 from chatserver.domain.chat import deadlines, seats
 from chatserver.domain.clock import to_ms
 from chatserver.domain.events import Conn, Outcome
-from chatserver.domain.model import EndReason, Invite, JoinRequest, Role, StaffRef, State
+from chatserver.domain.model import (
+    Conversation,
+    EndReason,
+    Invite,
+    JoinRequest,
+    Role,
+    StaffRef,
+    State,
+)
 from chatserver.errors import BadInvite, NotAllowed, WrongState
 
 if TYPE_CHECKING:
@@ -74,16 +82,23 @@ def expire_invite(chat: ChatService, invite_id: str, pseudonym: str, now: float,
         out.audit("system", "invite_expired", pseudonym, role=invite.role)
 
 
+def _request(chat: ChatService, conn: Conn, conv_id: str, role: Role, request_id: str,
+             state: str) -> tuple[Conversation, JoinRequest]:
+    """The join request a member in ``role`` may answer now (``state``)."""
+    conv, member = seats.membership(chat, conn, conv_id)
+    if member.role is not role:
+        raise NotAllowed()
+    request = conv.requests.get(request_id)
+    if request is None or request.state != state:
+        raise WrongState()
+    return conv, request
+
+
 def admit(chat: ChatService, staff: StaffRef, conn: Conn, conv_id: str, request_id: str,
           accept: bool) -> Outcome:
     """The counsellor (whose page checked the MAC) lets the request on to
     the youth, or turns it away."""
-    conv, member = seats.membership(chat, conn, conv_id)
-    if member.role is not Role.COUNSELLOR:
-        raise NotAllowed()
-    request = conv.requests.get(request_id)
-    if request is None or request.state != "waiting":
-        raise WrongState()
+    conv, request = _request(chat, conn, conv_id, Role.COUNSELLOR, request_id, "waiting")
     out = Outcome(reply={})
     if not accept:
         del conv.requests[request_id]
@@ -103,12 +118,7 @@ def admit(chat: ChatService, staff: StaffRef, conn: Conn, conv_id: str, request_
 def consent(chat: ChatService, conn: Conn, conv_id: str, request_id: str,
             accept: bool) -> Outcome:
     """Only the youth lets a liaison in."""
-    conv, member = seats.membership(chat, conn, conv_id)
-    if member.role is not Role.YOUTH:
-        raise NotAllowed()
-    request = conv.requests.get(request_id)
-    if request is None or request.state != "consent":
-        raise WrongState()
+    conv, request = _request(chat, conn, conv_id, Role.YOUTH, request_id, "consent")
     if len(conv.members) >= chat.settings.max_members:
         raise WrongState()
     del conv.requests[request_id]

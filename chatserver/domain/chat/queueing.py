@@ -16,10 +16,8 @@ from chatserver.domain.stats import hour_band
 from chatserver.errors import (
     AlreadyClaimed,
     AlreadyStarted,
-    AtCapacity,
     NobodyOnDuty,
     NotAllowed,
-    NotOnDuty,
     QueueEmpty,
     QueueFull,
     UnknownConversation,
@@ -115,11 +113,7 @@ def claim(chat: ChatService, staff: StaffRef, conn: Conn, conv_id: str | None, k
           offline_ok: bool = False) -> Outcome:
     if staff.role != Role.COUNSELLOR.value:
         raise NotAllowed()
-    c = chat.counsellors.get(staff.id)
-    if c is None or not c.on_duty:
-        raise NotOnDuty()
-    if c.load >= staff.capacity:
-        raise AtCapacity()
+    c = duty.with_room(chat, staff)
     if conv_id is None:
         conv_id = _next_waiting(chat, staff.id, staff.languages)
     conv = chat.conversations.get(conv_id)

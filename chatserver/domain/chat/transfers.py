@@ -86,11 +86,7 @@ def answer_transfer(chat: ChatService, staff: StaffRef, conn: Conn, conv_id: str
         raise WrongState()
     if not accept:
         return decline_transfer(chat, conv, reason="declined", actor=staff.username)
-    c = chat.counsellors.get(staff.id)
-    if c is None or not c.on_duty:
-        raise NotOnDuty()
-    if c.load >= staff.capacity:
-        raise AtCapacity()
+    c = duty.with_room(chat, staff)
     if kx_pk is None:
         raise BadPayload()
     conv.transfer = None
